@@ -1,0 +1,1 @@
+"""Thin Tornado handlers: parse with the op's schema, call a service, respond."""

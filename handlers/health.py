@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from nexus_chat.errors import ApiError
+from nexus_chat.web import BaseHandler, Op
+
+
+class HealthHandler(BaseHandler):
+    ops = {"GET": Op("Liveness and database check", auth=False, errors=(503,), tag="Health")}
+
+    async def get(self) -> None:
+        if not await self.ctx.db.ping():
+            raise ApiError(503, "Service unavailable: database: down")
+        self.respond({"status": "ok", "database": "up"}, "Service is healthy")
+
+
+routes = [(r"/api/health", HealthHandler)]

@@ -1,0 +1,30 @@
+"""The application factory: routes, settings, and the context every handler sees."""
+from __future__ import annotations
+
+import tornado.web
+
+from handlers import auth, health
+from .context import AppContext
+from .logs import log_request
+from .web import NotFoundHandler
+
+
+class Application(tornado.web.Application):
+    def __init__(self, ctx: AppContext, routes: list) -> None:
+        self.ctx = ctx
+        super().__init__(
+            routes,
+            default_handler_class=NotFoundHandler,
+            log_function=log_request,
+            compress_response=False,   # nginx compresses; keeps CPU for the event loop
+            xheaders=False,            # client IPs come from BaseHandler.client_ip (trusted_proxies)
+        )
+
+
+def api_routes() -> list:
+    """Every REST route, in one list (also read by the OpenAPI generator)."""
+    return [*health.routes, *auth.routes]
+
+
+def make_app(ctx: AppContext, extra_routes: list | None = None) -> Application:
+    return Application(ctx, [*(extra_routes or []), *api_routes()])

@@ -1,0 +1,125 @@
+"""The database pool and the two ways to run SQL: a single statement, or a transaction.
+
+Query functions (nexus_chat/queries/) take an ``Executor`` — either the ``Database`` itself
+(each statement autocommits on a pooled connection) or a ``Transaction`` — so the same
+named query serves both.
+"""
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import Any, AsyncIterator, Protocol, Sequence
+
+import aiomysql
+import pymysql
+
+Row = dict[str, Any]
+Args = Sequence[Any] | dict[str, Any] | None
+
+# MariaDB reports "table does not exist" notes on DROP … IF EXISTS as warnings.
+warnings.filterwarnings("ignore", category=pymysql.err.Warning)
+
+
+class Executor(Protocol):
+    async def fetch_one(self, sql: str, args: Args = None) -> Row | None: ...
+    async def fetch_all(self, sql: str, args: Args = None) -> list[Row]: ...
+    async def execute(self, sql: str, args: Args = None) -> int: ...
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer (health check, start-up)."""
+
+
+class Transaction:
+    """Runs statements on one connection inside BEGIN … COMMIT."""
+
+    def __init__(self, cursor: aiomysql.DictCursor) -> None:
+        self._cursor = cursor
+
+    async def fetch_one(self, sql: str, args: Args = None) -> Row | None:
+        await self._cursor.execute(sql, args)
+        return await self._cursor.fetchone()
+
+    async def fetch_all(self, sql: str, args: Args = None) -> list[Row]:
+        await self._cursor.execute(sql, args)
+        return list(await self._cursor.fetchall())
+
+    async def execute(self, sql: str, args: Args = None) -> int:
+        return await self._cursor.execute(sql, args)
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        return await self._cursor.executemany(sql, rows)
+
+
+class Database:
+    """Owns the aiomysql pool. Connections speak utf8mb4 and UTC."""
+
+    def __init__(self, pool: aiomysql.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, *, host: str, port: int, user: str, password: str, db: str,
+                      maxsize: int = 10, minsize: int = 1) -> "Database":
+        pool = await aiomysql.create_pool(
+            host=host, port=port, user=user, password=password, db=db,
+            minsize=minsize, maxsize=maxsize, autocommit=True, charset="utf8mb4",
+            cursorclass=aiomysql.DictCursor,
+            init_command="SET time_zone = '+00:00', NAMES utf8mb4 COLLATE utf8mb4_unicode_ci",
+            # Recycle before MariaDB's default wait_timeout (8 h) drops an idle connection.
+            pool_recycle=3600,
+        )
+        return cls(pool)
+
+    async def close(self) -> None:
+        self.pool.close()
+        await self.pool.wait_closed()
+
+    @contextlib.asynccontextmanager
+    async def _cursor(self) -> AsyncIterator[aiomysql.DictCursor]:
+        async with self.pool.acquire() as conn:
+            async with conn.cursor() as cursor:
+                yield cursor
+
+    async def fetch_one(self, sql: str, args: Args = None) -> Row | None:
+        async with self._cursor() as cursor:
+            await cursor.execute(sql, args)
+            return await cursor.fetchone()
+
+    async def fetch_all(self, sql: str, args: Args = None) -> list[Row]:
+        async with self._cursor() as cursor:
+            await cursor.execute(sql, args)
+            return list(await cursor.fetchall())
+
+    async def execute(self, sql: str, args: Args = None) -> int:
+        async with self._cursor() as cursor:
+            return await cursor.execute(sql, args)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """BEGIN … COMMIT, rolled back if the block raises."""
+        async with self.pool.acquire() as conn:
+            await conn.begin()
+            try:
+                async with conn.cursor() as cursor:
+                    yield Transaction(cursor)
+                await conn.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await conn.rollback()
+                raise
+
+    async def ping(self) -> bool:
+        try:
+            row = await self.fetch_one("SELECT 1 AS ok")
+            return bool(row and row["ok"] == 1)
+        except Exception:
+            return False
+
+    def usage(self) -> tuple[int, int, int]:
+        """(connections in use, open connections, maximum) for metrics."""
+        pool = self.pool
+        return pool.size - pool.freesize, pool.size, pool.maxsize
+
+
+def is_duplicate_key(exc: BaseException) -> bool:
+    return isinstance(exc, pymysql.err.IntegrityError) and exc.args and exc.args[0] == 1062

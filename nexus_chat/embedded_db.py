@@ -1,0 +1,114 @@
+"""A private MariaDB server for the quick start and the tests (no system service needed).
+
+Recipe measured in shared/notes/STACK.md: install-db into an absolute datadir, start
+mariadbd with --no-defaults on a free loopback port, poll until it answers, SIGTERM to stop.
+"""
+from __future__ import annotations
+
+import getpass
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+INSTALL_HINT = ("no MariaDB found: install one with `sudo apt-get install -y mariadb-server` "
+                "(or set DB_HOST to an existing MariaDB/MySQL server)")
+
+
+class EmbeddedDatabaseError(RuntimeError):
+    pass
+
+
+def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for folder in ("/usr/sbin", "/usr/local/sbin", "/usr/bin"):
+        candidate = Path(folder) / name
+        if candidate.exists():
+            return str(candidate)
+    return None
+
+
+class PrivateMariaDB:
+    """mariadbd on 127.0.0.1:<port> with its data in ``base_dir/data``."""
+
+    def __init__(self, base_dir: Path, port: int | None = None) -> None:
+        self.base_dir = Path(base_dir).resolve()
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self.user = "root"
+        self.password = ""
+        self._process: subprocess.Popen | None = None
+
+    @property
+    def datadir(self) -> Path:
+        return self.base_dir / "data"
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        mariadbd = _binary("mariadbd") or _binary("mysqld")
+        install_db = _binary("mariadb-install-db") or _binary("mysql_install_db")
+        if not mariadbd or not install_db:
+            raise EmbeddedDatabaseError(INSTALL_HINT)
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        user = getpass.getuser()
+        if not (self.datadir / "mysql").exists():
+            subprocess.run(
+                [install_db, "--no-defaults", f"--datadir={self.datadir}", f"--user={user}",
+                 "--auth-root-authentication-method=normal", "--skip-test-db",
+                 "--skip-name-resolve", "--innodb-log-file-size=16M"],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        socket_path = self.base_dir / "mysqld.sock"
+        log_path = self.base_dir / "error.log"
+        self._process = subprocess.Popen(
+            [mariadbd, "--no-defaults", f"--user={user}", f"--datadir={self.datadir}",
+             f"--socket={socket_path}", f"--port={self.port}", "--bind-address=127.0.0.1",
+             f"--pid-file={self.base_dir / 'mysqld.pid'}", f"--log-error={log_path}",
+             "--skip-name-resolve", "--character-set-server=utf8mb4",
+             "--collation-server=utf8mb4_unicode_ci", "--innodb-log-file-size=16M",
+             "--max-connections=500"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)  # Ctrl-C in a terminal must not kill it before we stop it
+        deadline = time.monotonic() + timeout_s
+        while not port_answers(self.host, self.port, 0.2):
+            if self._process.poll() is not None:
+                raise EmbeddedDatabaseError(f"mariadbd exited; see {log_path}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise EmbeddedDatabaseError(f"mariadbd did not answer in {timeout_s} s; see {log_path}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> "PrivateMariaDB":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+

@@ -1,0 +1,38 @@
+"""JSON and time formatting shared by REST and Socket.IO (one encoder, one date format)."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import orjson
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC with millisecond precision, as stored in DATETIME(3) columns."""
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """`2026-01-01T09:30:00.123Z` (naive values are UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON; datetimes as `…Z` with milliseconds."""
+    return orjson.dumps(value, default=_default,
+                        option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)

@@ -1,0 +1,166 @@
+"""E-mail: Jinja2 templates, a durable outbox, and a background sender.
+
+A mail is INSERTed into ``mail_outbox`` in the same transaction as the change that causes it;
+``OutboxSender`` delivers due rows (SMTP via aiosmtplib, or .eml files for the quick start)
+and retries failures with exponential backoff, so nothing is lost while the server is down.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import uuid
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import jinja2
+
+from .db import Database, Executor
+from .jsonutil import utcnow
+from .queries import outbox
+
+log = logging.getLogger("nexus_chat.mail")
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+MAX_BACKOFF_S = 600  # retry a dead mail server at least every 10 minutes
+
+_html = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True)
+_text = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=False,
+                           keep_trailing_newline=True)
+
+
+def render(template: str, **context: Any) -> tuple[str, str]:
+    """(plain text, HTML) bodies of ``templates/<template>.{txt,html}``."""
+    return (_text.get_template(f"{template}.txt").render(**context),
+            _html.get_template(f"{template}.html").render(**context))
+
+
+async def queue_mail(db: Executor, recipient: str, subject: str, template: str, **context: Any) -> None:
+    text_body, html_body = render(template, subject=subject, **context)
+    await outbox.enqueue_mail(db, recipient=recipient, subject=subject, text_body=text_body,
+                              html_body=html_body, now=utcnow())
+
+
+def build_message(sender: str, row: dict[str, Any]) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = row["recipient"]
+    message["Subject"] = row["subject"]
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain="nexus-chat.local")
+    message.set_content(row["text_body"])
+    message.add_alternative(row["html_body"], subtype="html")
+    return message
+
+
+def human_duration(seconds: int) -> str:
+    if seconds % 86400 == 0:
+        n, unit = seconds // 86400, "day"
+    elif seconds % 3600 == 0:
+        n, unit = seconds // 3600, "hour"
+    else:
+        n, unit = max(1, seconds // 60), "minute"
+    return f"{n} {unit}{'s' if n != 1 else ''}"
+
+
+class SmtpBackend:
+    def __init__(self, settings) -> None:
+        self.settings = settings
+
+    async def deliver(self, message: EmailMessage) -> None:
+        s = self.settings
+        await aiosmtplib.send(
+            message, hostname=s.mail_host, port=s.mail_port,
+            username=s.mail_user or None, password=s.mail_password or None,
+            use_tls=s.mail_tls == "tls", start_tls=s.mail_tls == "starttls",
+            timeout=30)
+
+
+class FileBackend:
+    """Writes each message as an .eml file (quick start: no mail server needed)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def deliver(self, message: EmailMessage) -> None:
+        path = self.directory / f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.eml"
+        await asyncio.get_running_loop().run_in_executor(None, self._write, path, message.as_bytes())
+        # API.md §12: in this development backend the link is logged so a new user can click it.
+        # The SMTP backend never logs links (they carry tokens).
+        body = message.get_body(("plain",)).get_content()
+        link = next((w for w in body.split() if w.startswith(("http://", "https://"))), "")
+        log.info("mail written to=%s subject=%r file=%s link=%s", message["To"], message["Subject"], path, link)
+
+    def _write(self, path: Path, data: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+
+def make_backend(settings) -> SmtpBackend | FileBackend:
+    if settings.mail_backend == "file":
+        return FileBackend(Path(settings.server_var_dir).resolve() / "mail")
+    return SmtpBackend(settings)
+
+
+class OutboxSender:
+    """Background task: deliver due outbox rows; wake early when a mail is queued."""
+
+    def __init__(self, db: Database, settings, backend=None) -> None:
+        self.db = db
+        self.sender = settings.mail_from
+        self.poll_s = settings.mail_poll_s
+        self.backend = backend or make_backend(settings)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.send_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox pass failed")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+            except asyncio.TimeoutError:
+                pass
+
+    async def send_due(self) -> int:
+        """Deliver every due mail once; returns how many were sent."""
+        sent = 0
+        for row in await outbox.due_mail(self.db, utcnow()):
+            try:
+                await self.backend.deliver(build_message(self.sender, row))
+            except Exception as exc:  # network errors, refused recipients, …
+                delay = min(MAX_BACKOFF_S, self.poll_s * 2 ** min(row["attempts"], 10))
+                await outbox.mark_mail_failed(self.db, row["id"], f"{type(exc).__name__}: {exc}",
+                                              utcnow() + dt.timedelta(seconds=delay))
+                log.warning("mail delivery failed id=%s attempt=%s retry_in_s=%s error=%s",
+                            row["id"], row["attempts"] + 1, delay, type(exc).__name__)
+                continue
+            await outbox.mark_mail_sent(self.db, row["id"], utcnow())
+            sent += 1
+        return sent

@@ -1,0 +1,81 @@
+"""Wiring of a running server: database, context, application, background tasks.
+
+``Runtime.start`` is used by ``nexus-chat serve`` and by the tests, so both run the same
+assembly; only where the database comes from differs.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import tornado.httpserver
+
+from .app import Application, make_app
+from .context import AppContext
+from .db import Database
+from .mail import OutboxSender
+from .queries import users
+
+log = logging.getLogger("nexus_chat.runtime")
+
+
+@dataclass
+class DatabaseTarget:
+    host: str
+    port: int
+    user: str
+    password: str
+    name: str
+
+
+@dataclass
+class Runtime:
+    settings: object
+    db: Database
+    ctx: AppContext
+    app: Application
+    outbox: OutboxSender
+    background: list = field(default_factory=list)   # objects with .stop() (sync or async)
+    http_server: tornado.httpserver.HTTPServer | None = None
+
+    @classmethod
+    async def start(cls, settings, target: DatabaseTarget, *, mail_backend=None) -> "Runtime":
+        db = await Database.connect(host=target.host, port=target.port, user=target.user,
+                                    password=target.password, db=target.name,
+                                    maxsize=settings.database_pool_size)
+        ctx = AppContext.create(settings, db)
+        # Nobody is connected yet, whatever the last run left behind.
+        await users.set_all_offline(db)
+        outbox = OutboxSender(db, settings, backend=mail_backend)
+        ctx.mail_wakeup = outbox.wake
+        app = make_app(ctx)
+        runtime = cls(settings=settings, db=db, ctx=ctx, app=app, outbox=outbox)
+        outbox.start()
+        return runtime
+
+    def listen(self, port: int, address: str = "") -> tornado.httpserver.HTTPServer:
+        # Uploads set their own per-route limit while streaming (web.BaseHandler); this is the
+        # ceiling of any request, just above the largest (a 20 MB story plus multipart framing).
+        self.http_server = tornado.httpserver.HTTPServer(
+            self.app, max_body_size=21 * 1024 * 1024, idle_connection_timeout=75,
+            max_buffer_size=21 * 1024 * 1024)
+        self.http_server.listen(port, address)
+        return self.http_server
+
+    async def stop(self, grace_s: float = 0) -> None:
+        """Stop accepting, let in-flight requests finish (up to grace_s), then close everything."""
+        if self.http_server is not None:
+            self.http_server.stop()
+        deadline = asyncio.get_running_loop().time() + grace_s
+        while self.ctx.inflight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for item in reversed(self.background):
+            result = item.stop()
+            if asyncio.iscoroutine(result):
+                await result
+        await self.outbox.stop()
+        if self.http_server is not None:
+            await self.http_server.close_all_connections()
+        self.ctx.hasher.close()
+        await self.db.close()

@@ -1,0 +1,69 @@
+"""Field types shared by several areas."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+USERNAME = validate.Regexp(r"^[A-Za-z0-9._]{3,50}$",
+                           error="Must be 3-50 characters: letters, digits, '.' and '_'.")
+MAX_PASSWORD_BYTES = 72
+
+
+class Trimmed(fields.String):
+    """A string with surrounding white space removed before validation."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+class Email(fields.Email):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            value = value.strip().lower()
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def password_field(**kwargs) -> fields.String:
+    def check(value: str) -> None:
+        size = len(value.encode("utf-8"))
+        if len(value) < 6:
+            raise ValidationError("Must be at least 6 characters.")
+        if size > MAX_PASSWORD_BYTES:
+            raise ValidationError(f"Must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8.")
+    return fields.String(required=True, validate=check, metadata={"minLength": 6, "maxLength": 72}, **kwargs)
+
+
+def username_field(**kwargs) -> fields.String:
+    return Trimmed(validate=USERNAME, **kwargs)
+
+
+class UserSchema(Schema):
+    """User (yourself) — response documentation."""
+    id = fields.UUID()
+    username = fields.String()
+    fullName = fields.String()
+    email = fields.Email()
+    avatarUrl = fields.String(allow_none=True)
+    bio = fields.String(allow_none=True)
+    emailVerifiedAt = fields.DateTime(allow_none=True)
+    isVerified = fields.Boolean()
+    status = fields.String(validate=validate.OneOf(["online", "offline", "away", "busy"]))
+    lastSeenAt = fields.DateTime(allow_none=True)
+    createdAt = fields.DateTime()
+    updatedAt = fields.DateTime()
+
+
+class UserPublicSchema(Schema):
+    id = fields.UUID()
+    username = fields.String()
+    fullName = fields.String()
+    avatarUrl = fields.String(allow_none=True)
+    bio = fields.String(allow_none=True)
+    status = fields.String()
+    lastSeenAt = fields.DateTime(allow_none=True)
+
+
+class UserShortSchema(Schema):
+    id = fields.UUID()
+    username = fields.String()
+    fullName = fields.String()
+    avatarUrl = fields.String(allow_none=True)

@@ -1,0 +1,316 @@
+"""The HTTP core every handler stands on: envelopes, errors, validation, auth, CORS, limits.
+
+Handlers declare one ``Op`` per HTTP method (summary, auth, schemas, errors); the same
+declarations validate requests here and produce the OpenAPI document (nexus_chat/openapi.py).
+Every body is streamed in and counted against the op's limit, so an oversized upload is
+refused with 413 before it is buffered.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import tornado.web
+from marshmallow import Schema, ValidationError
+from tornado import httputil
+
+from . import ratelimit
+from .errors import ApiError, reason_phrase, too_large, unauthorized, validation_failed
+from .jsonutil import dumps, iso, loads, utcnow
+from .tokens import InvalidToken, TokenType
+
+log = logging.getLogger("nexus_chat.web")
+
+JSON_BODY_LIMIT = 1 << 20  # 1 MiB: the largest JSON body (100 member ids) is a few KiB
+
+
+@dataclass(frozen=True)
+class Op:
+    """One route + method: what it does, who may call it, and what it accepts."""
+    summary: str
+    auth: bool = True
+    body: type[Schema] | None = None
+    query: type[Schema] | None = None
+    files: dict[str, str] = field(default_factory=dict)  # multipart file field -> description
+    multipart: bool = False      # body may be multipart/form-data (as well as JSON)
+    body_limit: int = JSON_BODY_LIMIT
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    response: Any = None         # a Schema class, [Schema] for a list, or None
+    rate_limit: ratelimit.Limit | None = None
+    tag: str = ""
+
+
+def format_errors(messages: Any, prefix: str = "") -> list[str]:
+    """marshmallow's nested error dict -> ["field: message", …]."""
+    if isinstance(messages, list):
+        out = []
+        for item in messages:
+            if isinstance(item, (dict, list)):
+                out.extend(format_errors(item, prefix))
+            else:
+                out.append(f"{prefix}: {item}" if prefix else str(item))
+        return out
+    if isinstance(messages, dict):
+        out = []
+        for key, value in messages.items():
+            name = "body" if key == "_schema" else str(key)
+            out.extend(format_errors(value, f"{prefix}.{name}" if prefix else name))
+        return out
+    return [f"{prefix}: {messages}" if prefix else str(messages)]
+
+
+def load_schema(schema_cls: type[Schema], data: Any) -> dict[str, Any]:
+    try:
+        return schema_cls().load(data)
+    except ValidationError as exc:
+        raise validation_failed(format_errors(exc.messages)) from None
+
+
+@tornado.web.stream_request_body
+class BaseHandler(tornado.web.RequestHandler):
+    ops: dict[str, Op] = {}
+
+    def initialize(self) -> None:
+        self.ctx = self.application.ctx
+        self.request_id = self.request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        self.user_id: str | None = None
+        self.session_id: str | None = None
+        self._chunks: list[bytes] = []
+        self._received = 0
+        self._body_error: ApiError | None = None
+        self.files: dict[str, httputil.HTTPFile] = {}
+        self.set_header("X-Request-Id", self.request_id)
+        self.ctx.inflight.add(self)
+
+    def on_finish(self) -> None:
+        self.ctx.inflight.discard(self)
+
+    def on_connection_close(self) -> None:
+        self.ctx.inflight.discard(self)
+
+    # ---- headers -------------------------------------------------------------------------
+    def set_default_headers(self) -> None:
+        # Called again by send_error(), so the error response keeps these too.
+        if hasattr(self, "request_id"):
+            self.set_header("X-Request-Id", self.request_id)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+        self.clear_header("Server")
+        self._cors_headers()
+
+    def _cors_headers(self) -> None:
+        origin = self.request.headers.get("Origin")
+        # Runs from RequestHandler.__init__, before initialize(): use the application's ctx.
+        if origin and origin in self.application.ctx.settings.server_cors_origins:
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Access-Control-Allow-Credentials", "true")
+            self.set_header("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
+        self.add_header("Vary", "Origin")
+
+    @property
+    def client_ip(self) -> str:
+        remote = self.request.remote_ip or ""
+        forwarded = self.request.headers.get("X-Forwarded-For")
+        if forwarded and _trusted(remote, self.ctx.trusted_networks):
+            # The right-most address not belonging to a trusted proxy is the client.
+            for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+                if not _trusted(hop, self.ctx.trusted_networks):
+                    return hop
+        return remote
+
+    # ---- request life cycle --------------------------------------------------------------
+    @property
+    def op(self) -> Op | None:
+        return self.ops.get(self.request.method)
+
+    async def prepare(self) -> None:
+        if self.request.method == "OPTIONS":
+            return
+        op = self.op
+        if op is None:
+            raise ApiError(405, "Method Not Allowed")
+        self._check_rate(ratelimit.DEFAULT, self.client_ip)
+        if op.rate_limit is not None:
+            self._check_rate(op.rate_limit, self.client_ip)
+        self._limit_body(op.body_limit)
+        if op.auth:
+            self.user_id = self.authenticate()
+
+    def _check_rate(self, limit: ratelimit.Limit, key: str) -> None:
+        wait = self.ctx.rate_limiter.hit(limit, key)
+        if wait:
+            raise ApiError(429, "Too many requests, please try again later",
+                           headers={"Retry-After": str(wait)})
+
+    def limit_per_account(self, limit: ratelimit.Limit, account: str) -> None:
+        """Count against (client IP, account), e.g. the e-mail of a login (API.md §11)."""
+        self._check_rate(limit, f"{self.client_ip}|{account.lower()}")
+
+    def _limit_body(self, limit: int) -> None:
+        length = self.request.headers.get("Content-Length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                raise ApiError(400, "Invalid Content-Length") from None
+            if declared > limit:
+                raise too_large(f"Request body exceeds {limit} bytes")
+        if self.request.connection is not None and hasattr(self.request.connection, "set_max_body_size"):
+            # Tornado refuses (and closes) past this; our own count below answers 413 first.
+            self.request.connection.set_max_body_size(limit + 1)
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._body_error:
+            return
+        self._received += len(chunk)
+        op = self.op
+        if op is not None and self._received > op.body_limit:
+            self._body_error = too_large(f"Request body exceeds {op.body_limit} bytes")
+            self._chunks = []
+            return
+        self._chunks.append(chunk)
+
+    def authenticate(self) -> str:
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized("Authentication token missing")
+        try:
+            claims = self.ctx.tokens.decode(TokenType.ACCESS, token.strip())
+        except InvalidToken:
+            raise unauthorized() from None
+        if self.ctx.revoked_users.contains(claims.sub):
+            raise unauthorized()
+        self.session_id = claims.sid
+        return claims.sub
+
+    # ---- input ---------------------------------------------------------------------------
+    def raw_body(self) -> bytes:
+        if self._body_error:
+            raise self._body_error
+        return b"".join(self._chunks)
+
+    def is_multipart(self) -> bool:
+        return self.request.headers.get("Content-Type", "").lower().startswith("multipart/form-data")
+
+    def body_args(self) -> dict[str, Any]:
+        """The validated JSON (or, where allowed, multipart form) body of this op."""
+        op = self.op
+        assert op is not None and op.body is not None
+        body = self.raw_body()
+        if op.multipart and self.is_multipart():
+            fields, self.files = self._parse_multipart(body)
+            return load_schema(op.body, fields)
+        content_type = self.request.headers.get("Content-Type", "")
+        if not body.strip():
+            data: Any = {}
+        elif content_type.split(";")[0].strip().lower() != "application/json":
+            raise ApiError(400, "Content-Type must be application/json"
+                           + (" or multipart/form-data" if op.multipart else ""))
+        else:
+            try:
+                data = loads(body)
+            except ValueError:
+                raise ApiError(400, "Malformed JSON body") from None
+        self.files = {}
+        return load_schema(op.body, data)
+
+    def _parse_multipart(self, body: bytes) -> tuple[dict[str, str], dict[str, httputil.HTTPFile]]:
+        arguments: dict[str, list[bytes]] = {}
+        files: dict[str, list[httputil.HTTPFile]] = {}
+        content_type = self.request.headers.get("Content-Type", "")
+        if "boundary=" not in content_type:
+            raise ApiError(400, "Malformed multipart body")
+        httputil.parse_body_arguments(content_type, body, arguments, files)
+        op = self.op
+        fields: dict[str, str] = {}
+        for name, values in arguments.items():
+            try:
+                fields[name] = values[-1].decode("utf-8")
+            except UnicodeDecodeError:
+                raise validation_failed([f"{name}: Not valid UTF-8."]) from None
+        unknown = [name for name in files if name not in op.files]
+        if unknown:
+            raise validation_failed([f"{name}: Unknown field." for name in unknown])
+        return fields, {name: items[0] for name, items in files.items()}
+
+    def query_args(self) -> dict[str, Any]:
+        op = self.op
+        assert op is not None and op.query is not None
+        data = {key: values[-1].decode("utf-8", "replace")
+                for key, values in self.request.query_arguments.items()}
+        return load_schema(op.query, data)
+
+    # ---- output --------------------------------------------------------------------------
+    def respond(self, data: Any = None, message: str = "Success", status: int | None = None) -> None:
+        status = status or (self.op.status if self.op else 200)
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps({"success": True, "statusCode": status, "timestamp": iso(utcnow()),
+                           "message": message, "data": data}))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            status, message, errors = exc.status, exc.message, exc.errors
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+        elif isinstance(exc, tornado.web.HTTPError):
+            status, message, errors = exc.status_code, exc.log_message or reason_phrase(exc.status_code), None
+            if status == 405:
+                message = "Method Not Allowed"
+        else:
+            status = status_code
+            message = "Internal server error" if status >= 500 else reason_phrase(status)
+            errors = None
+        self.set_status(status)
+        self.clear_header("Content-Type")
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        envelope = {"success": False, "statusCode": status, "error": reason_phrase(status),
+                    "message": message, "path": self.request.path, "timestamp": iso(utcnow())}
+        if errors:
+            envelope["errors"] = errors
+        self.finish(dumps(envelope))
+
+    def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
+        if isinstance(value, ApiError):
+            return  # expected; the access log line carries the status
+        if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
+            return
+        log.error("unhandled error request_id=%s method=%s path=%s", self.request_id,
+                  self.request.method, self.request.path, exc_info=(typ, value, tb))
+
+    def options(self, *args: Any) -> None:
+        """CORS preflight: answered for configured origins only."""
+        origin = self.request.headers.get("Origin")
+        if origin and origin in self.ctx.settings.server_cors_origins:
+            allowed = ", ".join(sorted(set(self.ops) | {"OPTIONS"}))
+            self.set_header("Access-Control-Allow-Methods", allowed)
+            self.set_header("Access-Control-Allow-Headers",
+                            self.request.headers.get("Access-Control-Request-Headers",
+                                                     "Authorization, Content-Type"))
+            self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+        self.finish()
+
+
+def _trusted(address: str, networks: tuple[ipaddress._BaseNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+class NotFoundHandler(BaseHandler):
+    """Unknown routes: 404 in the envelope (every method)."""
+
+    async def prepare(self) -> None:
+        raise ApiError(404, f"Cannot {self.request.method} {self.request.path}")
+

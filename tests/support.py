@@ -1,0 +1,215 @@
+"""Test helpers: a small API client, a mail sink, and user factories. No mocks: these
+talk to the real server over a real socket and read real mails."""
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import orjson
+from aiosmtpd.controller import Controller
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+
+@dataclass
+class Response:
+    status: int
+    headers: Any
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+    @property
+    def data(self) -> Any:
+        return self.json["data"]
+
+    @property
+    def message(self) -> str:
+        return self.json["message"]
+
+
+class Api:
+    """`await api.post("/api/auth/login", json={...}, token=...)` against the live server."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.client = AsyncHTTPClient(force_instance=True)
+
+    async def request(self, method: str, path: str, *, json: Any = None, body: bytes | None = None,
+                      token: str | None = None, headers: dict[str, str] | None = None,
+                      params: dict[str, Any] | None = None, follow_redirects: bool = False,
+                      files: dict[str, tuple[str, bytes, str]] | None = None,
+                      form: dict[str, str] | None = None) -> Response:
+        hdrs = dict(headers or {})
+        if token:
+            hdrs["Authorization"] = f"Bearer {token}"
+        if json is not None:
+            body = orjson.dumps(json)
+            hdrs.setdefault("Content-Type", "application/json")
+        if files is not None or form is not None:
+            body, content_type = multipart(form or {}, files or {})
+            hdrs["Content-Type"] = content_type
+        url = self.base_url + path
+        if params:
+            url += "?" + urlencode(params)
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            body = b""
+        request = HTTPRequest(url, method=method, headers=hdrs, body=body,
+                              follow_redirects=follow_redirects, request_timeout=30,
+                              allow_nonstandard_methods=True)
+        response = await self.client.fetch(request, raise_error=False)
+        if response.code == 599:
+            raise response.error
+        return Response(response.code, response.headers, response.body or b"")
+
+    async def get(self, path: str, **kw: Any) -> Response:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, **kw: Any) -> Response:
+        return await self.request("POST", path, **kw)
+
+    async def put(self, path: str, **kw: Any) -> Response:
+        return await self.request("PUT", path, **kw)
+
+    async def patch(self, path: str, **kw: Any) -> Response:
+        return await self.request("PATCH", path, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> Response:
+        return await self.request("DELETE", path, **kw)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def multipart(form: dict[str, str], files: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in form.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+                     + str(value).encode() + b"\r\n")
+    for name, (filename, data, content_type) in files.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                     f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler API
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.lock:
+            self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+
+class MailSink:
+    """A real SMTP server (aiosmtpd, in its own thread) that keeps every message."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.collector = _Collector()
+        self.controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self.collector, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller:
+            self.controller.stop()
+            self.controller = None
+
+    def messages_to(self, recipient: str) -> list[email.message.EmailMessage]:
+        with self.collector.lock:
+            return [m for m in self.collector.messages if m["To"] == recipient]
+
+    async def wait_for(self, recipient: str, count: int = 1, timeout: float = 10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.messages_to(recipient)
+            if len(found) >= count:
+                return found[count - 1]
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no mail #{count} for {recipient} within {timeout} s")
+
+
+def link_in(message, pattern: str = r"https?://\S+") -> str:
+    text = message.get_body(("plain",)).get_content()
+    match = re.search(pattern, text)
+    assert match, f"no link in mail: {text!r}"
+    return match.group(0)
+
+
+def token_of(link: str) -> str:
+    return parse_qs(urlparse(link).query)["token"][0]
+
+
+@dataclass
+class User:
+    id: str
+    username: str
+    full_name: str
+    email: str
+    password: str
+    access: str = ""
+    refresh: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def new_identity(prefix: str = "u") -> dict[str, str]:
+    tag = uuid.uuid4().hex[:10]
+    return {"username": f"{prefix}_{tag}", "fullName": f"{prefix.title()} {tag}",
+            "email": f"{prefix}.{tag}@example.test", "password": "secret-pass-1"}
+
+
+async def register(api: Api, **overrides: str) -> tuple[dict, Response]:
+    identity = {**new_identity(), **overrides}
+    return identity, await api.post("/api/auth/register", json=identity)
+
+
+async def verify_via_mail(api: Api, sink: MailSink, address: str) -> None:
+    message = await sink.wait_for(address)
+    link = link_in(message)
+    path = urlparse(link)
+    response = await api.get(f"{path.path}?{path.query}")
+    assert response.status == 302, response.body
+    assert response.headers["Location"].endswith("status=success")
+
+
+async def make_user(api: Api, sink: MailSink, prefix: str = "u", **overrides: str) -> User:
+    """Register, verify through the real mail, and log in."""
+    identity, response = await register(api, **{**new_identity(prefix), **overrides})
+    assert response.status == 201, response.body
+    await verify_via_mail(api, sink, identity["email"])
+    login = await api.post("/api/auth/login", json={"email": identity["email"], "password": identity["password"]})
+    assert login.status == 200, login.body
+    return User(id=login.data["userId"], username=identity["username"], full_name=identity["fullName"],
+                email=identity["email"], password=identity["password"],
+                access=login.data["accessToken"], refresh=login.data["refreshToken"])
+
+
+def assert_error(response: Response, status: int, message: str | None = None) -> dict:
+    """The canonical error envelope (API.md §1)."""
+    assert response.status == status, (response.status, response.body)
+    body = response.json
+    assert body["success"] is False
+    assert body["statusCode"] == status
+    assert isinstance(body["error"], str) and body["error"]
+    assert body["path"].startswith("/")
+    assert body["timestamp"].endswith("Z")
+    if message is not None:
+        assert body["message"] == message, body
+    return body
