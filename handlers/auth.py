@@ -66,6 +66,10 @@ class LogoutHandler(BaseHandler):
 class MeHandler(BaseHandler):
     ops = {"GET": Op("The current user", errors=(401, 404), response=UserSchema, tag=TAG)}
 
+    def authenticate(self) -> str:
+        # API.md §3: a valid token of a deleted account answers 404 here, not 401.
+        return self.access_claims().sub
+
     async def get(self) -> None:
         self.respond(await auth.me(self.ctx, self.user_id), "User profile retrieved successfully")
 

@@ -318,3 +318,33 @@ def describe(settings: "Settings") -> list[tuple[str, str, str]]:
         shown = "***" if setting.secret and value else repr(value)
         rows.append((setting.name, shown, settings.sources.get(setting.name, "default")))
     return rows
+
+
+def render_example() -> str:
+    """The text of config.example.toml: every setting, commented, with its variables."""
+    lines = ["# Nexus Chat configuration. Copy to config.toml (or point NEXUS_CONFIG at a file).",
+             "# Every setting is optional; the value shown is the default. Environment variables",
+             "# (named after each setting) override this file.", ""]
+    section = None
+    for setting in SETTINGS:
+        name, key = setting.toml_key
+        if name != section:
+            section = name
+            lines += [f"[{name}]"] if len(lines) == 4 else ["", f"[{name}]"]
+        if lines[-1] != "":
+            lines.append("")
+        lines.append(f"# {setting.help}")
+        if setting.env:
+            lines.append(f"# env: {', '.join(setting.env)}")
+        default = setting.default
+        if default is None:
+            lines.append(f'# {key} = ""')
+        elif isinstance(default, bool):
+            lines.append(f"# {key} = {'true' if default else 'false'}")
+        elif isinstance(default, tuple):
+            lines.append(f"# {key} = [{', '.join(json.dumps(v) for v in default)}]")
+        elif isinstance(default, str):
+            lines.append(f"# {key} = {json.dumps(default)}")
+        else:
+            lines.append(f"# {key} = {default}")
+    return "\n".join(lines) + "\n"

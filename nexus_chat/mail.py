@@ -118,6 +118,7 @@ class OutboxSender:
         self.backend = backend or make_backend(settings)
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._stopped = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -126,6 +127,8 @@ class OutboxSender:
         self._wake.set()
 
     async def stop(self) -> None:
+        # The flag as well as cancel(): a library may turn the CancelledError into its own error.
+        self._stopped = True
         if self._task:
             self._task.cancel()
             try:
@@ -135,7 +138,7 @@ class OutboxSender:
             self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopped:
             try:
                 await self.send_due()
             except asyncio.CancelledError:
@@ -152,6 +155,8 @@ class OutboxSender:
         """Deliver every due mail once; returns how many were sent."""
         sent = 0
         for row in await outbox.due_mail(self.db, utcnow()):
+            if self._stopped:
+                break
             try:
                 await self.backend.deliver(build_message(self.sender, row))
             except Exception as exc:  # network errors, refused recipients, …

@@ -20,7 +20,7 @@ from tornado import httputil
 from . import ratelimit
 from .errors import ApiError, reason_phrase, too_large, unauthorized, validation_failed
 from .jsonutil import dumps, iso, loads, utcnow
-from .tokens import InvalidToken, TokenType
+from .tokens import Claims, InvalidToken, TokenType
 
 log = logging.getLogger("nexus_chat.web")
 
@@ -176,7 +176,7 @@ class BaseHandler(tornado.web.RequestHandler):
             return
         self._chunks.append(chunk)
 
-    def authenticate(self) -> str:
+    def access_claims(self) -> Claims:
         header = self.request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -185,9 +185,14 @@ class BaseHandler(tornado.web.RequestHandler):
             claims = self.ctx.tokens.decode(TokenType.ACCESS, token.strip())
         except InvalidToken:
             raise unauthorized() from None
+        self.session_id = claims.sid
+        return claims
+
+    def authenticate(self) -> str:
+        """The user id of a valid access token whose account still exists."""
+        claims = self.access_claims()
         if self.ctx.revoked_users.contains(claims.sub):
             raise unauthorized()
-        self.session_id = claims.sid
         return claims.sub
 
     # ---- input ---------------------------------------------------------------------------

@@ -1,0 +1,95 @@
+"""Auth under real conditions: a mail server that is down, bcrypt load, rate limits, expiry."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from nexus_chat.embedded_db import free_port
+
+from .support import MailSink, assert_error, link_in, new_identity, register
+
+DOWN_PORT = free_port()
+
+
+@pytest.fixture
+def late_sink():
+    sink = MailSink(DOWN_PORT)
+    yield sink
+    sink.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("setting_overrides", [{"mail_port": DOWN_PORT, "mail_poll_s": 1}])
+async def test_mail_queued_while_smtp_is_down_is_delivered_once_it_comes_up(api, late_sink, runtime):
+    identity, response = await register(api)
+    assert response.status == 201, "registering never fails because the mail server is down"
+    await asyncio.sleep(1.2)  # at least one failed attempt
+    row = await runtime.db.fetch_one("SELECT attempts, sent_at, last_error FROM mail_outbox WHERE recipient = %s",
+                                     (identity["email"],))
+    assert row["sent_at"] is None and row["attempts"] >= 1 and row["last_error"]
+    late_sink.start()
+    message = await late_sink.wait_for(identity["email"], timeout=15)
+    assert "verify-email?token=" in link_in(message)
+    row = await runtime.db.fetch_one("SELECT sent_at FROM mail_outbox WHERE recipient = %s", (identity["email"],))
+    assert row["sent_at"] is not None
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("setting_overrides", [{"auth_bcrypt_rounds": 12}])
+async def test_concurrent_logins_do_not_stall_other_requests(api, user_factory):
+    user = await user_factory()  # hashed at cost 12 (~0.3 s a hash on one core)
+    credentials = {"email": user.email, "password": user.password}
+    started = time.monotonic()
+    logins = [asyncio.ensure_future(api.post("/api/auth/login", json=credentials)) for _ in range(4)]
+    gaps = []
+    while not all(f.done() for f in logins):
+        t0 = time.monotonic()
+        assert (await api.get("/api/health")).status == 200
+        gaps.append(time.monotonic() - t0)
+    login_time = time.monotonic() - started
+    assert [f.result().status for f in logins] == [200] * 4
+    assert login_time > 0.4, "four cost-12 hashes take a while"
+    assert len(gaps) >= 5, "other requests were served while bcrypt ran"
+    assert max(gaps) < 0.15, f"a health check waited {max(gaps):.3f} s behind bcrypt"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("setting_overrides", [{"server_rate_limits": True}])
+async def test_login_is_limited_to_five_a_minute_per_ip_and_email(api, user_factory):
+    user = await user_factory()
+    for _ in range(4):  # user_factory already logged in once
+        assert (await api.post("/api/auth/login", json={"email": user.email, "password": "wrong-1"})).status == 401
+    limited = await api.post("/api/auth/login", json={"email": user.email, "password": user.password})
+    body = assert_error(limited, 429)
+    assert body["error"] == "Too Many Requests"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    other = await user_factory()
+    assert (await api.post("/api/auth/login", json={"email": other.email, "password": other.password})).status == 200
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("setting_overrides", [{"server_rate_limits": True}])
+async def test_register_is_limited_to_three_a_minute_per_ip(api):
+    statuses = [(await api.post("/api/auth/register", json=new_identity())).status for _ in range(4)]
+    assert statuses == [201, 201, 201, 429]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("setting_overrides", [{"server_rate_limits": True}])
+async def test_forgot_password_is_limited_to_two_a_minute(api):
+    body = {"email": "someone@example.test"}
+    statuses = [(await api.post("/api/auth/forgot-password", json=body)).status for _ in range(3)]
+    assert statuses == [200, 200, 429]
+
+
+@pytest.mark.gen_test(timeout=15)
+@pytest.mark.parametrize("setting_overrides", [{"jwt_access_ttl_s": 1}])
+async def test_an_expired_access_token_is_refused(api, user_factory):
+    user = await user_factory()
+    assert (await api.get("/api/auth/me", token=user.access)).status == 200
+    await asyncio.sleep(2.1)
+    assert_error(await api.get("/api/auth/me", token=user.access), 401, "Invalid or expired token")
+    fresh = await api.post("/api/auth/refresh", json={"refreshToken": user.refresh})
+    assert fresh.status == 200
