@@ -16,6 +16,7 @@ from .context import AppContext
 from .db import Database
 from .mail import OutboxSender
 from .queries import users
+from .sweeper import Sweeper
 
 log = logging.getLogger("nexus_chat.runtime")
 
@@ -52,6 +53,9 @@ class Runtime:
         app = make_app(ctx)
         runtime = cls(settings=settings, db=db, ctx=ctx, app=app, outbox=outbox)
         outbox.start()
+        sweeper = Sweeper(ctx, settings.stories_sweep_s)
+        sweeper.start()
+        runtime.background.append(sweeper)
         return runtime
 
     def listen(self, port: int, address: str = "") -> tornado.httpserver.HTTPServer:

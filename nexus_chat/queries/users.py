@@ -63,3 +63,55 @@ async def set_all_offline(db: Executor) -> int:
 async def set_presence(db: Executor, user_id: str, status: str, now: dt.datetime) -> int:
     return await db.execute("UPDATE users SET status = %s, last_seen_at = %s WHERE id = %s",
                             (status, now, user_id))
+
+
+# ---- search and profile (API.md §4) ------------------------------------------------------
+PROFILE_COLUMNS = {"username": "username", "full_name": "full_name", "bio": "bio",
+                   "avatar_url": "avatar_url"}
+
+
+def like_pattern(text: str) -> str:
+    """`%text%` with LIKE's wildcards in ``text`` taken literally (escape character `!`)."""
+    escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"%{escaped}%"
+
+
+async def search_users(db: Executor, viewer_id: str, text: str, limit: int = 20) -> list[Row]:
+    """Users whose username or full name contains ``text`` (case-insensitive), not the viewer."""
+    pattern = like_pattern(text)
+    return await db.fetch_all(
+        "SELECT u.id, u.username, u.full_name, u.avatar_url, u.bio, u.status, u.last_seen_at,"
+        " u.email_verified_at, (c.id IS NOT NULL) AS is_contact"
+        " FROM users u LEFT JOIN contacts c ON c.owner_id = %s AND c.contact_user_id = u.id"
+        " WHERE u.id <> %s AND (u.username LIKE %s ESCAPE '!' OR u.full_name LIKE %s ESCAPE '!')"
+        " ORDER BY u.username LIMIT %s",
+        (viewer_id, viewer_id, pattern, pattern, limit))
+
+
+async def username_taken(db: Executor, username: str, except_user_id: str) -> bool:
+    row = await db.fetch_one("SELECT 1 AS found FROM users WHERE username = %s AND id <> %s LIMIT 1",
+                             (username, except_user_id))
+    return row is not None
+
+
+async def update_profile(db: Executor, user_id: str, changes: dict, now: dt.datetime) -> int:
+    """Set the given profile columns (keys of PROFILE_COLUMNS only) and updated_at."""
+    columns = [PROFILE_COLUMNS[key] for key in changes]  # KeyError on anything else
+    assignments = ", ".join(f"{column} = %s" for column in columns)
+    sql = f"UPDATE users SET {assignments}{', ' if columns else ''}updated_at = %s WHERE id = %s"
+    return await db.execute(sql, (*changes.values(), now, user_id))
+
+
+async def users_existing(db: Executor, user_ids: list[str]) -> set[str]:
+    if not user_ids:
+        return set()
+    marks = ", ".join(["%s"] * len(user_ids))
+    rows = await db.fetch_all(f"SELECT id FROM users WHERE id IN ({marks})", tuple(user_ids))
+    return {row["id"] for row in rows}
+
+
+# ---- account deletion (API.md §9) --------------------------------------------------------
+async def delete_conversations_of(db: Executor, user_id: str) -> int:
+    """The user's 1-on-1 conversations; their messages go with them (FK cascade)."""
+    return await db.execute("DELETE FROM conversations WHERE user_low_id = %s OR user_high_id = %s",
+                            (user_id, user_id))

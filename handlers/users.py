@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from nexus_chat import uploads
+from nexus_chat.schemas import users as s
+from nexus_chat.schemas.common import UserSchema
+from nexus_chat.services import users
+from nexus_chat.web import BaseHandler, Op
+
+TAG = "Users"
+
+
+class SearchHandler(BaseHandler):
+    ops = {"GET": Op("Search users by username or full name (at least 3 characters, up to 20 results)",
+                     query=s.SearchQuery, errors=(400, 401), response=[s.UserSearchResultSchema], tag=TAG)}
+
+    async def get(self) -> None:
+        query = self.query_args()
+        self.respond(await users.search(self.ctx, self.user_id, query["q"]), "Users retrieved successfully")
+
+
+class ProfileHandler(BaseHandler):
+    ops = {"PATCH": Op("Update your profile (JSON, or multipart with an `avatar` image up to 2 MB)",
+                       body=s.ProfileBody, multipart=True,
+                       files={"avatar": "JPEG, PNG or WEBP image, at most 2 MB"},
+                       body_limit=uploads.AVATAR_MAX + uploads.MULTIPART_SLACK,
+                       errors=(400, 401, 409, 413), response=UserSchema, tag=TAG)}
+
+    async def patch(self) -> None:
+        body = self.body_args()
+        avatar = self.files.get("avatar")
+        user = await users.update_profile(
+            self.ctx, self.user_id, username=body.get("username"), full_name=body.get("fullName"),
+            bio=body.get("bio", ...), avatar=avatar.body if avatar else None)
+        self.respond(user, "Profile updated successfully")
+
+
+routes = [
+    (r"/api/users/search", SearchHandler),
+    (r"/api/users/profile", ProfileHandler),
+]

@@ -1,0 +1,42 @@
+"""Stories (API.md §8)."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from .common import UserShortSchema
+
+
+class StoryPath(Schema):
+    id = fields.UUID(required=True)
+
+
+class StoryIdPath(Schema):
+    storyId = fields.UUID(required=True)
+
+
+class CreateStoryBody(Schema):
+    caption = fields.String(allow_none=True, validate=validate.Length(max=255))
+
+
+class StorySchema(Schema):
+    id = fields.UUID()
+    imageUrl = fields.String(allow_none=True)
+    videoUrl = fields.String(allow_none=True)
+    caption = fields.String(allow_none=True)
+    expiresAt = fields.DateTime()
+    createdAt = fields.DateTime()
+    updatedAt = fields.DateTime()
+    user = fields.Nested(UserShortSchema)
+
+
+class OwnStorySchema(StorySchema):
+    viewsCount = fields.Integer()
+
+
+class FeedStorySchema(StorySchema):
+    seen = fields.Boolean(metadata={"description": "Whether you have seen it"})
+
+
+class ViewerSchema(Schema):
+    seenAt = fields.DateTime()
+    user = fields.Nested(UserShortSchema)

@@ -1,0 +1,39 @@
+"""Users (API.md §4): search and profile update. Also the path-parameter helper of the
+areas with ids in their URLs."""
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, pre_load, validate
+
+from ..web import load_schema
+from .common import Trimmed, UserPublicSchema, username_field
+
+
+class SearchQuery(Schema):
+    q = Trimmed(required=True, validate=validate.Length(3, 100),
+                metadata={"description": "At least 3 characters; matches username or full name"})
+
+
+class ProfileBody(Schema):
+    """JSON or multipart fields; an empty `bio` clears it."""
+    username = username_field()
+    fullName = Trimmed(validate=validate.Length(1, 100))
+    bio = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+    @pre_load
+    def _empty_bio_is_null(self, data: Any, **kwargs: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("bio"), str) and not data["bio"].strip():
+            data = {**data, "bio": None}
+        return data
+
+
+class UserSearchResultSchema(UserPublicSchema):
+    isVerified = fields.Boolean()
+    isContact = fields.Boolean()
+
+
+def path_ids(schema_cls: type[Schema], **values: str) -> dict[str, str]:
+    """Validate URL path parameters (UUIDs) like a body: a bad one is a 400 envelope."""
+    loaded = load_schema(schema_cls, values)
+    return {key: str(value) for key, value in loaded.items()}

@@ -1,0 +1,171 @@
+"""Uploaded files (API.md §10): content checks and storage under ``<public_dir>/uploads``.
+
+The client's file name is never used: the type is decided by the bytes (Pillow for images,
+the container header for videos) and the stored name is a fresh uuid4. Stored URLs are
+``/uploads/<folder>/<uuid>.<ext>``; they are served at ``/api/public/uploads/…``.
+Pillow, writes and deletes run in the default executor so the event loop never blocks.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import uuid
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+from PIL import Image, UnidentifiedImageError
+
+from .errors import too_large, validation_failed
+
+log = logging.getLogger("nexus_chat.uploads")
+
+AVATARS, ICONS, STORIES = "avatars", "icons", "stories"
+FOLDERS = (AVATARS, ICONS, STORIES)
+
+MB = 1024 * 1024
+AVATAR_MAX = 2 * MB
+ICON_MAX = 2 * MB
+STORY_MAX = 20 * MB
+# Multipart framing and the text fields around a file.
+MULTIPART_SLACK = 64 * 1024
+
+IMAGE_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+CONTENT_TYPES = {
+    ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
+    ".mp4": "video/mp4", ".mov": "video/quicktime", ".mkv": "video/x-matroska",
+}
+
+# Keep Pillow's decompression-bomb guard on (its default limit), and make its warning an error.
+# (catch_warnings is not thread-safe, and the check runs in executor threads: a process-wide
+# filter, plus an explicit pixel count below.)
+if Image.MAX_IMAGE_PIXELS is None:
+    Image.MAX_IMAGE_PIXELS = 89_478_485
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+def image_extension(data: bytes) -> str | None:
+    """'jpg' / 'png' / 'webp' if the bytes are such an image Pillow can read, else None."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = img.format
+            if img.width * img.height > (Image.MAX_IMAGE_PIXELS or 0) or not img.width or not img.height:
+                return None
+            img.verify()
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
+            OSError, SyntaxError, ValueError, EOFError):
+        return None
+    except Exception:  # Pillow raises assorted errors on hostile input
+        return None
+    return IMAGE_EXTENSIONS.get(fmt or "")
+
+
+def video_extension(data: bytes) -> str | None:
+    """'mp4' / 'mov' for an ISO-BMFF ``ftyp`` box, 'mkv' for a Matroska/WebM EBML header."""
+    if len(data) >= 12 and data[4:8] == b"ftyp":
+        size = int.from_bytes(data[0:4], "big")
+        if size < 8 or size > 4096:
+            return None
+        return "mov" if data[8:12] == b"qt  " else "mp4"
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return "mkv"
+    return None
+
+
+class Storage:
+    """Files below ``<public_dir>/uploads``; only URLs of that shape are ever deleted."""
+
+    def __init__(self, public_dir: Path) -> None:
+        self.public_dir = Path(public_dir)
+        self.root = self.public_dir / "uploads"
+
+    def path_of(self, url: str | None) -> Path | None:
+        """The file behind a stored URL, or None for anything that is not one of ours."""
+        if not url or not url.startswith("/uploads/"):
+            return None
+        parts = url[len("/uploads/"):].split("/")
+        if len(parts) != 2 or parts[0] not in FOLDERS:
+            return None
+        name = parts[1]
+        stem, _, ext = name.partition(".")
+        try:
+            uuid.UUID(stem)
+        except ValueError:
+            return None
+        if f".{ext}" not in CONTENT_TYPES:
+            return None
+        return self.root / parts[0] / name
+
+    def write(self, folder: str, ext: str, data: bytes) -> str:
+        directory = self.root / folder
+        directory.mkdir(parents=True, exist_ok=True)
+        name = f"{uuid.uuid4()}.{ext}"
+        tmp = directory / f".{name}.part"
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+        os.replace(tmp, directory / name)
+        return f"/uploads/{folder}/{name}"
+
+    def delete(self, urls: Iterable[str | None]) -> None:
+        for url in urls:
+            path = self.path_of(url)
+            if path is None:
+                continue
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                log.warning("could not delete upload %s", url, exc_info=True)
+
+
+def _storage(public_dir: Path) -> Storage:
+    return Storage(public_dir)
+
+
+def _check_size(field: str, data: bytes, limit: int) -> None:
+    if len(data) > limit:
+        raise too_large(f"{field} exceeds {limit // MB} MB")
+    if not data:
+        raise validation_failed([f"{field}: The file is empty."])
+
+
+def _store_image(public_dir: Path, folder: str, field: str, data: bytes) -> str:
+    ext = image_extension(data)
+    if ext is None:
+        raise validation_failed([f"{field}: Must be a JPEG, PNG or WEBP image."])
+    return _storage(public_dir).write(folder, ext, data)
+
+
+def _store_video(public_dir: Path, folder: str, field: str, data: bytes) -> str:
+    ext = video_extension(data)
+    if ext is None:
+        raise validation_failed([f"{field}: Must be an MP4, MOV or MKV video."])
+    return _storage(public_dir).write(folder, ext, data)
+
+
+async def save_image(public_dir: Path, folder: str, field: str, data: bytes, limit: int) -> str:
+    """Check the bytes are a JPEG/PNG/WEBP image and store them; returns the stored URL."""
+    _check_size(field, data, limit)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, _store_image, public_dir, folder, field, data)
+
+
+async def save_video(public_dir: Path, folder: str, field: str, data: bytes, limit: int) -> str:
+    _check_size(field, data, limit)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, _store_video, public_dir, folder, field, data)
+
+
+async def remove(public_dir: Path, *urls: str | None) -> None:
+    """Delete stored files (missing ones are fine). Never raises."""
+    wanted = [u for u in urls if u]
+    if not wanted:
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.run_in_executor(None, _storage(public_dir).delete, wanted)
+    except Exception:
+        log.warning("could not delete uploads", exc_info=True)

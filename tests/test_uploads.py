@@ -1,0 +1,176 @@
+"""Uploads and static files (API.md §10): the bytes decide the type, sizes are enforced while
+the body streams in, files never outlive their rows, and nothing outside public/ is served."""
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import uuid
+
+import pytest
+from PIL import Image
+
+from nexus_chat import uploads
+
+from .support import assert_error
+
+MP4 = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00" * 64
+MOV = b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00qt  " + b"\x00" * 64
+MKV = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01" + b"\x00" * 64
+
+
+def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (8, 8)) -> bytes:
+    """A small real image made in memory."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 90)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def stored_files(public_dir, folder: str) -> list:
+    directory = public_dir / "uploads" / folder
+    return sorted(directory.iterdir()) if directory.exists() else []
+
+
+# ---- content checks (pure functions) ------------------------------------------------------
+def test_images_are_recognised_by_content():
+    assert uploads.image_extension(image_bytes("PNG")) == "png"
+    assert uploads.image_extension(image_bytes("JPEG")) == "jpg"
+    assert uploads.image_extension(image_bytes("WEBP")) == "webp"
+    assert uploads.image_extension(image_bytes("GIF")) is None      # not an accepted format
+    assert uploads.image_extension(b"<svg xmlns='http://www.w3.org/2000/svg'/>") is None
+    assert uploads.image_extension(b"MZ\x90\x00 not an image") is None
+    assert uploads.image_extension(image_bytes("PNG")[:40]) is None  # truncated
+
+
+def test_decompression_bombs_are_refused():
+    bomb = image_bytes("PNG", (1, 1))
+    # A tiny file that claims enormous dimensions: rewrite the IHDR width/height.
+    import struct
+    import zlib
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    bomb = bomb[:8] + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk)) + bomb[33:]
+    assert uploads.image_extension(bomb) is None
+
+
+def test_videos_are_recognised_by_container_header():
+    assert uploads.video_extension(MP4) == "mp4"
+    assert uploads.video_extension(MOV) == "mov"
+    assert uploads.video_extension(MKV) == "mkv"
+    assert uploads.video_extension(b"RIFF\x00\x00\x00\x00AVI LIST") is None
+    assert uploads.video_extension(image_bytes()) is None
+
+
+def test_only_our_own_upload_urls_map_to_files(tmp_path):
+    storage = uploads.Storage(tmp_path)
+    good = f"/uploads/avatars/{uuid.uuid4()}.png"
+    assert storage.path_of(good) == tmp_path / "uploads" / good.removeprefix("/uploads/")
+    for bad in ("/uploads/../secrets.json", "/uploads/avatars/../../x.png", "/etc/passwd",
+                f"/uploads/other/{uuid.uuid4()}.png", "/uploads/avatars/name.png", "", None,
+                f"/uploads/avatars/{uuid.uuid4()}.sh"):
+        assert storage.path_of(bad) is None
+
+
+# ---- through the API ------------------------------------------------------------------------
+@pytest.mark.gen_test
+async def test_a_non_image_renamed_png_is_refused(api, user_factory, runtime):
+    me = await user_factory("fake")
+    response = await api.patch("/api/users/profile", token=me.access,
+                               files={"avatar": ("cat.png", b"#!/bin/sh\necho pwned\n", "image/png")})
+    body = assert_error(response, 400, "Validation failed")
+    assert body["errors"] == ["avatar: Must be a JPEG, PNG or WEBP image."]
+    assert stored_files(runtime.ctx.public_dir, "avatars") == []
+
+
+@pytest.mark.gen_test
+async def test_unknown_file_fields_are_refused(api, user_factory):
+    me = await user_factory("unk")
+    response = await api.patch("/api/users/profile", token=me.access,
+                               files={"document": ("a.png", image_bytes(), "image/png")})
+    assert_error(response, 400, "Validation failed")
+
+
+@pytest.mark.gen_test
+async def test_avatar_over_2mb_is_413_in_the_envelope(api, user_factory, runtime):
+    me = await user_factory("big")
+    big = image_bytes("PNG") + os.urandom(2 * 1024 * 1024)
+    response = await api.patch("/api/users/profile", token=me.access,
+                               files={"avatar": ("big.png", big, "image/png")})
+    assert_error(response, 413)
+    assert stored_files(runtime.ctx.public_dir, "avatars") == []
+
+
+@pytest.mark.gen_test
+async def test_a_30mb_body_is_refused_before_it_is_sent(runtime, user_factory):
+    """The server answers from the headers alone: the body is never buffered."""
+    me = await user_factory("huge")
+    reader, writer = await asyncio.open_connection("127.0.0.1", runtime.port)
+    writer.write((f"PATCH /api/users/profile HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  f"Authorization: Bearer {me.access}\r\n"
+                  f"Content-Type: multipart/form-data; boundary=xyz\r\n"
+                  f"Content-Length: {30 * 1024 * 1024}\r\n\r\n").encode())
+    writer.write(b"--xyz\r\n")   # a first few bytes, then nothing more
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 413"), head
+    length = int([line.split(b":")[1] for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length")][0])
+    body = await asyncio.wait_for(reader.readexactly(length), 5)
+    writer.close()
+    assert b'"statusCode":413' in body and b'"success":false' in body
+
+
+@pytest.mark.gen_test
+async def test_story_video_and_image_limits(api, user_factory, runtime):
+    me = await user_factory("vid")
+    response = await api.post("/api/story", token=me.access, files={"video": ("clip.mp4", MP4, "video/mp4")})
+    assert response.status == 201, response.body
+    assert response.data["videoUrl"].endswith(".mp4") and response.data["imageUrl"] is None
+    response = await api.post("/api/story", token=me.access, files={"video": ("clip.mkv", MKV, "video/x-matroska")})
+    assert response.data["videoUrl"].endswith(".mkv")
+    response = await api.post("/api/story", token=me.access,
+                              files={"video": ("clip.mp4", image_bytes(), "video/mp4")})
+    assert_error(response, 400, "Validation failed")
+    response = await api.post("/api/story", token=me.access,
+                              files={"image": ("x.jpg", MP4, "image/jpeg")})
+    assert_error(response, 400, "Validation failed")
+    response = await api.post("/api/story", token=me.access,
+                              headers={"Content-Length": str(21 * 1024 * 1024)}, body=b"")
+    assert response.status == 413 or response.status == 400
+    assert len(stored_files(runtime.ctx.public_dir, "stories")) == 2
+
+
+@pytest.mark.gen_test
+async def test_static_files_have_types_and_nosniff(api, user_factory, runtime):
+    me = await user_factory("stat")
+    story = await api.post("/api/story", token=me.access, form={"caption": "hi"},
+                           files={"image": ("a.webp", image_bytes("WEBP"), "image/webp")})
+    url = story.data["imageUrl"]
+    response = await api.get(f"/api/public{url}")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "image/webp"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.body == (runtime.ctx.public_dir / url.lstrip("/")).read_bytes()
+
+
+@pytest.mark.gen_test
+async def test_nothing_outside_public_is_served(api, runtime, tmp_path):
+    public = runtime.ctx.public_dir
+    secret = tmp_path / "secret.txt"
+    secret.write_text("top secret")
+    (public / "uploads" / "link.txt").symlink_to(secret)
+    (public / "uploads" / ".hidden").write_text("hidden")
+    (public / "ok.txt").write_text("fine")
+    assert (await api.get("/api/public/ok.txt")).body == b"fine"
+    for path in ("/api/public/../secret.txt", "/api/public/%2e%2e/secret.txt",
+                 "/api/public/uploads/%2e%2e/%2e%2e/secret.txt", "/api/public/..%2fsecret.txt",
+                 "/api/public/uploads/..%2f..%2fsecret.txt", "/api/public/%2fetc%2fpasswd",
+                 "/api/public//etc/passwd", "/api/public/uploads/link.txt", "/api/public/uploads/.hidden",
+                 "/api/public/uploads/", "/api/public/", "/api/public/missing.png",
+                 f"/api/public/{secret}"):
+        response = await api.get(path)
+        assert response.status == 404, (path, response.status, response.body)
+        assert b"top secret" not in response.body
+        if response.body:   # some of these never reach us (the client normalises ..)
+            assert_error(response, 404)
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
