@@ -1,0 +1,392 @@
+"""Engine.IO v4 server: sessions, heartbeat, upgrade and write queues.
+
+The transports live in ``polling.py`` and ``websocket.py``; this module holds
+the state they share. Everything runs on the IOLoop thread, so no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from tornado.httputil import HTTPHeaders, HTTPServerRequest
+from tornado.ioloop import IOLoop
+from tornado.routing import PathMatches, Rule
+
+from . import engineio_packets as eio
+
+if TYPE_CHECKING:
+    from .websocket import EngineWebSocketHandler
+
+log = logging.getLogger("nexus_chat.realtime")
+
+TRANSPORT_UNKNOWN, UNKNOWN_SID, BAD_HANDSHAKE_METHOD, BAD_REQUEST, FORBIDDEN, UNSUPPORTED_VERSION = range(6)
+ERROR_MESSAGES = {
+    TRANSPORT_UNKNOWN: "Transport unknown",
+    UNKNOWN_SID: "Session ID unknown",
+    BAD_HANDSHAKE_METHOD: "Bad handshake method",
+    BAD_REQUEST: "Bad request",
+    FORBIDDEN: "Forbidden",
+    UNSUPPORTED_VERSION: "Unsupported protocol version",
+}
+# Reasons that point at a misbehaving client rather than a normal goodbye.
+_WARN_REASONS = {"parse error", "transport error", "buffer overflow", "payload too large"}
+
+PING_FRAME = eio.text_frame(eio.PING)
+CLOSE_FRAME = eio.text_frame(eio.CLOSE)
+NOOP_FRAME = eio.text_frame(eio.NOOP)
+
+
+@dataclass(frozen=True)
+class Handshake:
+    headers: HTTPHeaders
+    query: dict[str, str]
+    remote_ip: str | None
+
+    @classmethod
+    def from_request(cls, request: HTTPServerRequest) -> Handshake:
+        query = {k: v[0].decode("utf-8", "replace") for k, v in request.query_arguments.items() if v}
+        return cls(request.headers, query, request.remote_ip)
+
+
+class Session:
+    """One Engine.IO connection, whichever transport currently carries it."""
+
+    def __init__(self, engine: EngineServer, handshake: Handshake, transport: str) -> None:
+        self.engine = engine
+        self.sid = secrets.token_urlsafe(15)
+        self.handshake = handshake
+        self.transport = transport  # "polling" or "websocket"
+        self.ws: EngineWebSocketHandler | None = None
+        self.probe: EngineWebSocketHandler | None = None  # websocket being upgraded to
+        self.closed = False
+        self.app: Any = None  # owned by the layer above (the Socket.IO connection)
+        self._queue: deque[eio.Frame] = deque()
+        self._queued_bytes = 0
+        self._poll: asyncio.Future[bytes] | None = None
+        self._final: list[eio.Frame] | None = None  # what a lingering closed session still owes
+        self._loop = IOLoop.current()
+        self._ping_timer: object | None = None
+        self._pong_timer: object | None = None
+        self._upgrade_timer: object | None = None
+        self._pong_deadline: float | None = None
+
+    # ------------------------------------------------------------ handshake
+    def open_packet(self) -> eio.Frame:
+        upgrades = ["websocket"] if self.transport == "polling" else []
+        body = {
+            "sid": self.sid,
+            "upgrades": upgrades,
+            "pingInterval": self.engine.ping_interval_ms,
+            "pingTimeout": self.engine.ping_timeout_ms,
+            "maxPayload": self.engine.max_payload,
+        }
+        return eio.text_frame(eio.OPEN, orjson.dumps(body).decode())
+
+    def start(self) -> None:
+        self._schedule_ping()
+
+    # ------------------------------------------------------------ outgoing
+    def send(self, frames: list[eio.Frame]) -> bool:
+        """Queue frames without blocking; False if the session is gone."""
+        if self.closed:
+            return False
+        if self.transport == "websocket" and self.ws is not None:
+            for frame in frames:
+                self.ws.send_frame(frame)
+            if self.ws.unsent_bytes() > self.engine.max_buffer_bytes:
+                self.close("buffer overflow", graceful=False)
+                return False
+            return True
+        self._queue.extend(frames)
+        self._queued_bytes += sum(len(f.data) for f in frames)
+        if self._queued_bytes > self.engine.max_buffer_bytes:
+            self.close("buffer overflow", graceful=False)
+            return False
+        self._answer_poll()
+        return True
+
+    def _drain(self) -> list[eio.Frame]:
+        frames = list(self._queue)
+        self._queue.clear()
+        self._queued_bytes = 0
+        return frames
+
+    def _answer_poll(self, frames: list[eio.Frame] | None = None) -> None:
+        if self._poll is None or self._poll.done():
+            return
+        if frames is None:
+            if self.probe is not None:
+                frames = [NOOP_FRAME]  # upgrading: keep the queue for the websocket
+            elif self._queue:
+                frames = self._drain()
+            else:
+                return
+        poll, self._poll = self._poll, None
+        poll.set_result(eio.encode_payload(frames))
+
+    def poll(self) -> asyncio.Future[bytes] | None:
+        """A long-polling GET: a future for the body, None on a concurrent GET."""
+        if self._poll is not None and not self._poll.done():
+            return None
+        poll = self._poll = asyncio.get_running_loop().create_future()
+        if self._final is not None:
+            self._answer_poll(self._final)
+            self.engine.forget(self)
+        else:
+            self._answer_poll()
+        return poll
+
+    def cancel_poll(self, poll: asyncio.Future[bytes]) -> None:
+        if self._poll is poll:
+            self._poll = None
+        if not poll.done():
+            poll.cancel()
+
+    # ------------------------------------------------------------ incoming
+    def receive(self, packet: eio.Packet) -> None:
+        """Handle one packet from the active transport."""
+        if self.closed:
+            return
+        if packet.type == eio.MESSAGE:
+            self.engine.dispatch_message(self, packet.data)
+        elif packet.type == eio.PONG:
+            self._on_pong()
+        elif packet.type == eio.CLOSE:
+            self.close("transport close", graceful=False, client_closed=True)
+        elif packet.type == eio.NOOP:
+            pass
+        else:  # a client ping (heartbeats go server -> client in v4), open, upgrade
+            self.close("parse error", graceful=False)
+
+    def check_heartbeat(self) -> None:
+        """Close now if the pong deadline passed, whatever the timer says."""
+        if self._pong_deadline is not None and self._loop.time() >= self._pong_deadline:
+            self.close("ping timeout", graceful=False)
+
+    # ------------------------------------------------------------ heartbeat
+    def _schedule_ping(self) -> None:
+        self._ping_timer = self._loop.call_later(self.engine.ping_interval_ms / 1000, self._ping)
+
+    def _ping(self) -> None:
+        self._ping_timer = None
+        if self.closed:
+            return
+        # The deadline starts when the ping is queued, not when a poll picks it up.
+        timeout = self.engine.ping_timeout_ms / 1000
+        self._pong_deadline = self._loop.time() + timeout
+        self._pong_timer = self._loop.call_later(timeout, self.close, "ping timeout", graceful=False)
+        self.send([PING_FRAME])
+
+    def _on_pong(self) -> None:
+        if self._pong_timer is None:
+            return  # unsolicited pong: harmless
+        self._loop.remove_timeout(self._pong_timer)
+        self._pong_timer = None
+        self._pong_deadline = None
+        self._schedule_ping()
+
+    # ------------------------------------------------------------ upgrade
+    def can_upgrade(self) -> bool:
+        return not self.closed and self.transport == "polling" and self.probe is None
+
+    def begin_probe(self, ws: EngineWebSocketHandler) -> None:
+        self.probe = ws
+        timeout = self.engine.upgrade_timeout_ms / 1000
+        self._upgrade_timer = self._loop.call_later(timeout, self._upgrade_timed_out, ws)
+
+    def probe_answered(self) -> None:
+        """After ``3probe``: end the pending GET so the client can pause polling."""
+        self._answer_poll()
+
+    def finish_upgrade(self, ws: EngineWebSocketHandler) -> None:
+        self._cancel(self._upgrade_timer)
+        self._upgrade_timer = None
+        self.probe = None
+        self.transport = "websocket"
+        self.ws = ws
+        self._answer_poll([NOOP_FRAME])
+        self.send(self._drain())
+        log.debug("session %s upgraded to websocket", self.sid)
+
+    def abort_probe(self, ws: EngineWebSocketHandler) -> None:
+        if self.probe is ws:
+            self.probe = None
+            self._cancel(self._upgrade_timer)
+            self._upgrade_timer = None
+            self._answer_poll()
+
+    def _upgrade_timed_out(self, ws: EngineWebSocketHandler) -> None:
+        if self.probe is ws:
+            self.abort_probe(ws)
+            ws.close()
+
+    # ------------------------------------------------------------ close
+    def close(self, reason: str, *, graceful: bool = True, client_closed: bool = False) -> None:
+        """Close the session once: answer a pending GET, close websockets, notify."""
+        if self.closed:
+            return
+        self.closed = True
+        for timer in (self._ping_timer, self._pong_timer, self._upgrade_timer):
+            self._cancel(timer)
+        self._pong_deadline = None
+        if client_closed:
+            final = [NOOP_FRAME]
+        elif graceful:
+            final = self._drain() + [CLOSE_FRAME]
+        else:
+            final = [CLOSE_FRAME]
+        self._drain()
+        linger = False
+        if self._poll is not None and not self._poll.done():
+            self._answer_poll(final)
+        elif graceful and not client_closed and self.transport == "polling":
+            self._final = final  # the next GET gets it
+            linger = True
+        for ws in (self.ws, self.probe):
+            if ws is not None:
+                ws.close()
+        self.probe = None
+        self.engine.remove(self, linger)
+        level = logging.WARNING if reason in _WARN_REASONS else logging.INFO
+        log.log(level, "engine.io session %s closed: %s", self.sid, reason)
+        self.engine.dispatch_close(self, reason)
+
+    def _cancel(self, timer: object | None) -> None:
+        if timer is not None:
+            self._loop.remove_timeout(timer)
+
+
+class _TransportMatcher(PathMatches):
+    """Matches the endpoint path, split by the ``transport`` query argument."""
+
+    def __init__(self, path: str, websocket: bool) -> None:
+        super().__init__(re.escape(path.rstrip("/")) + "/?$")
+        self.websocket = websocket
+
+    def match(self, request: HTTPServerRequest) -> dict[str, Any] | None:
+        matched = super().match(request)
+        if matched is None:
+            return None
+        is_ws = request.query_arguments.get("transport", [b""])[0] == b"websocket"
+        return matched if is_ws == self.websocket else None
+
+
+class EngineServer:
+    """Owns the sessions and the configuration; the layer above plugs in with
+    ``on_open(session)``, ``on_message(session, str | bytes)`` and
+    ``on_close(session, reason)``."""
+
+    def __init__(
+        self,
+        *,
+        ping_interval_ms: int = 25000,
+        ping_timeout_ms: int = 20000,
+        max_payload: int = 1_000_000,
+        allowed_origins: list[str] | None = None,
+        max_buffer_bytes: int = 1_000_000,
+        upgrade_timeout_ms: int = 10000,
+        on_open: Callable[[Session], None] | None = None,
+        on_message: Callable[[Session, str | bytes], None] | None = None,
+        on_close: Callable[[Session, str], None] | None = None,
+    ) -> None:
+        self.ping_interval_ms = int(ping_interval_ms)
+        self.ping_timeout_ms = int(ping_timeout_ms)
+        self.max_payload = int(max_payload)
+        self.allowed_origins = None if allowed_origins is None else {o.rstrip("/") for o in allowed_origins}
+        self.max_buffer_bytes = int(max_buffer_bytes)
+        self.upgrade_timeout_ms = int(upgrade_timeout_ms)
+        self.on_open = on_open
+        self.on_message = on_message
+        self.on_close = on_close
+        self.sessions: dict[str, Session] = {}
+        self._lingering: dict[str, Session] = {}
+
+    def routes(self, path: str = "/engine.io/") -> list[Rule]:
+        from .polling import PollingHandler
+        from .websocket import EngineWebSocketHandler
+
+        kwargs = {"engine": self}
+        return [
+            Rule(_TransportMatcher(path, websocket=True), EngineWebSocketHandler, kwargs),
+            Rule(_TransportMatcher(path, websocket=False), PollingHandler, kwargs),
+        ]
+
+    # ------------------------------------------------------------ requests
+    def origin_allowed(self, origin: str | None) -> bool:
+        if origin is None or self.allowed_origins is None:
+            return True
+        return origin.rstrip("/") in self.allowed_origins
+
+    def check_request(self, request: HTTPServerRequest, transport: str) -> int | None:
+        """Error code for a request that must be refused, else None."""
+        args = request.query_arguments
+        if args.get("EIO", [b""])[0] != b"4":
+            return UNSUPPORTED_VERSION
+        if args.get("transport", [b""])[0] != transport.encode():
+            return TRANSPORT_UNKNOWN
+        if not self.origin_allowed(request.headers.get("Origin")):
+            return FORBIDDEN
+        return None
+
+    def lookup(self, sid: str) -> Session | None:
+        session = self.sessions.get(sid) or self._lingering.get(sid)
+        if session is not None and not session.closed:
+            session.check_heartbeat()
+        return self.sessions.get(sid) or self._lingering.get(sid)
+
+    def open_session(self, handshake: Handshake, transport: str) -> Session:
+        session = Session(self, handshake, transport)
+        self.sessions[session.sid] = session
+        return session
+
+    def started(self, session: Session) -> None:
+        """Called by a transport once the open packet is on its way."""
+        session.start()
+        log.debug("engine.io session %s opened (%s)", session.sid, session.transport)
+        self._call(self.on_open, session)
+
+    # ------------------------------------------------------------ bookkeeping
+    def remove(self, session: Session, linger: bool) -> None:
+        self.sessions.pop(session.sid, None)
+        if linger:
+            self._lingering[session.sid] = session
+            IOLoop.current().call_later(self.ping_timeout_ms / 1000, self.forget, session)
+
+    def forget(self, session: Session) -> None:
+        self._lingering.pop(session.sid, None)
+
+    def connection_count(self) -> int:
+        return len(self.sessions)
+
+    def close_all(self, reason: str = "server shutting down") -> None:
+        for session in list(self.sessions.values()):
+            session.close(reason)
+        self._lingering.clear()
+
+    # ------------------------------------------------------------ callbacks
+    def dispatch_message(self, session: Session, data: str | bytes) -> None:
+        self._call(self.on_message, session, data)
+
+    def dispatch_close(self, session: Session, reason: str) -> None:
+        self._call(self.on_close, session, reason)
+
+    def _call(self, callback: Callable[..., None] | None, session: Session, *args: Any) -> None:
+        if callback is None:
+            return
+        try:
+            callback(session, *args)
+        except Exception:
+            log.exception("engine.io callback failed; closing session %s", session.sid)
+            session.close("server error", graceful=False)
+
+
+def error_body(code: int) -> bytes:
+    return orjson.dumps({"code": code, "message": ERROR_MESSAGES[code]})

@@ -1,0 +1,375 @@
+"""Socket.IO v5 server on top of the Engine.IO server.
+
+Each Engine.IO connection gets a ``_Connection`` holding its namespace sockets
+and an inbox: packets are handled one after another by a single task per
+connection, so a client's events run in arrival order while different
+connections run concurrently. The product plugs in ``Namespace`` objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import secrets
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tornado.ioloop import IOLoop
+from tornado.routing import Rule
+
+from . import engineio_packets as eio
+from . import socketio_packets as sio
+from .engine import EngineServer, Handshake, Session
+from .rooms import Adapter, InMemoryAdapter
+
+log = logging.getLogger("nexus_chat.realtime")
+
+__all__ = ["SocketServer", "Namespace", "ConnectRefused", "Socket"]
+
+
+class ConnectRefused(Exception):
+    """Raised by ``on_connect`` to refuse a CONNECT (the client gets CONNECT_ERROR).
+    Raised by ``on_event``, it disconnects the socket from its namespace."""
+
+    def __init__(self, message: str = "Connection refused", data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class Namespace:
+    """Base class with no-op handlers; subclass and override what you need."""
+
+    async def on_connect(self, socket: Socket, auth: dict | None) -> None:
+        return None
+
+    async def on_event(self, socket: Socket, event: str, args: list) -> list | None:
+        return None
+
+    async def on_disconnect(self, socket: Socket, reason: str) -> None:
+        return None
+
+
+class Socket:
+    """A client's membership of one namespace."""
+
+    def __init__(self, server: SocketServer, conn: _Connection, namespace: str) -> None:
+        self.server = server
+        self.sid = secrets.token_urlsafe(15)
+        self.eio_sid = conn.session.sid
+        self.namespace = namespace
+        self.data: dict[str, Any] = {}
+        self.handshake: Handshake = conn.session.handshake
+        self.connected = False
+        self._conn = conn
+        self._early: list[list[eio.Frame]] | None = []  # emits made before the CONNECT reply
+        self._acks: dict[int, Callable[..., Any]] = {}
+        self._next_ack = 0
+        self._last_rooms: set[str] = set()
+
+    # -------------------------------------------------------------- app API
+    def emit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> None:
+        ack_id = None
+        if callback is not None:
+            ack_id = self._next_ack
+            self._next_ack += 1
+            self._acks[ack_id] = callback
+        self._send(encode_frames(sio.event(self.namespace, event, args, ack_id)))
+
+    def join(self, room: str) -> None:
+        if self._early is not None or self.connected:
+            self.server.adapter.join(self.namespace, self.sid, room)
+
+    def leave(self, room: str) -> None:
+        self.server.adapter.leave(self.namespace, self.sid, room)
+
+    @property
+    def rooms(self) -> set[str]:
+        if self._early is not None or self.connected:
+            return self.server.adapter.rooms_of(self.namespace, self.sid)
+        return set(self._last_rooms)
+
+    def disconnect(self) -> None:
+        """Server-side namespace disconnect; ``on_disconnect`` runs afterwards."""
+        if not self.connected:
+            return
+        self._send(encode_frames(sio.Packet(sio.DISCONNECT, self.namespace)))
+        self._conn.detach(self)
+        self._conn.enqueue(lambda: self._conn.notify_disconnect(self, "server namespace disconnect"))
+
+    def close_connection(self) -> None:
+        self._conn.session.close("forced server close")
+
+    # -------------------------------------------------------------- internals
+    def _send(self, frames: list[eio.Frame]) -> bool:
+        if self._early is not None:
+            self._early.append(frames)
+            return True
+        if not self.connected:
+            return False
+        return self._conn.session.send(frames)
+
+    def _mark_connected(self) -> None:
+        early, self._early = self._early or [], None
+        self.connected = True
+        for frames in early:
+            self._conn.session.send(frames)
+
+    def _mark_gone(self) -> None:
+        self._last_rooms = self.server.adapter.rooms_of(self.namespace, self.sid)
+        self.server.adapter.leave_all(self.namespace, self.sid)
+        self.connected = False
+        self._early = None
+        self._acks.clear()
+
+
+def encode_frames(packet: sio.Packet) -> list[eio.Frame]:
+    """Encode a Socket.IO packet into Engine.IO frames, once."""
+    return [eio.message_frame(part) for part in sio.encode(packet)]
+
+
+class _Connection:
+    """Socket.IO state of one Engine.IO session."""
+
+    def __init__(self, server: SocketServer, session: Session) -> None:
+        self.server = server
+        self.session = session
+        self.decoder = sio.Decoder()
+        self.sockets: dict[str, Socket] = {}  # namespace -> connected socket
+        self.connecting: set[str] = set()
+        self.closed_reason: str | None = None
+        self._inbox: deque[Callable[[], Awaitable[None]]] = deque()
+        self._worker: asyncio.Task | None = None
+        self._loop = IOLoop.current().asyncio_loop
+        self._timer = IOLoop.current().call_later(server.connect_timeout_ms / 1000, self._connect_timeout)
+
+    # -------------------------------------------------------------- inbox
+    def enqueue(self, job: Callable[[], Awaitable[None]]) -> None:
+        self._inbox.append(job)
+        if self._worker is None:
+            # Not get_running_loop(): close_all() may run while the loop is stopped.
+            self._worker = self._loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._inbox:
+            job = self._inbox.popleft()
+            try:
+                await job()
+            except Exception:
+                log.exception("socket.io: unhandled error on connection %s", self.session.sid)
+        self._worker = None
+
+    # -------------------------------------------------------------- engine callbacks
+    def on_message(self, data: str | bytes) -> None:
+        try:
+            packet = self.decoder.feed(data)
+        except eio.ProtocolError as exc:
+            log.debug("socket.io: bad packet on %s: %s", self.session.sid, exc)
+            self.session.close("parse error", graceful=False)
+            return
+        if packet is not None:
+            self.enqueue(lambda: self._handle(packet))
+
+    def on_close(self, reason: str) -> None:
+        IOLoop.current().remove_timeout(self._timer)
+        self.closed_reason = reason
+        gone = list(self.sockets.values())
+        for socket in gone:
+            self.detach(socket)
+        for socket in gone:
+            self.enqueue(lambda s=socket: self.notify_disconnect(s, reason))
+
+    def _connect_timeout(self) -> None:
+        if not self.sockets and not self.connecting and self.closed_reason is None:
+            self.session.close("connect timeout")
+
+    # -------------------------------------------------------------- packets
+    async def _handle(self, packet: sio.Packet) -> None:
+        if self.closed_reason is not None:
+            return
+        nsp, ptype = packet.namespace, packet.type
+        if ptype == sio.CONNECT:
+            await self._connect(nsp, packet.data)
+            return
+        socket = self.sockets.get(nsp)
+        if ptype == sio.DISCONNECT:
+            if socket is not None:
+                self.detach(socket)
+                await self.notify_disconnect(socket, "client namespace disconnect")
+        elif socket is None or ptype == sio.CONNECT_ERROR:
+            self._protocol_error(f"packet type {ptype} for namespace {nsp!r} not joined")
+        elif ptype in (sio.EVENT, sio.BINARY_EVENT):
+            await self._event(socket, packet)
+        else:
+            await self._ack(socket, packet)
+
+    def _protocol_error(self, why: str) -> None:
+        log.debug("socket.io: closing %s: %s", self.session.sid, why)
+        self.session.close("parse error", graceful=False)
+
+    async def _connect(self, nsp: str, auth: dict | None) -> None:
+        if nsp in self.sockets or nsp in self.connecting:
+            self._protocol_error(f"second CONNECT to {nsp!r}")
+            return
+        namespace = self.server.namespaces.get(nsp)
+        if namespace is None:
+            self._connect_error(nsp, "Invalid namespace")
+            return
+        socket = Socket(self.server, self, nsp)
+        self.server.register(socket)
+        self.connecting.add(nsp)
+        try:
+            await namespace.on_connect(socket, auth)
+        except ConnectRefused as exc:
+            self._refuse(socket, exc.message, exc.data)
+            return
+        except Exception:
+            log.exception("socket.io: on_connect failed for namespace %s", nsp)
+            self._refuse(socket, "Internal server error")
+            return
+        finally:
+            self.connecting.discard(nsp)
+        if self.closed_reason is not None:  # the connection died while on_connect ran
+            self.server.unregister(socket)
+            socket._mark_gone()
+            await self.notify_disconnect(socket, self.closed_reason)
+            return
+        self.sockets[nsp] = socket
+        self.session.send(encode_frames(sio.Packet(sio.CONNECT, nsp, {"sid": socket.sid})))
+        socket._mark_connected()
+
+    def _refuse(self, socket: Socket, message: str, data: Any = None) -> None:
+        self.server.unregister(socket)
+        socket._mark_gone()
+        self._connect_error(socket.namespace, message, data)
+
+    def _connect_error(self, nsp: str, message: str, data: Any = None) -> None:
+        payload: dict[str, Any] = {"message": message}
+        if data is not None:
+            payload["data"] = data
+        self.session.send(encode_frames(sio.Packet(sio.CONNECT_ERROR, nsp, payload)))
+
+    async def _event(self, socket: Socket, packet: sio.Packet) -> None:
+        name, args = packet.data[0], packet.data[1:]
+        namespace = self.server.namespaces[socket.namespace]
+        try:
+            result = await namespace.on_event(socket, name, args)
+        except ConnectRefused:
+            socket.disconnect()
+            return
+        except Exception:
+            log.exception("socket.io: handler for %r failed on namespace %s", name, socket.namespace)
+            return
+        if packet.id is not None and socket.connected:
+            if result is None:
+                result = []
+            elif not isinstance(result, (list, tuple)):
+                result = [result]
+            socket._send(encode_frames(sio.Packet(sio.ACK, socket.namespace, list(result), packet.id)))
+
+    async def _ack(self, socket: Socket, packet: sio.Packet) -> None:
+        callback = socket._acks.pop(packet.id, None)
+        if callback is None:
+            return
+        result = callback(*packet.data)
+        if inspect.isawaitable(result):
+            await result
+
+    # -------------------------------------------------------------- sockets
+    def detach(self, socket: Socket) -> None:
+        if self.sockets.get(socket.namespace) is socket:
+            del self.sockets[socket.namespace]
+        self.server.unregister(socket)
+        socket._mark_gone()
+
+    async def notify_disconnect(self, socket: Socket, reason: str) -> None:
+        namespace = self.server.namespaces.get(socket.namespace)
+        if namespace is None:
+            return
+        try:
+            await namespace.on_disconnect(socket, reason)
+        except Exception:
+            log.exception("socket.io: on_disconnect failed on namespace %s", socket.namespace)
+
+
+class SocketServer:
+    def __init__(
+        self,
+        *,
+        ping_interval_ms: int = 25000,
+        ping_timeout_ms: int = 20000,
+        max_payload: int = 1_000_000,
+        connect_timeout_ms: int = 45000,
+        allowed_origins: list[str] | None = None,
+        max_buffer_bytes: int = 1_000_000,
+        adapter: Adapter | None = None,
+    ) -> None:
+        self.connect_timeout_ms = int(connect_timeout_ms)
+        self.adapter: Adapter = adapter if adapter is not None else InMemoryAdapter()
+        self.adapter.attach(self._deliver)
+        self.namespaces: dict[str, Namespace] = {"/": Namespace()}
+        self._sockets: dict[str, dict[str, Socket]] = {}  # namespace -> sid -> socket
+        self.engine = EngineServer(
+            ping_interval_ms=ping_interval_ms,
+            ping_timeout_ms=ping_timeout_ms,
+            max_payload=max_payload,
+            allowed_origins=allowed_origins,
+            max_buffer_bytes=max_buffer_bytes,
+            on_open=self._on_open,
+            on_message=lambda session, data: session.app.on_message(data),
+            on_close=lambda session, reason: session.app.on_close(reason),
+        )
+
+    def add_namespace(self, name: str, namespace: Namespace) -> None:
+        self.namespaces[name] = namespace
+
+    def routes(self, path: str = "/socket.io/") -> list[Rule]:
+        return self.engine.routes(path)
+
+    def close_all(self) -> None:
+        self.engine.close_all()
+
+    def connection_count(self) -> int:
+        return self.engine.connection_count()
+
+    def emit(
+        self,
+        namespace: str,
+        event: str,
+        *args: Any,
+        room: str | list[str] | None = None,
+        skip_sid: str | set[str] | None = None,
+    ) -> int:
+        """Encode once and queue to every matching socket; return how many got it."""
+        frames = encode_frames(sio.event(namespace, event, args))
+        rooms = [room] if isinstance(room, str) else room
+        skip = [skip_sid] if isinstance(skip_sid, str) else (skip_sid or ())
+        return self.adapter.broadcast(namespace, frames, rooms, skip)
+
+    def sockets_in_room(self, namespace: str, room: str) -> list[Socket]:
+        sockets = self._sockets.get(namespace, {})
+        found = (sockets.get(sid) for sid in self.adapter.members(namespace, room))
+        return [s for s in found if s is not None and s.connected]
+
+    def get_socket(self, namespace: str, sid: str) -> Socket | None:
+        socket = self._sockets.get(namespace, {}).get(sid)
+        return socket if socket is not None and socket.connected else None
+
+    # -------------------------------------------------------------- internals
+    def register(self, socket: Socket) -> None:
+        self._sockets.setdefault(socket.namespace, {})[socket.sid] = socket
+        self.adapter.join(socket.namespace, socket.sid, socket.sid)
+
+    def unregister(self, socket: Socket) -> None:
+        sockets = self._sockets.get(socket.namespace)
+        if sockets is not None and sockets.get(socket.sid) is socket:
+            del sockets[socket.sid]
+
+    def _deliver(self, namespace: str, sid: str, frames: list[eio.Frame]) -> bool:
+        socket = self._sockets.get(namespace, {}).get(sid)
+        return socket._send(frames) if socket is not None else False
+
+    def _on_open(self, session: Session) -> None:
+        session.app = _Connection(self, session)

@@ -1,0 +1,222 @@
+"""Socket.IO v5 packet codec: pure functions, no I/O.
+
+Wire format: ``<type>[<attachments>-][<namespace>,][<ack id>][<JSON>]``; the
+namespace is omitted when it is ``/``. Binary values are replaced by
+``{"_placeholder":true,"num":N}`` and travel as separate attachments.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import orjson
+
+from .engineio_packets import ProtocolError
+
+CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = range(7)
+
+# Event names the client libraries reserve for themselves.
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+MAX_ACK_ID_DIGITS = 15
+MAX_ATTACHMENTS = 1000
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+__all__ = ["ProtocolError", "Packet", "encode", "decode", "Decoder", "deconstruct", "reconstruct"]
+
+
+class Packet(NamedTuple):
+    type: int
+    namespace: str = "/"
+    data: Any = None
+    id: int | None = None
+    attachments: int = 0  # only meaningful between decode() and reconstruct()
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value, option=_JSON_OPTIONS).decode("utf-8")
+
+
+# ---------------------------------------------------------------- binary helpers
+
+def has_binary(value: Any) -> bool:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(has_binary(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_binary(v) for v in value.values())
+    return False
+
+
+def deconstruct(data: Any) -> tuple[Any, list[bytes]]:
+    """Replace every binary value by a placeholder; return (data, attachments)."""
+    attachments: list[bytes] = []
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            attachments.append(bytes(value))
+            return {"_placeholder": True, "num": len(attachments) - 1}
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    return walk(data), attachments
+
+
+def reconstruct(data: Any, attachments: list[bytes]) -> Any:
+    """Put attachments back in place of their placeholders."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            if value.get("_placeholder") is True:
+                num = value.get("num")
+                if type(num) is not int or not 0 <= num < len(attachments):
+                    raise ProtocolError("invalid attachment placeholder")
+                return attachments[num]
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    return walk(data)
+
+
+# ---------------------------------------------------------------- encoding
+
+def encode(packet: Packet) -> list[str | bytes]:
+    """Encode a packet: the text part first, then any binary attachments."""
+    ptype, data = packet.type, packet.data
+    attachments: list[bytes] = []
+    if ptype in (EVENT, ACK, BINARY_EVENT, BINARY_ACK) and has_binary(data):
+        data, attachments = deconstruct(data)
+        ptype = BINARY_EVENT if ptype in (EVENT, BINARY_EVENT) else BINARY_ACK
+    elif ptype == BINARY_EVENT:
+        ptype = EVENT
+    elif ptype == BINARY_ACK:
+        ptype = ACK
+    parts = [str(ptype)]
+    if ptype in (BINARY_EVENT, BINARY_ACK):
+        parts.append(f"{len(attachments)}-")
+    if packet.namespace and packet.namespace != "/":
+        parts.append(packet.namespace + ",")
+    if packet.id is not None:
+        parts.append(str(packet.id))
+    if data is not None:
+        parts.append(dumps(data))
+    return ["".join(parts), *attachments]
+
+
+def event(namespace: str, name: str, args: list | tuple, ack_id: int | None = None) -> Packet:
+    return Packet(EVENT, namespace, [name, *args], ack_id)
+
+
+# ---------------------------------------------------------------- decoding
+
+def decode(text: str) -> Packet:
+    """Decode the text part of a packet. Binary packets come back with
+    ``attachments`` > 0 and placeholders still in ``data``."""
+    if not isinstance(text, str) or not text:
+        raise ProtocolError("empty packet")
+    if text[0] not in "0123456":
+        raise ProtocolError("unknown packet type")
+    ptype = int(text[0])
+    i = 1
+    attachments = 0
+    if ptype in (BINARY_EVENT, BINARY_ACK):
+        dash = text.find("-", i)
+        count = text[i:dash]
+        if dash < 0 or not count.isdigit() or not count.isascii():
+            raise ProtocolError("illegal attachments")
+        attachments = int(count)
+        if attachments > MAX_ATTACHMENTS:
+            raise ProtocolError("too many attachments")
+        i = dash + 1
+    namespace = "/"
+    if text.startswith("/", i):
+        comma = text.find(",", i)
+        end = len(text) if comma < 0 else comma
+        namespace = text[i:end]
+        i = end + 1
+    ack_id = None
+    j = i
+    while j < len(text) and text[j] in "0123456789":
+        j += 1
+    if j > i:
+        if j - i > MAX_ACK_ID_DIGITS:
+            raise ProtocolError("invalid ack id")
+        ack_id = int(text[i:j])
+        i = j
+    data = None
+    if i < len(text):
+        try:
+            data = orjson.loads(text[i:])
+        except orjson.JSONDecodeError as exc:
+            raise ProtocolError("invalid JSON payload") from exc
+    _validate(ptype, data, ack_id)
+    return Packet(ptype, namespace, data, ack_id, attachments)
+
+
+def _validate(ptype: int, data: Any, ack_id: int | None) -> None:
+    if ptype == CONNECT:
+        ok = data is None or isinstance(data, dict)
+    elif ptype == DISCONNECT:
+        ok = data is None
+    elif ptype in (EVENT, BINARY_EVENT):
+        ok = (
+            isinstance(data, list)
+            and len(data) > 0
+            and isinstance(data[0], str)
+            and data[0] not in RESERVED_EVENTS
+        )
+    elif ptype in (ACK, BINARY_ACK):
+        ok = isinstance(data, list) and ack_id is not None
+    else:  # CONNECT_ERROR
+        ok = isinstance(data, (str, dict))
+    if not ok:
+        raise ProtocolError(f"invalid payload for packet type {ptype}")
+
+
+class Decoder:
+    """Turns a stream of Engine.IO messages into complete Socket.IO packets,
+    collecting the binary attachments that follow a binary packet."""
+
+    def __init__(self) -> None:
+        self._pending: Packet | None = None
+        self._buffers: list[bytes] = []
+
+    @property
+    def waiting(self) -> bool:
+        return self._pending is not None
+
+    def feed(self, message: str | bytes) -> Packet | None:
+        """Return a complete packet, or None while attachments are missing."""
+        if isinstance(message, (bytes, bytearray, memoryview)):
+            if self._pending is None:
+                raise ProtocolError("unexpected binary attachment")
+            self._buffers.append(bytes(message))
+            if len(self._buffers) < self._pending.attachments:
+                return None
+            return self._complete()
+        if self._pending is not None:
+            raise ProtocolError("got text while waiting for binary attachments")
+        packet = decode(message)
+        if packet.attachments == 0:
+            if packet.type in (BINARY_EVENT, BINARY_ACK):
+                return self._finish(packet, [])
+            return packet
+        self._pending = packet
+        self._buffers = []
+        return None
+
+    def _complete(self) -> Packet:
+        packet, buffers = self._pending, self._buffers
+        self._pending, self._buffers = None, []
+        return self._finish(packet, buffers)
+
+    @staticmethod
+    def _finish(packet: Packet, buffers: list[bytes]) -> Packet:
+        return packet._replace(data=reconstruct(packet.data, buffers), attachments=0)

@@ -1,0 +1,121 @@
+"""Engine.IO WebSocket transport on Tornado's WebSocketHandler.
+
+A handler either carries a session from the start (no ``sid``), or probes an
+existing polling session (``sid`` given): ``2probe`` -> ``3probe``, then ``5``
+moves the session over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from tornado import websocket
+
+from . import engineio_packets as eio
+from .engine import BAD_REQUEST, FORBIDDEN, UNKNOWN_SID, EngineServer, Handshake, Session, error_body, log
+
+
+def _consume(future: asyncio.Future) -> None:
+    # Write futures are never awaited (a slow client must not hold anyone up);
+    # retrieve their outcome so asyncio does not log "exception never retrieved".
+    if not future.cancelled():
+        future.exception()
+
+
+class EngineWebSocketHandler(websocket.WebSocketHandler):
+    def initialize(self, engine: EngineServer) -> None:
+        self.engine = engine
+        self.session: Session | None = None  # set once this socket carries the session
+        self.probing: Session | None = None  # set while probing an upgrade
+
+    @property
+    def max_message_size(self) -> int:
+        return self.engine.max_payload
+
+    def check_origin(self, origin: str) -> bool:
+        return self.engine.origin_allowed(origin)
+
+    def get_compression_options(self) -> None:
+        return None
+
+    async def get(self, *args: object, **kwargs: object) -> None:
+        code = self.engine.check_request(self.request, "websocket")
+        sid = self.get_query_argument("sid", None)
+        if code is None and sid and self.engine.lookup(sid) is None:
+            code = UNKNOWN_SID
+        if code is None and self.request.headers.get("Upgrade", "").lower() != "websocket":
+            code = BAD_REQUEST
+        if code is not None:
+            self.set_status(403 if code == FORBIDDEN else 400)
+            self.set_header("Content-Type", "application/json")
+            self.finish(error_body(code))
+            return
+        await super().get(*args, **kwargs)
+
+    def open(self, *args: object, **kwargs: object) -> None:
+        sid = self.get_query_argument("sid", None)
+        if sid:
+            session = self.engine.lookup(sid)
+            # A second websocket, or one for an upgraded session, is accepted
+            # and closed at once, as the reference server does.
+            if session is None or not session.can_upgrade():
+                self.close()
+                return
+            self.probing = session
+            session.begin_probe(self)
+            return
+        session = self.engine.open_session(Handshake.from_request(self.request), "websocket")
+        session.ws = self
+        self.session = session
+        self.send_frame(session.open_packet())
+        self.engine.started(session)
+
+    def on_message(self, message: str | bytes) -> None:
+        try:
+            packet = eio.decode_packet(message)
+        except eio.ProtocolError:
+            packet = None
+        if self.probing is not None:
+            self._on_probe_message(self.probing, packet)
+        elif self.session is not None:
+            if packet is None:
+                self.session.close("parse error", graceful=False)
+            else:
+                self.session.receive(packet)
+
+    def _on_probe_message(self, session: Session, packet: eio.Packet | None) -> None:
+        if packet == (eio.PING, "probe") and session.probe is self:
+            self.send_frame(eio.text_frame(eio.PONG, "probe"))
+            session.probe_answered()
+        elif packet == (eio.UPGRADE, "") and session.probe is self and not session.closed:
+            self.probing = None
+            self.session = session
+            session.finish_upgrade(self)
+        elif packet is not None and packet.type == eio.NOOP:
+            pass
+        else:
+            log.info("engine.io session %s: upgrade aborted", session.sid)
+            session.abort_probe(self)
+            self.probing = None
+            self.close()
+
+    def on_close(self) -> None:
+        if self.probing is not None:
+            self.probing.abort_probe(self)
+            self.probing = None
+        elif self.session is not None:
+            self.session.close("transport close", graceful=False)
+
+    # ------------------------------------------------------------------
+    def send_frame(self, frame: eio.Frame) -> None:
+        try:
+            future = self.write_message(frame.data, binary=frame.binary)
+        except websocket.WebSocketClosedError:
+            return
+        future.add_done_callback(_consume)
+
+    def unsent_bytes(self) -> int:
+        conn = self.ws_connection
+        stream = getattr(conn, "stream", None)
+        buffer = getattr(stream, "_write_buffer", None)
+        return len(buffer) if buffer is not None else 0
