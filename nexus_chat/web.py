@@ -277,11 +277,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_status(status)
         self.clear_header("Content-Type")
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        envelope = {"success": False, "statusCode": status, "error": reason_phrase(status),
-                    "message": message, "path": self.request.path, "timestamp": iso(utcnow())}
-        if errors:
-            envelope["errors"] = errors
-        self.finish(dumps(envelope))
+        self.finish(dumps(error_envelope(status, message, self.request.path, errors)))
 
     def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
         if isinstance(value, ApiError):
@@ -303,6 +299,17 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("Access-Control-Max-Age", "600")
         self.set_status(204)
         self.finish()
+
+
+def error_envelope(status: int, message: str, path: str, errors: list[str] | None = None,
+                   **extra: Any) -> dict[str, Any]:
+    """The one error body of API.md §1 (REST, Socket.IO handshake errors, static files)."""
+    envelope = {"success": False, "statusCode": status, "error": reason_phrase(status),
+                "message": message, "path": path, "timestamp": iso(utcnow())}
+    if errors:
+        envelope["errors"] = errors
+    envelope.update(extra)
+    return envelope
 
 
 def _trusted(address: str, networks: tuple[ipaddress._BaseNetwork, ...]) -> bool:

@@ -296,7 +296,10 @@ class EngineServer:
         on_open: Callable[[Session], None] | None = None,
         on_message: Callable[[Session, str | bytes], None] | None = None,
         on_close: Callable[[Session, str], None] | None = None,
+        error_body: Callable[[int, HTTPServerRequest], bytes] | None = None,
     ) -> None:
+        # The protocol suites expect {"code", "message"}; the product wraps it in its envelope.
+        self.error_body = error_body or (lambda code, request: protocol_error_body(code))
         self.ping_interval_ms = int(ping_interval_ms)
         self.ping_timeout_ms = int(ping_timeout_ms)
         self.max_payload = int(max_payload)
@@ -388,5 +391,5 @@ class EngineServer:
             session.close("server error", graceful=False)
 
 
-def error_body(code: int) -> bytes:
+def protocol_error_body(code: int) -> bytes:
     return orjson.dumps({"code": code, "message": ERROR_MESSAGES[code]})

@@ -15,7 +15,6 @@ from .engine import (
     EngineServer,
     Handshake,
     Session,
-    error_body,
 )
 
 TEXT_PLAIN = "text/plain; charset=UTF-8"
@@ -95,7 +94,7 @@ class PollingHandler(web.RequestHandler):
             status = 403
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(error_body(code))
+        self.finish(self.engine.error_body(code, self.request))
 
     def _text(self, body: bytes) -> None:
         self.set_header("Content-Type", TEXT_PLAIN)

@@ -305,6 +305,7 @@ class SocketServer:
         allowed_origins: list[str] | None = None,
         max_buffer_bytes: int = 1_000_000,
         adapter: Adapter | None = None,
+        error_body: Callable[[int, Any], bytes] | None = None,
     ) -> None:
         self.connect_timeout_ms = int(connect_timeout_ms)
         self.adapter: Adapter = adapter if adapter is not None else InMemoryAdapter()
@@ -320,6 +321,7 @@ class SocketServer:
             on_open=self._on_open,
             on_message=lambda session, data: session.app.on_message(data),
             on_close=lambda session, reason: session.app.on_close(reason),
+            error_body=error_body,
         )
 
     def add_namespace(self, name: str, namespace: Namespace) -> None:

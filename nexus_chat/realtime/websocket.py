@@ -12,7 +12,7 @@ import asyncio
 from tornado import websocket
 
 from . import engineio_packets as eio
-from .engine import BAD_REQUEST, FORBIDDEN, UNKNOWN_SID, EngineServer, Handshake, Session, error_body, log
+from .engine import BAD_REQUEST, FORBIDDEN, UNKNOWN_SID, EngineServer, Handshake, Session, log
 
 
 def _consume(future: asyncio.Future) -> None:
@@ -48,7 +48,7 @@ class EngineWebSocketHandler(websocket.WebSocketHandler):
         if code is not None:
             self.set_status(403 if code == FORBIDDEN else 400)
             self.set_header("Content-Type", "application/json")
-            self.finish(error_body(code))
+            self.finish(self.engine.error_body(code, self.request))
             return
         await super().get(*args, **kwargs)
 
