@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from .openapi import route_rules, route_template
 
 access = logging.getLogger("nexus_chat.access")
 
@@ -44,7 +48,6 @@ def _kv(value: Any) -> str:
 
 
 def setup_logging(settings) -> None:
-    import time
     formatter: logging.Formatter = JsonFormatter() if settings.log_format == "json" else KeyValueFormatter()
     formatter.converter = time.gmtime
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -64,18 +67,47 @@ def setup_logging(settings) -> None:
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
 
 
+def route_of(handler) -> str:
+    """The route pattern that matched (`/api/contacts/{id}`), not the path: a bounded set,
+    usable as a metrics label. Unknown paths are all `unmatched`."""
+    app = handler.application
+    routes = getattr(app, "_route_templates", None)
+    if routes is None:
+        routes = {}
+        for pattern, cls in route_rules(app):
+            try:
+                template = route_template(pattern)
+            except ValueError:
+                template = pattern
+            routes.setdefault(cls, []).append((re.compile(pattern), template))
+        app._route_templates = routes
+    candidates = routes.get(type(handler))
+    if not candidates:
+        return "unmatched"
+    if len(candidates) == 1:
+        return candidates[0][1]
+    path = handler.request.path
+    return next((template for regex, template in candidates if regex.match(path)), candidates[0][1])
+
+
 def log_request(handler) -> None:
-    """Tornado's `log_function`: one line per finished request; never the query string
-    (it may carry tokens)."""
+    """Tornado's `log_function`: one line per finished request, and its metrics. The query
+    string is never logged (it may carry tokens), nor are bodies or headers."""
     status = handler.get_status()
+    seconds = handler.request.request_time()
+    route = route_of(handler)
     fields = {
+        "request_id": getattr(handler, "request_id", None) or "-",
         "method": handler.request.method,
+        "route": route,
         "path": handler.request.path,
         "status": status,
-        "ms": round(1000.0 * handler.request.request_time(), 2),
-        "request_id": getattr(handler, "request_id", "-"),
+        "ms": round(1000.0 * seconds, 2),
         "user_id": getattr(handler, "user_id", None) or "-",
         "ip": handler.request.remote_ip,
     }
     level = logging.ERROR if status >= 500 else logging.INFO
     access.log(level, "request", extra={"fields": fields})
+    metrics = getattr(handler.application, "metrics", None)
+    if metrics is not None:
+        metrics.observe_request(handler.request.method, route, status, seconds)

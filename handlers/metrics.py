@@ -1,0 +1,35 @@
+"""`GET /metrics`: Prometheus text format (off with `metrics.enabled = false`; guarded by
+`metrics.token` when set)."""
+from __future__ import annotations
+
+import hmac
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from nexus_chat.errors import ApiError, unauthorized
+from nexus_chat.web import BaseHandler, Op
+
+
+class MetricsHandler(BaseHandler):
+    ops = {"GET": Op("Prometheus metrics", auth=False)}
+
+    async def prepare(self) -> None:
+        metrics = getattr(self.application, "metrics", None)
+        if not self.ctx.settings.metrics_enabled or metrics is None:
+            raise ApiError(404, f"Cannot {self.request.method} {self.request.path}")
+        await super().prepare()
+        token = self.ctx.settings.metrics_token
+        if token:
+            scheme, _, given = self.request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+                error = unauthorized("Metrics token missing or invalid")
+                error.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+                raise error
+
+    def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(generate_latest(self.application.metrics.registry))
+
+
+routes = [(r"/metrics", MetricsHandler)]
