@@ -15,6 +15,7 @@ from .app import Application, make_app
 from .context import AppContext
 from .db import Database
 from .mail import OutboxSender
+from .metrics import AppMetrics
 from .queries import users
 from .sweeper import Sweeper
 
@@ -56,6 +57,8 @@ class Runtime:
         sweeper = Sweeper(ctx, settings.stories_sweep_s)
         sweeper.start()
         runtime.background.append(sweeper)
+        runtime.app.metrics = AppMetrics(ctx).start()   # read by /metrics and the access log
+        runtime.background.append(runtime.app.metrics)
         return runtime
 
     def listen(self, port: int, address: str = "") -> tornado.httpserver.HTTPServer:
