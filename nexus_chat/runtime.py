@@ -8,8 +8,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import tornado.httpserver
+
+from handlers.realtime import attach_realtime
 
 from .app import Application, make_app
 from .context import AppContext
@@ -40,6 +43,7 @@ class Runtime:
     outbox: OutboxSender
     background: list = field(default_factory=list)   # objects with .stop() (sync or async)
     http_server: tornado.httpserver.HTTPServer | None = None
+    realtime: Any = None      # handlers.realtime.SocketHooks: the Socket.IO server's hooks
 
     @classmethod
     async def start(cls, settings, target: DatabaseTarget, *, mail_backend=None) -> "Runtime":
@@ -51,8 +55,9 @@ class Runtime:
         await users.set_all_offline(db)
         outbox = OutboxSender(db, settings, backend=mail_backend)
         ctx.mail_wakeup = outbox.wake
-        app = make_app(ctx)
-        runtime = cls(settings=settings, db=db, ctx=ctx, app=app, outbox=outbox)
+        runtime = cls(settings=settings, db=db, ctx=ctx, app=None, outbox=outbox)
+        # The Socket.IO server (/socket.io/) sets ctx.realtime; its routes go first.
+        runtime.app = make_app(ctx, extra_routes=attach_realtime(runtime))
         outbox.start()
         sweeper = Sweeper(ctx, settings.stories_sweep_s)
         sweeper.start()
@@ -77,6 +82,8 @@ class Runtime:
         deadline = asyncio.get_running_loop().time() + grace_s
         while self.ctx.inflight and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
+        if self.realtime is not None:
+            await self.realtime.close()
         for item in reversed(self.background):
             result = item.stop()
             if asyncio.iscoroutine(result):

@@ -1,0 +1,36 @@
+"""Chat REST routes (API.md §7); the real-time half is handlers/realtime.py."""
+from __future__ import annotations
+
+from nexus_chat.schemas import chat as s
+from nexus_chat.services import chat
+from nexus_chat.web import BaseHandler, Op
+
+TAG = "Chat"
+
+
+class MessagesHandler(BaseHandler):
+    ops = {"GET": Op("Messages of a 1-on-1 conversation or a group, newest first",
+                     query=s.MessagesQuery, errors=(400, 401, 403), response=[s.MessageSchema], tag=TAG)}
+
+    async def get(self) -> None:
+        args = self.query_args()
+        messages = await chat.list_messages(
+            self.ctx, self.user_id, recipient_id=args["recipientId"], group_id=args["groupId"],
+            limit=args["limit"], offset=args["offset"], before=args["before"])
+        self.respond(messages, "Messages retrieved successfully")
+
+
+class RecentMessagesHandler(BaseHandler):
+    ops = {"GET": Op("Your 1-on-1 conversations, most recent activity first, with the last "
+                     "message and the unread count", errors=(401,), response=[s.ConversationSchema],
+                     tag=TAG)}
+
+    async def get(self) -> None:
+        conversations = await chat.recent_conversations(self.ctx, self.user_id)
+        self.respond(conversations, "Recent conversations retrieved successfully")
+
+
+routes = [
+    (r"/api/chat/messages", MessagesHandler),
+    (r"/api/chat/recent-messages", RecentMessagesHandler),
+]

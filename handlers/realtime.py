@@ -1,0 +1,292 @@
+"""The Socket.IO side of Nexus Chat (REALTIME.md §3): the `/chat` namespace, the main
+namespace `/` (connectable without a token, no events), the realtime hooks the domain
+services call, and ``attach_realtime`` that plugs all of it into a Runtime.
+
+Event handlers validate their payload with the same schemas as the REST routes and call the
+same services (nexus_chat/services/chat.py); only delivery to sockets lives here.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from marshmallow import Schema
+
+from nexus_chat.context import AppContext, RealtimeHooks
+from nexus_chat.errors import ApiError
+from nexus_chat.realtime.rooms import InMemoryAdapter
+from nexus_chat.realtime.server import ConnectRefused, Namespace, Socket, SocketServer
+from nexus_chat.schemas import chat as s
+from nexus_chat.services import chat
+from nexus_chat.services.chat_cache import ChatCache
+from nexus_chat.services.presence import Presence
+from nexus_chat.web import load_schema
+
+log = logging.getLogger("nexus_chat.realtime.chat")
+
+CHAT = "/chat"
+UNAUTHORIZED = "Unauthorized"
+
+
+def user_room(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+def group_room(group_id: str) -> str:
+    return f"group:{group_id}"
+
+
+def _bearer(value: Any) -> str | None:
+    """A token, with or without a leading `Bearer `."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    scheme, _, rest = value.strip().partition(" ")
+    return rest.strip() if scheme.lower() == "bearer" and rest.strip() else value.strip()
+
+
+def handshake_token(socket: Socket, auth: Any) -> str | None:
+    """First match wins: CONNECT auth payload, Authorization header, `?token=`."""
+    if isinstance(auth, dict) and auth.get("token"):
+        return _bearer(auth["token"])
+    header = socket.handshake.headers.get("Authorization")
+    if header:
+        scheme, _, token = header.strip().partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return _bearer(socket.handshake.query.get("token"))
+
+
+class SocketHooks(RealtimeHooks):
+    """What the domain services tell the real-time layer; acts on connected sockets at once
+    and keeps the chat caches in step."""
+
+    def __init__(self, ctx: AppContext, server: SocketServer) -> None:
+        self.ctx = ctx
+        self.server = server
+        self.cache = ChatCache()
+        self.presence = Presence(ctx, self._publish_presence)
+        self.busy = 0          # connects and events running (shutdown waits for them)
+        self.closing = False
+
+    def sockets_of(self, user_id: str) -> list[Socket]:
+        return self.server.sockets_in_room(CHAT, user_room(user_id))
+
+    # ---- RealtimeHooks ------------------------------------------------------------------
+    def join_group(self, group_id: str, user_ids: list[str]) -> None:
+        self.cache.members_changed(group_id, list(user_ids), True)
+        for user_id in user_ids:
+            for socket in self.sockets_of(user_id):
+                socket.join(group_room(group_id))
+
+    def leave_group(self, group_id: str, user_ids: list[str]) -> None:
+        self.cache.members_changed(group_id, list(user_ids), False)
+        for user_id in user_ids:
+            for socket in self.sockets_of(user_id):
+                socket.leave(group_room(group_id))
+
+    def group_deleted(self, group_id: str) -> None:
+        self.cache.group_gone(group_id)
+        for socket in self.server.sockets_in_room(CHAT, group_room(group_id)):
+            socket.leave(group_room(group_id))
+
+    def disconnect_user(self, user_id: str) -> None:
+        self.cache.user_gone(user_id)
+        for socket in self.sockets_of(user_id):
+            socket.disconnect()
+
+    # ---- delivery -----------------------------------------------------------------------
+    def _publish_presence(self, user_id: str, audience: list[str], payload: dict) -> None:
+        rooms = [user_room(uid) for uid in audience]
+        rooms.append(user_room(user_id))
+        self.server.emit(CHAT, "userStatusChanged", payload, room=rooms)
+
+    def deliver_message(self, origin: Socket, sent: chat.Sent) -> None:
+        """Group: every socket in the room. 1-on-1: the recipient's sockets and the
+        sender's other sockets. Encoded once either way."""
+        if sent.group_id is not None:
+            self.server.emit(CHAT, "message", sent.message, room=group_room(sent.group_id))
+        else:
+            self.server.emit(CHAT, "message", sent.message,
+                             room=[user_room(sent.recipient_id), user_room(sent.message["senderId"])],
+                             skip_sid=origin.sid)
+
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Shutdown: close every connection, let running handlers finish, store presence."""
+        self.closing = True
+        self.server.close_all()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while self.busy and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        await self.presence.close()
+
+
+class MainNamespace(Namespace):
+    """`/`: accepts any connection (no token needed) and carries no events."""
+
+    async def on_event(self, socket: Socket, event: str, args: list) -> list | None:
+        return None
+
+
+class ChatNamespace(Namespace):
+    def __init__(self, hooks: SocketHooks) -> None:
+        self.hooks = hooks
+        self.ctx = hooks.ctx
+        self.server = hooks.server
+        self.events = {
+            "sendMessage": self.send_message,
+            "getMessages": self.get_messages,
+            "markConversationAsRead": self.mark_read,
+            "joinGroup": self.join_group,
+            "leaveGroup": self.leave_group,
+            "typing": self.typing,
+        }
+
+    # ---- connection ---------------------------------------------------------------------
+    async def on_connect(self, socket: Socket, auth: dict | None) -> None:
+        if self.hooks.closing:
+            raise ConnectRefused("Server shutting down")
+        self.hooks.busy += 1
+        try:
+            await self._connect(socket, auth)
+        finally:
+            self.hooks.busy -= 1
+
+    async def _connect(self, socket: Socket, auth: dict | None) -> None:
+        try:
+            user_id = await chat.authenticate_token(self.ctx, handshake_token(socket, auth))
+        except ApiError:
+            raise ConnectRefused(UNAUTHORIZED) from None
+        socket.data["user_id"] = user_id
+        socket.join(user_room(user_id))
+        socket.data["counted"] = True
+        try:
+            await self.hooks.presence.connected(user_id)
+            # Membership may change while we read it: read again until it did not, then join
+            # with no await in between (from then on the hooks reach this socket directly).
+            cache = self.hooks.cache
+            while True:
+                generation = cache.generation
+                group_ids = await chat.group_ids(self.ctx, user_id)
+                if generation == cache.generation:
+                    break
+            if self.ctx.revoked_users.contains(user_id):   # deleted while connecting
+                raise ConnectRefused(UNAUTHORIZED)
+            for group_id in group_ids:
+                socket.join(group_room(group_id))
+        except BaseException:
+            socket.data["counted"] = False
+            await self.hooks.presence.disconnected(user_id)
+            raise
+
+    async def on_disconnect(self, socket: Socket, reason: str) -> None:
+        if socket.data.pop("counted", False):
+            await self.hooks.presence.disconnected(socket.data["user_id"])
+
+    # ---- events -------------------------------------------------------------------------
+    async def on_event(self, socket: Socket, event: str, args: list) -> list | None:
+        handler = self.events.get(event)
+        if handler is None:
+            return self._fail(socket, event, ApiError(400, f"Unknown event: {event}"))
+        payload = args[0] if args else {}
+        self.hooks.busy += 1
+        try:
+            result = await handler(socket, socket.data["user_id"], payload)
+        except ApiError as exc:
+            return self._fail(socket, event, exc)
+        except Exception:
+            log.exception("chat event %s failed user_id=%s", event, socket.data.get("user_id"))
+            return self._fail(socket, event, ApiError(500, "Internal server error"))
+        finally:
+            self.hooks.busy -= 1
+        return None if result is None else [result]
+
+    @staticmethod
+    def _fail(socket: Socket, event: str, exc: ApiError) -> list:
+        """`exception` to the socket, and the REST error envelope as the ack."""
+        notice: dict[str, Any] = {"status": "error", "statusCode": exc.status, "message": exc.message,
+                                  "event": event}
+        envelope: dict[str, Any] = {"success": False, "statusCode": exc.status, "error": exc.reason,
+                                    "message": exc.message}
+        if exc.errors:
+            notice["errors"] = envelope["errors"] = exc.errors
+        socket.emit("exception", notice)
+        return [envelope]
+
+    @staticmethod
+    def _load(schema: type[Schema], payload: Any) -> dict[str, Any]:
+        return load_schema(schema, payload)
+
+    async def send_message(self, socket: Socket, user_id: str, payload: Any) -> dict:
+        body = self._load(s.SendMessagePayload, payload)
+        sent = await chat.send_message(
+            self.ctx, user_id, content=body["content"], recipient_id=body["recipientId"],
+            group_id=body["groupId"], client_message_id=body["clientMessageId"],
+            after_commit=lambda sent: self.hooks.deliver_message(socket, sent))
+        return sent.message
+
+    async def get_messages(self, socket: Socket, user_id: str, payload: Any) -> list:
+        args = self._load(s.MessagesQuery, payload)
+        return await chat.list_messages(self.ctx, user_id, recipient_id=args["recipientId"],
+                                        group_id=args["groupId"], limit=args["limit"],
+                                        offset=args["offset"], before=args["before"])
+
+    async def mark_read(self, socket: Socket, user_id: str, payload: Any) -> dict:
+        body = self._load(s.MarkReadPayload, payload)
+        result = await chat.mark_conversation_read(self.ctx, user_id, body["conversationId"],
+                                                   body["recipientId"])
+        if result.notify_user_id is not None:
+            self.server.emit(CHAT, "messageRead", {**result.receipt, "readBy": user_id},
+                             room=user_room(result.notify_user_id))
+        return result.receipt
+
+    async def join_group(self, socket: Socket, user_id: str, payload: Any) -> dict:
+        group_id = self._load(s.GroupRoomPayload, payload)["groupId"]
+        cache = self.hooks.cache
+        while True:   # a kick while we checked must win
+            generation = cache.generation
+            await chat.require_member(self.ctx, group_id, user_id)
+            if generation == cache.generation:
+                break
+        socket.join(group_room(group_id))
+        return {"groupId": group_id, "joined": True}
+
+    async def leave_group(self, socket: Socket, user_id: str, payload: Any) -> dict:
+        group_id = self._load(s.GroupRoomPayload, payload)["groupId"]
+        socket.leave(group_room(group_id))
+        return {"groupId": group_id, "joined": False}
+
+    async def typing(self, socket: Socket, user_id: str, payload: Any) -> None:
+        body = self._load(s.TypingPayload, payload)
+        await chat.check_typing_target(self.ctx, user_id, recipient_id=body["recipientId"],
+                                       group_id=body["groupId"])
+        notice = {"userId": user_id, "isTyping": body["isTyping"]}
+        if body["recipientId"] is not None:
+            notice["recipientId"] = body["recipientId"]
+            self.server.emit(CHAT, "typing", notice, room=user_room(body["recipientId"]))
+        else:
+            notice["groupId"] = body["groupId"]
+            mine = {sock.sid for sock in self.hooks.sockets_of(user_id)}
+            self.server.emit(CHAT, "typing", notice, room=group_room(body["groupId"]), skip_sid=mine)
+        return None
+
+
+def attach_realtime(runtime: Any) -> list:
+    """Builds the Socket.IO server from the settings, registers `/` and `/chat`, makes it
+    the context's realtime hooks (``runtime.realtime``) and returns its routes."""
+    settings = runtime.settings
+    server = SocketServer(
+        ping_interval_ms=settings.realtime_ping_interval_ms,
+        ping_timeout_ms=settings.realtime_ping_timeout_ms,
+        max_payload=settings.realtime_max_payload,
+        connect_timeout_ms=settings.realtime_connect_timeout_ms,
+        allowed_origins=list(settings.server_cors_origins),
+        max_buffer_bytes=settings.realtime_max_buffer_bytes,
+        adapter=InMemoryAdapter(),
+    )
+    hooks = SocketHooks(runtime.ctx, server)
+    server.add_namespace("/", MainNamespace())
+    server.add_namespace(CHAT, ChatNamespace(hooks))
+    runtime.ctx.realtime = hooks
+    runtime.realtime = hooks
+    return server.routes("/socket.io/")

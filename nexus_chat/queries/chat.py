@@ -1,0 +1,162 @@
+"""Chat SQL: conversations, messages, unread counts, read marking, the audience of presence.
+
+Messages are ordered by ``seq`` (AUTO_INCREMENT, commit order); newest first is ``seq DESC``.
+A conversation's latest activity is its highest ``seq``, read through the
+(conversation_id, seq) index, so sending a message is exactly one INSERT.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from ..db import Executor, Row
+from ..shapes import public_columns
+
+PUBLIC_USER = "id, username, full_name, avatar_url, bio, status, last_seen_at"
+MESSAGE_COLUMNS = ("m.seq, m.id, m.conversation_id, m.group_id, m.content, m.client_message_id,"
+                   " m.is_read, m.read_at, m.created_at, m.updated_at, " + public_columns("u", "sender_"))
+MESSAGE_FROM = "FROM messages m LEFT JOIN users u ON u.id = m.sender_id"
+
+
+# ---- users ---------------------------------------------------------------------------------
+async def public_user(db: Executor, user_id: str) -> Row | None:
+    """The columns of UserPublic, or None when the user does not exist."""
+    return await db.fetch_one(f"SELECT {PUBLIC_USER} FROM users WHERE id = %s", (user_id,))
+
+
+# ---- conversations -------------------------------------------------------------------------
+async def conversation_for_pair(db: Executor, low_id: str, high_id: str) -> Row | None:
+    return await db.fetch_one(
+        "SELECT id FROM conversations WHERE user_low_id = %s AND user_high_id = %s", (low_id, high_id))
+
+
+async def insert_conversation_if_absent(db: Executor, *, conversation_id: str, creator_id: str,
+                                        recipient_id: str, low_id: str, high_id: str,
+                                        now: dt.datetime) -> int:
+    """Creates the pair's conversation unless one exists (whoever wrote first, even at the
+    same instant: the unique ordered pair decides). Read the winner back with
+    ``conversation_for_pair``."""
+    return await db.execute(
+        "INSERT INTO conversations (id, creator_id, recipient_id, user_low_id, user_high_id,"
+        " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        " ON DUPLICATE KEY UPDATE id = id",
+        (conversation_id, creator_id, recipient_id, low_id, high_id, now, now))
+
+
+async def conversation_participants(db: Executor, conversation_id: str) -> Row | None:
+    return await db.fetch_one(
+        "SELECT id, user_low_id, user_high_id FROM conversations WHERE id = %s", (conversation_id,))
+
+
+async def recent_conversations(db: Executor, user_id: str) -> list[Row]:
+    """The user's conversations with both users, the seq of the latest message and the
+    number of messages from the other person not read yet; latest activity first."""
+    return await db.fetch_all(
+        "SELECT c.id, c.created_at, c.updated_at, "
+        + public_columns("cu", "creator_") + ", " + public_columns("ru", "recipient_") + ","
+        " (SELECT MAX(lm.seq) FROM messages lm WHERE lm.conversation_id = c.id) AS last_seq,"
+        " (SELECT COUNT(*) FROM messages um WHERE um.conversation_id = c.id AND um.is_read = 0"
+        "   AND um.sender_id <> %(me)s) AS unread_count"
+        " FROM conversations c"
+        " JOIN users cu ON cu.id = c.creator_id"
+        " JOIN users ru ON ru.id = c.recipient_id"
+        " WHERE c.user_low_id = %(me)s OR c.user_high_id = %(me)s"
+        " ORDER BY last_seq IS NULL, last_seq DESC, c.created_at DESC",
+        {"me": user_id})
+
+
+# ---- messages ------------------------------------------------------------------------------
+async def insert_message(db: Executor, *, message_id: str, conversation_id: str | None,
+                         group_id: str | None, sender_id: str, content: str,
+                         client_message_id: str | None, now: dt.datetime) -> int:
+    """The one statement that stores a message. A reused (sender, clientMessageId) raises a
+    duplicate-key error; a vanished conversation/group/sender a foreign-key error."""
+    return await db.execute(
+        "INSERT INTO messages (id, conversation_id, group_id, sender_id, content, client_message_id,"
+        " is_read, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s)",
+        (message_id, conversation_id, group_id, sender_id, content, client_message_id, now, now))
+
+
+async def message_by_client_id(db: Executor, sender_id: str, client_message_id: str) -> Row | None:
+    return await db.fetch_one(
+        f"SELECT {MESSAGE_COLUMNS} {MESSAGE_FROM} WHERE m.sender_id = %s AND m.client_message_id = %s",
+        (sender_id, client_message_id))
+
+
+async def message_position(db: Executor, message_id: str) -> Row | None:
+    """Where a message sits (for `before` paging): seq, conversation_id, group_id."""
+    return await db.fetch_one(
+        "SELECT seq, conversation_id, group_id FROM messages WHERE id = %s", (message_id,))
+
+
+async def conversation_messages(db: Executor, conversation_id: str, *, limit: int, offset: int,
+                                before_seq: int | None) -> list[Row]:
+    """Newest first."""
+    if before_seq is None:
+        return await db.fetch_all(
+            f"SELECT {MESSAGE_COLUMNS} {MESSAGE_FROM} WHERE m.conversation_id = %s"
+            " ORDER BY m.seq DESC LIMIT %s OFFSET %s", (conversation_id, limit, offset))
+    return await db.fetch_all(
+        f"SELECT {MESSAGE_COLUMNS} {MESSAGE_FROM} WHERE m.conversation_id = %s AND m.seq < %s"
+        " ORDER BY m.seq DESC LIMIT %s OFFSET %s", (conversation_id, before_seq, limit, offset))
+
+
+async def group_messages(db: Executor, group_id: str, *, limit: int, offset: int,
+                         before_seq: int | None) -> list[Row]:
+    """Newest first."""
+    if before_seq is None:
+        return await db.fetch_all(
+            f"SELECT {MESSAGE_COLUMNS} {MESSAGE_FROM} WHERE m.group_id = %s"
+            " ORDER BY m.seq DESC LIMIT %s OFFSET %s", (group_id, limit, offset))
+    return await db.fetch_all(
+        f"SELECT {MESSAGE_COLUMNS} {MESSAGE_FROM} WHERE m.group_id = %s AND m.seq < %s"
+        " ORDER BY m.seq DESC LIMIT %s OFFSET %s", (group_id, before_seq, limit, offset))
+
+
+async def messages_by_seq(db: Executor, seqs: list[int]) -> list[Row]:
+    if not seqs:
+        return []
+    marks = ", ".join(["%s"] * len(seqs))
+    return await db.fetch_all(f"SELECT {MESSAGE_COLUMNS} {MESSAGE_FROM} WHERE m.seq IN ({marks})",
+                              tuple(seqs))
+
+
+# ---- read receipts -------------------------------------------------------------------------
+async def last_message_from(db: Executor, conversation_id: str, sender_id: str) -> Row | None:
+    """The newest message of ``sender_id`` in the conversation: seq, id."""
+    return await db.fetch_one(
+        "SELECT seq, id FROM messages WHERE conversation_id = %s AND sender_id = %s"
+        " ORDER BY seq DESC LIMIT 1", (conversation_id, sender_id))
+
+
+async def mark_read_up_to(db: Executor, conversation_id: str, sender_id: str, max_seq: int,
+                          now: dt.datetime) -> int:
+    """Marks the sender's unread messages up to ``max_seq`` read; how many changed."""
+    return await db.execute(
+        "UPDATE messages SET is_read = 1, read_at = %s, updated_at = %s"
+        " WHERE conversation_id = %s AND is_read = 0 AND sender_id = %s AND seq <= %s",
+        (now, now, conversation_id, sender_id, max_seq))
+
+
+# ---- presence ------------------------------------------------------------------------------
+async def presence_audience(db: Executor, user_id: str) -> list[str]:
+    """Who is told about the user's presence: those who saved the user in their contacts,
+    the user's 1-on-1 partners and group co-members (not the user)."""
+    rows = await db.fetch_all(
+        "SELECT owner_id AS user_id FROM contacts WHERE contact_user_id = %(u)s"
+        " UNION SELECT user_high_id FROM conversations WHERE user_low_id = %(u)s"
+        " UNION SELECT user_low_id FROM conversations WHERE user_high_id = %(u)s"
+        " UNION SELECT g2.user_id FROM group_members g1"
+        "   JOIN group_members g2 ON g2.group_id = g1.group_id"
+        "   WHERE g1.user_id = %(u)s AND g2.user_id <> %(u)s",
+        {"u": user_id})
+    return [row["user_id"] for row in rows]
+
+
+async def mark_offline(db: Executor, user_ids: list[str], now: dt.datetime) -> int:
+    """Shutdown: the users this process had online go offline at once."""
+    if not user_ids:
+        return 0
+    marks = ", ".join(["%s"] * len(user_ids))
+    return await db.execute(
+        f"UPDATE users SET status = 'offline', last_seen_at = %s WHERE id IN ({marks})",
+        (now, *user_ids))

@@ -1,0 +1,93 @@
+"""Chat schemas (API.md §7, REALTIME.md §3): declared once, used by the REST ops and to
+validate the payloads of the /chat Socket.IO events."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from .common import Trimmed, UserPublicSchema
+
+MAX_CONTENT = 5000
+MAX_CLIENT_MESSAGE_ID = 64
+
+
+class UuidString(fields.UUID):
+    """A UUID, handed to services as its canonical lower-case string."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return str(super()._deserialize(value, attr, data, **kwargs))
+
+
+def _exactly_one_target(data: dict) -> None:
+    if bool(data.get("recipientId")) == bool(data.get("groupId")):
+        raise ValidationError("Exactly one of recipientId or groupId is required.", "target")
+
+
+class _OneTarget(Schema):
+    recipientId = UuidString(load_default=None, allow_none=True)
+    groupId = UuidString(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _one_target(self, data, **kwargs):
+        _exactly_one_target(data)
+
+
+class MessagesQuery(_OneTarget):
+    """GET /chat/messages and the `getMessages` event."""
+    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    before = UuidString(load_default=None, allow_none=True,
+                        metadata={"description": "A message id: only older messages are returned"})
+
+
+class SendMessagePayload(_OneTarget):
+    """The `sendMessage` event."""
+    content = Trimmed(required=True, validate=validate.Length(1, MAX_CONTENT))
+    clientMessageId = fields.String(load_default=None, allow_none=True,
+                                    validate=validate.Length(1, MAX_CLIENT_MESSAGE_ID))
+
+
+class MarkReadPayload(Schema):
+    """The `markConversationAsRead` event."""
+    conversationId = UuidString(required=True)
+    recipientId = UuidString(load_default=None, allow_none=True)
+
+
+class GroupRoomPayload(Schema):
+    """The `joinGroup` and `leaveGroup` events."""
+    groupId = UuidString(required=True)
+
+
+class TypingPayload(_OneTarget):
+    """The `typing` event."""
+    isTyping = fields.Boolean(required=True)
+
+
+class MessageSchema(Schema):
+    """Message — response documentation (the same shape on REST and Socket.IO)."""
+    id = fields.UUID()
+    content = fields.String()
+    senderId = fields.UUID(allow_none=True)
+    sender = fields.Nested(UserPublicSchema, allow_none=True)
+    conversationId = fields.UUID(allow_none=True)
+    groupId = fields.UUID(allow_none=True)
+    isRead = fields.Boolean()
+    readAt = fields.DateTime(allow_none=True)
+    clientMessageId = fields.String(allow_none=True)
+    createdAt = fields.DateTime()
+    updatedAt = fields.DateTime()
+
+
+class ConversationSchema(Schema):
+    """Conversation — response documentation."""
+    id = fields.UUID()
+    creator = fields.Nested(UserPublicSchema)
+    recipient = fields.Nested(UserPublicSchema)
+    lastMessage = fields.Nested(MessageSchema, allow_none=True)
+    unreadCount = fields.Integer()
+    createdAt = fields.DateTime()
+    updatedAt = fields.DateTime()
+
+
+class ReadReceiptSchema(Schema):
+    conversationId = fields.UUID()
+    lastReadMessageId = fields.UUID(allow_none=True)

@@ -1,0 +1,283 @@
+"""Chat: sending, history, recent conversations, read receipts (API.md §7, REALTIME.md §3).
+
+The REST handlers and the /chat Socket.IO namespace call these same functions. They take
+the AppContext and plain values and raise ApiError; delivering to sockets is the caller's
+job, done in ``after_commit`` so that it happens after the COMMIT and, per conversation or
+group, in commit order.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+
+from ..context import AppContext
+from ..db import Row, is_duplicate_key
+from ..errors import ApiError, bad_request, forbidden, not_found, unauthorized, validation_failed
+from ..jsonutil import iso, utcnow
+from ..queries import chat as q
+from ..queries import groups
+from ..shapes import user_public
+from .chat_cache import cache_of
+from ..tokens import InvalidToken, TokenType
+
+log = logging.getLogger("nexus_chat.chat")
+
+NOT_A_MEMBER = "You are not a member of this group"
+RECIPIENT_NOT_FOUND = "Recipient not found"
+
+
+# ---- shapes --------------------------------------------------------------------------------
+def message_shape(row: Row, sender: dict | None = None) -> dict[str, Any]:
+    """Message (API.md §7). ``row`` carries the sender as ``sender_*`` columns unless
+    ``sender`` (UserPublic) is given."""
+    if sender is None:
+        sender = user_public(row, "sender_")
+    return {
+        "id": row["id"],
+        "content": row["content"],
+        "senderId": sender["id"] if sender else None,
+        "sender": sender,
+        "conversationId": row["conversation_id"],
+        "groupId": row["group_id"],
+        "isRead": bool(row["is_read"]),
+        "readAt": iso(row["read_at"]),
+        "clientMessageId": row["client_message_id"],
+        "createdAt": iso(row["created_at"]),
+        "updatedAt": iso(row["updated_at"]),
+    }
+
+
+def _missing_parent(exc: BaseException) -> bool:
+    return isinstance(exc, pymysql.err.IntegrityError) and bool(exc.args) and exc.args[0] == 1452
+
+
+# ---- lookups -------------------------------------------------------------------------------
+async def require_member(ctx: AppContext, group_id: str, user_id: str) -> None:
+    """403 unless the user belongs to the group (a missing group answers the same)."""
+    cache = cache_of(ctx)
+    member = cache.is_member(group_id, user_id)
+    if member is None:
+        generation = cache.generation
+        member = await groups.member_role(ctx.db, group_id, user_id) is not None
+        cache.remember_member(group_id, user_id, member, generation)
+    if not member:
+        raise forbidden(NOT_A_MEMBER)
+
+
+async def _conversation_between(ctx: AppContext, user_id: str, other_id: str, *, create: bool) -> str | None:
+    cache = cache_of(ctx)
+    low, high = sorted((user_id, other_id))
+    found = cache.conversation(low, high)
+    if found is not None:
+        return found
+    generation = cache.generation
+    row = await q.conversation_for_pair(ctx.db, low, high)
+    if row is None:
+        if not create:
+            return None
+        if await q.public_user(ctx.db, other_id) is None:
+            raise not_found(RECIPIENT_NOT_FOUND)
+        try:
+            await q.insert_conversation_if_absent(
+                ctx.db, conversation_id=str(uuid.uuid4()), creator_id=user_id, recipient_id=other_id,
+                low_id=low, high_id=high, now=utcnow())
+        except pymysql.err.IntegrityError as exc:
+            if _missing_parent(exc):   # the recipient was deleted meanwhile
+                raise not_found(RECIPIENT_NOT_FOUND) from None
+            raise
+        row = await q.conversation_for_pair(ctx.db, low, high)
+        if row is None:
+            raise not_found(RECIPIENT_NOT_FOUND)
+    cache.remember_conversation(row["id"], low, high, generation)
+    return row["id"]
+
+
+async def _sender(ctx: AppContext, user_id: str) -> dict:
+    cache = cache_of(ctx)
+    row = cache.profile(user_id)
+    if row is None:
+        row = await q.public_user(ctx.db, user_id)
+        if row is None:
+            raise unauthorized()   # the account is gone
+        cache.remember_profile(user_id, row)
+    return user_public(row)
+
+
+# ---- sending -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sent:
+    message: dict[str, Any]
+    created: bool                 # False: an idempotent resend, nothing to deliver
+    recipient_id: str | None
+    group_id: str | None
+
+
+async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipient_id: str | None = None,
+                       group_id: str | None = None, client_message_id: str | None = None,
+                       after_commit: Callable[[Sent], None] | None = None) -> Sent:
+    """Stores a message (one INSERT, autocommitted) and calls ``after_commit`` once it is
+    committed. Messages of one conversation or group are stored and handed to
+    ``after_commit`` one at a time, so deliveries follow commit order. A reused
+    ``client_message_id`` returns the stored message unchanged and delivers nothing."""
+    if (recipient_id is None) == (group_id is None):
+        raise validation_failed(["target: Exactly one of recipientId or groupId is required."])
+    if recipient_id is not None:
+        if recipient_id == sender_id:
+            raise bad_request("You cannot send a message to yourself")
+        conversation_id = await _conversation_between(ctx, sender_id, recipient_id, create=True)
+        order_key: tuple = ("conversation", conversation_id)
+    else:
+        await require_member(ctx, group_id, sender_id)
+        conversation_id = None
+        order_key = ("group", group_id)
+    sender = await _sender(ctx, sender_id)
+    cache = cache_of(ctx)
+    async with cache.locks.hold(order_key):
+        now = utcnow()
+        row = {"id": str(uuid.uuid4()), "content": content, "conversation_id": conversation_id,
+               "group_id": group_id, "is_read": 0, "read_at": None,
+               "client_message_id": client_message_id, "created_at": now, "updated_at": now}
+        try:
+            await q.insert_message(ctx.db, message_id=row["id"], conversation_id=conversation_id,
+                                   group_id=group_id, sender_id=sender_id, content=content,
+                                   client_message_id=client_message_id, now=now)
+        except pymysql.err.IntegrityError as exc:
+            if client_message_id is not None and is_duplicate_key(exc):
+                stored = await q.message_by_client_id(ctx.db, sender_id, client_message_id)
+                if stored is not None:
+                    return Sent(message_shape(stored), False, recipient_id, group_id)
+            if _missing_parent(exc):
+                raise _vanished(ctx, sender_id, recipient_id, group_id) from None
+            raise
+        sent = Sent(message_shape(row, sender), True, recipient_id, group_id)
+        if after_commit is not None:
+            after_commit(sent)
+    return sent
+
+
+def _vanished(ctx: AppContext, sender_id: str, recipient_id: str | None, group_id: str | None) -> ApiError:
+    """The conversation, group or an account disappeared between the checks and the INSERT."""
+    cache = cache_of(ctx)
+    if group_id is not None:
+        cache.group_gone(group_id)
+        return forbidden(NOT_A_MEMBER)
+    cache.user_gone(recipient_id)
+    cache.user_gone(sender_id)
+    return not_found(RECIPIENT_NOT_FOUND)
+
+
+# ---- history -------------------------------------------------------------------------------
+async def list_messages(ctx: AppContext, user_id: str, *, recipient_id: str | None = None,
+                        group_id: str | None = None, limit: int = 20, offset: int = 0,
+                        before: str | None = None) -> list[dict[str, Any]]:
+    """Newest first; ``[]`` when the two users never talked."""
+    if (recipient_id is None) == (group_id is None):
+        raise validation_failed(["target: Exactly one of recipientId or groupId is required."])
+    if group_id is not None:
+        await require_member(ctx, group_id, user_id)
+        target = ("group_id", group_id)
+    else:
+        conversation_id = await _conversation_between(ctx, user_id, recipient_id, create=False)
+        if conversation_id is None:
+            return []
+        target = ("conversation_id", conversation_id)
+    before_seq = None
+    if before is not None:
+        position = await q.message_position(ctx.db, before)
+        if position is None or position[target[0]] != target[1]:
+            raise validation_failed(["before: Not a message of this conversation."])
+        before_seq = position["seq"]
+    if group_id is not None:
+        rows = await q.group_messages(ctx.db, group_id, limit=limit, offset=offset, before_seq=before_seq)
+    else:
+        rows = await q.conversation_messages(ctx.db, target[1], limit=limit, offset=offset,
+                                             before_seq=before_seq)
+    return [message_shape(row) for row in rows]
+
+
+async def recent_conversations(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
+    """The user's 1-on-1 conversations, latest activity first, with the last message and
+    the number of messages from the other person still unread."""
+    rows = await q.recent_conversations(ctx.db, user_id)
+    seqs = [row["last_seq"] for row in rows if row["last_seq"] is not None]
+    last = {m["seq"]: message_shape(m) for m in await q.messages_by_seq(ctx.db, seqs)}
+    return [{
+        "id": row["id"],
+        "creator": user_public(row, "creator_"),
+        "recipient": user_public(row, "recipient_"),
+        "lastMessage": last.get(row["last_seq"]),
+        "unreadCount": int(row["unread_count"]),
+        "createdAt": iso(row["created_at"]),
+        "updatedAt": iso(row["updated_at"]),
+    } for row in rows]
+
+
+# ---- read receipts -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReadResult:
+    receipt: dict[str, Any]        # {conversationId, lastReadMessageId}
+    notify_user_id: str | None     # the other participant, when something was newly read
+
+
+async def mark_conversation_read(ctx: AppContext, user_id: str, conversation_id: str,
+                                 recipient_id: str | None = None) -> ReadResult:
+    """Marks the other participant's messages up to their latest one as read."""
+    cache = cache_of(ctx)
+    pair = cache.participants(conversation_id)
+    if pair is None:
+        generation = cache.generation
+        row = await q.conversation_participants(ctx.db, conversation_id)
+        if row is None:
+            raise not_found("Conversation not found")
+        pair = (row["user_low_id"], row["user_high_id"])
+        cache.remember_conversation(conversation_id, *pair, generation)
+    if user_id not in pair:
+        raise forbidden("You are not a participant of this conversation")
+    other = pair[1] if pair[0] == user_id else pair[0]
+    if recipient_id is not None and recipient_id != other:
+        raise bad_request("recipientId is not the other participant of this conversation")
+    last = await q.last_message_from(ctx.db, conversation_id, other)
+    receipt = {"conversationId": conversation_id, "lastReadMessageId": last["id"] if last else None}
+    changed = 0
+    if last is not None:
+        changed = await q.mark_read_up_to(ctx.db, conversation_id, other, last["seq"], utcnow())
+    return ReadResult(receipt, other if changed else None)
+
+
+# ---- typing --------------------------------------------------------------------------------
+async def check_typing_target(ctx: AppContext, user_id: str, *, recipient_id: str | None,
+                              group_id: str | None) -> None:
+    """A typing notice goes to another user or to a group the user belongs to."""
+    if recipient_id is not None and recipient_id == user_id:
+        raise bad_request("You cannot send a typing notice to yourself")
+    if group_id is not None:
+        await require_member(ctx, group_id, user_id)
+
+
+# ---- sockets -------------------------------------------------------------------------------
+async def authenticate_token(ctx: AppContext, token: str | None) -> str:
+    """The user id of a valid access token of an existing, not deleted account; else 401."""
+    if not token:
+        raise unauthorized("Authentication token missing")
+    try:
+        claims = ctx.tokens.decode(TokenType.ACCESS, token)
+    except InvalidToken:
+        raise unauthorized() from None
+    if ctx.revoked_users.contains(claims.sub) or await q.public_user(ctx.db, claims.sub) is None:
+        raise unauthorized()
+    return claims.sub
+
+
+async def group_ids(ctx: AppContext, user_id: str) -> list[str]:
+    """The groups the user belongs to (remembered as memberships)."""
+    cache = cache_of(ctx)
+    generation = cache.generation
+    found = await groups.group_ids_for_user(ctx.db, user_id)
+    for group_id in found:
+        cache.remember_member(group_id, user_id, True, generation)
+    return found

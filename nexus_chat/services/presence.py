@@ -1,0 +1,86 @@
+"""Presence (REALTIME.md §3): a user is online while at least one of their sockets is
+connected. The first socket makes them `online`, the last disconnect `offline`; each change
+is stored (status, lastSeenAt) and told to the people who know the user and to the user's
+own sockets — never to everyone connected.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from ..context import AppContext
+from ..jsonutil import iso, utcnow
+from ..queries import chat as q
+from ..queries import users
+from .chat_cache import KeyedLocks, cache_of
+
+log = logging.getLogger("nexus_chat.presence")
+
+# notify(user_id, audience user ids, payload of `userStatusChanged`)
+Notify = Callable[[str, list[str], dict], None]
+
+
+class Presence:
+    """Counts connected sockets per user (plain ids: the socket layer reports them) and
+    publishes transitions. Writes for one user are serialised, and each one stores the
+    *current* state, so a quick connect/disconnect can never leave a stale status behind."""
+
+    def __init__(self, ctx: AppContext, notify: Notify) -> None:
+        self.ctx = ctx
+        self._notify = notify
+        self._counts: dict[str, int] = {}
+        self._online: set[str] = set()      # users stored as online by this process
+        self._locks = KeyedLocks()
+        self._busy = 0
+        self.closing = False
+
+    def socket_count(self, user_id: str) -> int:
+        return self._counts.get(user_id, 0)
+
+    async def connected(self, user_id: str) -> None:
+        self._counts[user_id] = self._counts.get(user_id, 0) + 1
+        await self._sync(user_id)
+
+    async def disconnected(self, user_id: str) -> None:
+        left = self._counts.get(user_id, 0) - 1
+        if left > 0:
+            self._counts[user_id] = left
+        else:
+            self._counts.pop(user_id, None)
+        await self._sync(user_id)
+
+    async def _sync(self, user_id: str) -> None:
+        if self.closing:
+            return
+        self._busy += 1
+        try:
+            async with self._locks.hold(user_id):
+                if self.closing:
+                    return
+                online = user_id in self._counts
+                if online == (user_id in self._online):
+                    return
+                status, now = ("online" if online else "offline"), utcnow()
+                await users.set_presence(self.ctx.db, user_id, status, now)
+                if online:
+                    self._online.add(user_id)
+                else:
+                    self._online.discard(user_id)
+                cache_of(self.ctx).forget_profile(user_id)
+                audience = await q.presence_audience(self.ctx.db, user_id)
+                self._notify(user_id, audience, {"userId": user_id, "status": status, "lastSeenAt": iso(now)})
+        finally:
+            self._busy -= 1
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Shutdown: stop publishing, let running writes finish, store everyone offline."""
+        self.closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._busy and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        online, self._online = list(self._online), set()
+        self._counts.clear()
+        if online:
+            await q.mark_offline(self.ctx.db, online, utcnow())
