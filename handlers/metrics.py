@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 
 from nexus_chat.errors import ApiError, unauthorized
 from nexus_chat.web import BaseHandler, Op
@@ -27,9 +27,11 @@ class MetricsHandler(BaseHandler):
                 raise error
 
     def get(self) -> None:
-        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        # Text format 0.0.4 by default; OpenMetrics when the scraper asks for it.
+        encoder, content_type = choose_encoder(self.request.headers.get("Accept", ""))
+        self.set_header("Content-Type", content_type)
         self.set_header("Cache-Control", "no-store")
-        self.finish(generate_latest(self.application.metrics.registry))
+        self.finish(encoder(self.application.metrics.registry))
 
 
 routes = [(r"/metrics", MetricsHandler)]
