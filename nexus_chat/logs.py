@@ -1,4 +1,10 @@
-"""Logging setup and the access log line (one structured line per request)."""
+"""Logging: one structured line per record, key=value or JSON (`log.format`), to stderr and
+optionally to a file rotated at midnight UTC (`log.file`, `log.retention_days` kept).
+
+The access line (``log_request``) carries request_id, method, route (the pattern, e.g.
+`/api/contacts/{id}`), path, status, ms, user_id and ip. It never carries the query string,
+headers or bodies: tokens travel in those (verify/reset links, Authorization, refresh bodies).
+"""
 from __future__ import annotations
 
 import logging
@@ -16,40 +22,49 @@ from .openapi import route_rules, route_template
 access = logging.getLogger("nexus_chat.access")
 
 
-class KeyValueFormatter(logging.Formatter):
-    """`ts=… level=info logger=… msg="…" key=value …` (extra fields from record.fields)."""
+class _StructuredFormatter(logging.Formatter):
+    converter = time.gmtime
 
-    def format(self, record: logging.LogRecord) -> str:
-        parts = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-                 "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
-        parts.update(getattr(record, "fields", {}))
-        line = " ".join(f"{k}={_kv(v)}" for k, v in parts.items())
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
         data: dict[str, Any] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
         data.update(getattr(record, "fields", {}))
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(data, default=str).decode()
+        elif record.exc_text:
+            data["exc"] = record.exc_text
+        return data
+
+
+class KeyValueFormatter(_StructuredFormatter):
+    """`ts=… level=info logger=… msg="…" key=value …`, always one line (a traceback goes into
+    `exc="…\\n…"`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return " ".join(f"{k}={_kv(v)}" for k, v in self.fields(record).items())
+
+
+class JsonFormatter(_StructuredFormatter):
+    """One JSON object per line with the same keys as the key=value format."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return orjson.dumps(self.fields(record), default=str).decode()
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _kv(value: Any) -> str:
-    text = str(value)
-    if text == "" or any(c in text for c in ' ="\n'):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    text = "-" if value is None else str(value)
+    if text == "" or any(c in text for c in ' ="\n\r\t'):
+        return '"' + "".join(_ESCAPES.get(c, c) for c in text) + '"'
     return text
 
 
 def setup_logging(settings) -> None:
+    """Replace the root logger's handlers by ours, at `log.level`."""
     formatter: logging.Formatter = JsonFormatter() if settings.log_format == "json" else KeyValueFormatter()
-    formatter.converter = time.gmtime
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if settings.log_file:
         path = Path(settings.log_file)
@@ -59,6 +74,8 @@ def setup_logging(settings) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
     for handler in handlers:
         handler.setFormatter(formatter)
         root.addHandler(handler)
@@ -104,10 +121,18 @@ def log_request(handler) -> None:
         "status": status,
         "ms": round(1000.0 * seconds, 2),
         "user_id": getattr(handler, "user_id", None) or "-",
-        "ip": handler.request.remote_ip,
+        "ip": _client_ip(handler),
     }
     level = logging.ERROR if status >= 500 else logging.INFO
     access.log(level, "request", extra={"fields": fields})
     metrics = getattr(handler.application, "metrics", None)
     if metrics is not None:
         metrics.observe_request(handler.request.method, route, status, seconds)
+
+
+def _client_ip(handler) -> str:
+    """The client behind trusted proxies (X-Forwarded-For) where the handler knows it."""
+    try:
+        return handler.client_ip
+    except Exception:
+        return handler.request.remote_ip
