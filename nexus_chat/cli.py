@@ -127,12 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nexus-chat",
         description="Nexus Chat server. Settings come from $NEXUS_CONFIG (default ./config.toml) "
-                    "and environment variables; see config.example.toml.")
+                    "and environment variables; see config.example.toml.",
+        epilog="Exit status: 0 success, 1 a problem at run time (e.g. the database is "
+               "unreachable), 2 an invalid setting or command line.")
     parser.add_argument("--version", action="version", version=f"nexus-chat {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("serve", help="apply pending migrations, then serve HTTP + Socket.IO")
-    sub.add_parser("migrate", help="apply pending database migrations and exit")
-    sub.add_parser("check-config", help="validate the settings and the database connection")
+    sub.add_parser("serve", help="apply pending migrations, then serve HTTP + Socket.IO "
+                                 "(SIGTERM/SIGINT: finish in-flight requests, then stop)")
+    sub.add_parser("migrate", help="apply pending database migrations and exit (run after upgrading)")
+    sub.add_parser("check-config", help="validate the settings, show each value and its source "
+                                        "(secrets masked), and test the database connection")
     conf = sub.add_parser("conformance-server",
                           help="run the fixture server of the official Engine.IO/Socket.IO protocol test suites")
     conf.add_argument("--port", type=int, default=3000)

@@ -1,0 +1,101 @@
+"""The `nexus-chat` command, run as a real subprocess: help, check-config, migrate."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from nexus_chat.config import SETTINGS
+from nexus_chat.embedded_db import free_port
+
+EXE = Path(sys.executable).with_name("nexus-chat")
+
+
+def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    # Only what the test sets: no setting leaks in from the developer's environment.
+    setting_vars = {var for s in SETTINGS for var in s.env} | {"NEXUS_CONFIG"}
+    base = {k: v for k, v in os.environ.items() if k not in setting_vars}
+    base.update(NEXUS_CONFIG=str(tmp_path / "absent.toml"), NEXUS_VAR_DIR=str(tmp_path / "var"))
+    base.update(env)
+    return subprocess.run([str(EXE), *args], cwd=tmp_path, env=base, capture_output=True, text=True,
+                          timeout=120)
+
+
+def db_env(db_server, name: str) -> dict[str, str]:
+    host, port, user, password = db_server
+    return {"DB_HOST": host, "DB_PORT": str(port), "DB_USERNAME": user, "DB_PASSWORD": password,
+            "DB_NAME": name}
+
+
+def test_help_lists_the_commands(tmp_path):
+    result = run(["--help"], tmp_path)
+    assert result.returncode == 0
+    for command in ("serve", "migrate", "check-config"):
+        assert command in result.stdout
+    assert "Exit status" in result.stdout
+    bare = run([], tmp_path)
+    assert bare.returncode == 2 and "check-config" in bare.stdout
+
+
+def test_a_bad_setting_is_one_line_naming_it(tmp_path):
+    result = run(["check-config"], tmp_path, PORT="abc")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "PORT" in lines[0] and "server_port" in lines[0]
+    assert result.stdout == ""
+
+
+def test_an_unknown_setting_in_the_config_file_is_refused(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text("[server]\nprot = 3000\n")
+    result = run(["check-config"], tmp_path, NEXUS_CONFIG=str(config))
+    assert result.returncode == 2
+    assert "server.prot" in result.stderr
+
+
+def test_unreachable_database_is_a_failure(tmp_path):
+    closed = free_port()
+    result = run(["check-config"], tmp_path, DB_HOST="127.0.0.1", DB_PORT=str(closed))
+    assert result.returncode != 0
+    assert f"127.0.0.1:{closed}" in result.stdout
+    assert "cannot connect" in result.stdout
+
+
+def test_check_config_reports_settings_and_database(tmp_path, db_server, db_target):
+    secret = "s3cret-" + uuid.uuid4().hex + uuid.uuid4().hex
+    result = run(["check-config"], tmp_path, **db_env(db_server, db_target.name),
+                 JWT_ACCESS_TOKEN_SECRET=secret, PORT="3456")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "server_port" in out and "3456" in out and "$PORT" in out
+    assert "jwt_access_secret" in out and secret not in out      # secrets are masked
+    assert "OK" in out and "migration(s) applied" in out
+    assert db_target.name in out
+
+
+def test_migrate_creates_and_is_idempotent(tmp_path, db_server):
+    name = f"nexus_cli_{uuid.uuid4().hex[:10]}"
+    env = db_env(db_server, name)
+    try:
+        first = run(["migrate"], tmp_path, **env)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert first.stdout.startswith("applied ") and not first.stdout.startswith("applied 0")
+        second = run(["migrate"], tmp_path, **env)
+        assert second.returncode == 0
+        assert second.stdout.strip() == "applied 0 migration(s)"
+        check = run(["check-config"], tmp_path, **env)
+        assert check.returncode == 0
+    finally:
+        host, port, user, password = db_server
+        conn = pymysql.connect(host=host, port=port, user=user, password=password)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        finally:
+            conn.close()
