@@ -7,10 +7,12 @@ import time
 import uuid
 from typing import Any, Callable
 
+import pytest
 import socketio
 
 from .support import Api, User
 
+NO_PRESENCE = ("userStatusChanged",)
 TRANSPORTS = {"polling+upgrade": ["polling", "websocket"], "websocket": ["websocket"]}
 QUIET_S = 0.3   # how long "nothing else arrives" is watched
 
@@ -19,12 +21,14 @@ class ChatClient:
     """A socket.io client on `/chat` that records every event it receives, in order."""
 
     def __init__(self, base_url: str, user: User | None, transports: list[str] | None = None,
-                 auth: Any = "default", headers: dict[str, str] | None = None) -> None:
+                 auth: Any = "default", headers: dict[str, str] | None = None,
+                 ignore: tuple[str, ...] = ()) -> None:
         self.base_url = base_url
         self.user = user
         self.transports = transports or ["polling", "websocket"]
         self.auth = {"token": user.access} if auth == "default" else auth
         self.headers = headers or {}
+        self.ignore = set(ignore)    # events not recorded (e.g. presence, in tests about messages)
         self.sio = socketio.AsyncClient(reconnection=False)
         self.events: list[tuple[str, Any]] = []
         self.connect_errors: list[Any] = []
@@ -35,6 +39,8 @@ class ChatClient:
         self.sio.on("disconnect", self._disconnect, namespace="/chat")
 
     async def _record(self, event: str, *args: Any) -> None:
+        if event in self.ignore:
+            return
         self.events.append((event, args[0] if len(args) == 1 else list(args)))
         self._changed.set()
 
@@ -85,6 +91,13 @@ class ChatClient:
         await self.wait_until(lambda: len(self.of(event)) >= count, timeout, f"{count} × {event}")
         return self.of(event)
 
+    async def expect(self, event: str, count: int = 1, timeout: float = 5) -> list[Any]:
+        """Wait for `count` × `event`; assert nothing else arrived meanwhile; take them."""
+        await self.wait_for(event, count, timeout)
+        events = self.take()
+        assert [name for name, _ in events] == [event] * count, events
+        return [data for _, data in events]
+
     def take(self) -> list[tuple[str, Any]]:
         """Everything received so far (and forget it)."""
         events, self.events = self.events, []
@@ -116,3 +129,22 @@ async def make_group(api: Api, owner: User, members: list[User], name: str | Non
                                  json={"groupId": group_id, "memberIds": [m.id for m in members]})
         assert invited.status == 201, invited.body
     return group_id
+
+
+@pytest.fixture
+def chat(runtime, io_loop):
+    """`await chat(user, transports=[...])` → a connected ChatClient, closed after the test."""
+    clients: list[ChatClient] = []
+
+    async def connect(user: User | None, transports: list[str] | None = None, *, wait: bool = True,
+                      **kwargs: Any) -> ChatClient:
+        client = ChatClient(runtime.base_url, user, transports, **kwargs)
+        clients.append(client)
+        return await client.connect() if wait else client
+
+    yield connect
+
+    async def close_all() -> None:
+        for client in clients:
+            await client.close()
+    io_loop.run_sync(close_all, timeout=10)
