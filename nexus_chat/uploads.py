@@ -103,9 +103,13 @@ class Storage:
         directory.mkdir(parents=True, exist_ok=True)
         name = f"{uuid.uuid4()}.{ext}"
         tmp = directory / f".{name}.part"
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-        os.replace(tmp, directory / name)
+        try:
+            with open(tmp, "xb") as fh:
+                fh.write(data)
+            os.replace(tmp, directory / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return f"/uploads/{folder}/{name}"
 
     def delete(self, urls: Iterable[str | None]) -> None:
