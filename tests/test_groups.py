@@ -73,6 +73,8 @@ def call(api, world: World, route: str, actor: User):
         "demote admin": lambda: api.put(f"/api/groups/{g}/members/{world.admin2.id}/role", json={"role": "member"}, token=tok),
         "hand over": lambda: api.put(f"/api/groups/{g}/members/{world.extra.id}/role", json={"role": "owner"}, token=tok),
         "members": lambda: api.get(f"/api/groups/{g}/members", token=tok),
+        "create": lambda: api.post("/api/groups", json={"name": "Another"}, token=tok),
+        "my groups": lambda: api.get("/api/groups/my-groups", token=tok),
         "profile": lambda: api.get(f"/api/groups/{g}/profile", token=tok),
     }[route]()
 
@@ -91,7 +93,10 @@ MATRIX = {
     "hand over":      (200, 403, 403, 403),
     "members":        (200, 200, 200, 403),
     "profile":        (200, 200, 200, 403),
+    "create":         (201, 201, 201, 201),   # anyone may create a group
+    "my groups":      (200, 200, 200, 200),   # everyone sees their own list
 }
+GROUP_ROUTES = sorted(set(MATRIX) - {"create", "my groups"})
 ACTORS = ("owner", "admin", "member", "outsider")
 
 
@@ -106,9 +111,12 @@ async def test_authorization_matrix(api, user_factory, route, actor, expected):
     else:
         assert response.status == expected, response.body
         assert response.json["success"] is True
+    if route == "my groups":
+        listed = world.group_id in {g["id"] for g in response.data}
+        assert listed is (actor != "outsider")
 
 
-@pytest.mark.parametrize("route", sorted(MATRIX))
+@pytest.mark.parametrize("route", GROUP_ROUTES)
 @pytest.mark.gen_test
 async def test_every_group_route_answers_404_for_a_missing_group(api, user_factory, route):
     world = await make_world(api, user_factory)
