@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry,
+                               Counter, Gauge, Histogram)
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from .queries.outbox import pending_mail_count
@@ -52,6 +53,8 @@ class AppMetrics:
                                     f"Mails waiting in the outbox (sampled every {OUTBOX_INTERVAL_S:g} s)",
                                     registry=r)
         r.register(MESSAGES_SENT)
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):   # CPU, memory, fds, GC
+            r.register(collector)
         self._outbox: PeriodicCallback | None = None
         self._lag_timer: object | None = None
         self._lag_due = 0.0

@@ -117,6 +117,8 @@ async def test_rest_upload_and_static_files_through_nginx(via_nginx, user_factor
     assert health.headers["X-Request-Id"]                 # answered by the app
     assert "/" not in health.headers.get("Server", "")       # server_tokens off: no version
     assert_error(await via_nginx.get("/api/nope"), 404)
+    metrics = await via_nginx.get("/metrics")               # loopback is allowed
+    assert metrics.status == 200 and b"nexus_http_requests_total" in metrics.body
 
     user = await user_factory("ngx")
     image = png()
