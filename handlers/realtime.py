@@ -11,17 +11,17 @@ import asyncio
 import logging
 from typing import Any
 
-from marshmallow import Schema
+from marshmallow import Schema, ValidationError
 
 from nexus_chat.context import AppContext, RealtimeHooks
-from nexus_chat.errors import ApiError
+from nexus_chat.errors import ApiError, validation_failed
 from nexus_chat.realtime.rooms import InMemoryAdapter
 from nexus_chat.realtime.server import ConnectRefused, Namespace, Socket, SocketServer
 from nexus_chat.schemas import chat as s
 from nexus_chat.services import chat
 from nexus_chat.services.chat_cache import ChatCache
 from nexus_chat.services.presence import Presence
-from nexus_chat.web import load_schema
+from nexus_chat.web import format_errors
 
 log = logging.getLogger("nexus_chat.realtime.chat")
 
@@ -213,9 +213,19 @@ class ChatNamespace(Namespace):
         socket.emit("exception", notice)
         return [envelope]
 
-    @staticmethod
-    def _load(schema: type[Schema], payload: Any) -> dict[str, Any]:
-        return load_schema(schema, payload)
+    _schemas: dict[type[Schema], Schema] = {}
+
+    @classmethod
+    def _load(cls, schema_cls: type[Schema], payload: Any) -> dict[str, Any]:
+        """Validate with the route's schema; one instance per schema (building one per
+        event costs more than the validation itself)."""
+        schema = cls._schemas.get(schema_cls)
+        if schema is None:
+            schema = cls._schemas[schema_cls] = schema_cls()
+        try:
+            return schema.load(payload)
+        except ValidationError as exc:
+            raise validation_failed(format_errors(exc.messages)) from None
 
     async def send_message(self, socket: Socket, user_id: str, payload: Any) -> dict:
         body = self._load(s.SendMessagePayload, payload)

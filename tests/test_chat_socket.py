@@ -278,3 +278,29 @@ async def test_unauthorized_connects_are_refused(api, user_factory, chat):
     query.base_url = f"{query.base_url}?token={a.access}"
     await query.connect()
     await query.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_main_namespace_needs_no_token_and_other_namespaces_are_invalid(runtime, api):
+    import socketio
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(runtime.base_url, namespaces=["/"], transports=["websocket"], wait_timeout=5)
+    assert client.connected
+    await client.disconnect()
+    errors = []
+    other = socketio.AsyncClient(reconnection=False)
+    other.on("connect_error", lambda data: errors.append(data), namespace="/nope")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await other.connect(runtime.base_url, namespaces=["/nope"], transports=["websocket"], wait_timeout=5)
+    assert errors == [{"message": "Invalid namespace"}]
+    await other.disconnect()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_handshake_origin_is_checked_against_cors_origins(api):
+    path = "/socket.io/?EIO=4&transport=polling"
+    allowed = await api.get(path, headers={"Origin": "http://localhost:3001"})
+    assert allowed.status == 200 and allowed.body.startswith(b"0{")
+    assert (await api.get(path)).status == 200                    # no Origin: not a browser
+    denied = await api.get(path, headers={"Origin": "http://evil.example"})
+    assert denied.status in (400, 403) and not denied.body.startswith(b"0{")
