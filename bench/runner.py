@@ -1,0 +1,729 @@
+"""`python -m bench` / `bench/run`: the Nexus Chat load benchmark (issue 6). See bench/README.md."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from array import array
+from pathlib import Path
+
+import aiohttp
+
+from .common import CpuMeter, box_busy_seconds, latency_summary, raise_nofile, rss_kib
+from .seed import PASSWORD, User, make_group, seed_users
+from .serverctl import BenchDatabase, ceiling_server, make_workdir, nexus_server
+from .sio import DEFAULT_BACKEND
+from .workers import WorkerPool
+
+BENCH_DIR = Path(__file__).resolve().parent
+SCENARIOS = ("rest-me", "rest-history", "dm-max", "group-max", "idle-conns", "login-storm", "ceiling")
+DM_RATES = (100, 200, 400, 800, 1600, 3200)
+GROUP_RATES = (10, 20, 40, 60, 80, 100, 130, 170, 220)   # sender msg/s; ×199 deliveries each
+IDLE_LEVELS = (1000, 3000, 10000)
+P99_LIMIT_MS = 250.0
+N_USERS = 200   # 100 DM pairs; the same users form the 200-member group
+IDLE_PING_MS = 5000
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, args) -> None:
+        self.args = args
+        self.quick = args.quick
+        self.selected = set(args.only.split(",")) if args.only else set(SCENARIOS)
+        unknown = self.selected - set(SCENARIOS)
+        if unknown:
+            raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}; known: {', '.join(SCENARIOS)}")
+        self.results: list[dict] = []
+        self.workdir = make_workdir()
+        self.var = self.workdir / "var"
+        self.var.mkdir()
+        self.db: BenchDatabase | None = None
+        self.pool: WorkerPool | None = None
+        self.users: list[User] = []
+        self.server = None
+        self.t_begin = time.monotonic()
+        self.wrk = None
+        self.notes: list[str] = []
+
+    # ------------------------------------------------------------------ helpers
+    def dur(self, full: float, quick: float) -> float:
+        return quick if self.quick else full
+
+    def meter(self) -> CpuMeter:
+        groups = {"server": [self.server.pid] if self.server else [],
+                  "db": self.db.pids() if (self.db and self.server and self.server.name.startswith("nexus")) else [],
+                  "generator": list(self.pool.pids) if self.pool else []}
+        return CpuMeter(groups).start()
+
+    async def cpu_window(self, t_start: float, duration: float) -> dict:
+        """CPU shares over exactly [t_start, t_start + duration] (the load window of a step)."""
+        await asyncio.sleep(max(0.0, t_start - time.monotonic()))
+        m = self.meter()
+        await asyncio.sleep(max(0.0, t_start + duration - time.monotonic()))
+        return m.stop()
+
+    def add(self, result: dict) -> dict:
+        result.setdefault("target", "nexus")
+        result.setdefault("box_busy_before_cores", getattr(self, "noise_before", None))
+        self.results.append(result)
+        log(f"result {result['scenario']} [{result['target']}]: {summary_text(result)}")
+        return result
+
+    def ensure_wrk(self) -> str | None:
+        path = shutil.which("wrk")
+        if path:
+            return path
+        log("wrk not found: installing it with apt-get")
+        try:
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            if subprocess.run(["apt-get", "install", "-y", "wrk"], env=env, capture_output=True,
+                              timeout=180).returncode != 0:
+                subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=180)
+                subprocess.run(["apt-get", "install", "-y", "wrk"], env=env, capture_output=True, timeout=180)
+        except Exception as exc:  # noqa: BLE001
+            log(f"apt-get failed: {exc}")
+        return shutil.which("wrk")
+
+    async def run_wrk(self, url: str, token: str, duration: float, connections: int = 32) -> dict:
+        wrk = self.ensure_wrk()
+        if wrk is None:
+            self.notes.append("wrk unavailable: REST scenarios used the Python aiohttp fallback generator")
+            return await python_http_load(url, token, duration, connections)
+        cmd = [wrk, "-t1", f"-c{connections}", f"-d{int(duration)}s", "--latency", "--timeout", "5s",
+               "-s", str(BENCH_DIR / "wrk" / "auth.lua"), url]
+        proc = await asyncio.create_subprocess_exec(*cmd, env=dict(os.environ, BENCH_TOKEN=token),
+                                                    stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.STDOUT)
+        try:
+            async with asyncio.timeout(duration + 30):
+                out, _ = await proc.communicate()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        text = out.decode(errors="replace")
+        line = next((ln for ln in text.splitlines() if ln.startswith("BENCH_JSON ")), None)
+        if line is None:
+            raise RuntimeError(f"wrk printed no BENCH_JSON line:\n{text[-2000:]}")
+        raw = json.loads(line[len("BENCH_JSON "):])
+        seconds = raw["duration_us"] / 1e6
+        errors = raw["errors"]
+        return {"generator": "wrk -t1 (Lua header + done() JSON)", "requests": raw["requests"],
+                "duration_s": round(seconds, 2), "rps": round(raw["requests"] / seconds, 1),
+                "p50_ms": raw["p50_us"] / 1000, "p90_ms": raw["p90_us"] / 1000,
+                "p99_ms": raw["p99_us"] / 1000, "max_ms": raw["max_us"] / 1000,
+                "non_2xx": errors["status"], "socket_errors": {k: v for k, v in errors.items() if k != "status"}}
+
+    # ------------------------------------------------------------------ phases
+    async def run(self) -> dict:
+        raise_nofile()
+        need_nexus = self.selected - {"ceiling"}
+        log(f"workdir {self.workdir}; scenarios: {', '.join(s for s in SCENARIOS if s in self.selected)}"
+            f"{' (quick)' if self.quick else ''}")
+        self.pool = WorkerPool(self.args.workers, self.args.backend)
+        try:
+            if need_nexus:
+                self.db = BenchDatabase(self.workdir).start()
+                log(f"database: {self.db.kind}, schema {self.db.name}")
+                await self.phase_main()
+                if self.selected & {"idle-conns", "login-storm"}:
+                    await self.phase_idle_login()
+            if "ceiling" in self.selected:
+                await self.phase_ceiling()
+        finally:
+            if self.server is not None:
+                self.server.stop()
+                self.server = None
+            await asyncio.to_thread(self.pool.close)
+            if self.db is not None:
+                self.db.stop()
+        return self.report()
+
+    async def start(self, server) -> None:
+        self.server = server
+        await asyncio.to_thread(server.start)
+        log(f"{server.name} up at {server.url} (pid {server.pid})")
+
+    async def stop_server(self) -> None:
+        if self.server is not None:
+            code = await asyncio.to_thread(self.server.stop)
+            log(f"{self.server.name} stopped (exit {code})")
+            self.server = None
+
+    async def wait_quiet(self, limit_cores: float = 0.3, max_wait_s: float = 10.0) -> float:
+        """The box is shared: before a scenario, wait (bounded) until the rest of the machine is
+        nearly idle; returns the busy cores last seen (recorded with the result)."""
+        deadline = time.monotonic() + max_wait_s
+        while True:
+            b0 = box_busy_seconds()
+            await asyncio.sleep(0.5)
+            busy = (box_busy_seconds() - b0) / 0.5
+            if busy <= limit_cores or time.monotonic() > deadline:
+                return round(busy, 2)
+
+    async def guarded(self, name: str, coro_fn, target: str = "nexus") -> None:
+        t0 = time.monotonic()
+        self.noise_before = await self.wait_quiet()
+        if self.noise_before > 0.3:
+            log(f"{name} [{target}]: the box is busy ({self.noise_before} cores) before the start")
+        try:
+            await coro_fn()
+        except Exception as exc:  # noqa: BLE001 - one broken scenario must not sink the run
+            log(f"{name} [{target}] FAILED: {exc!r}")
+            self.add({"scenario": name, "target": target, "error": f"{exc!r}",
+                      "traceback": traceback.format_exc()[-3000:]})
+            try:
+                await asyncio.to_thread(self.pool.call, "close_all", timeout=60)
+            except Exception:  # noqa: BLE001
+                pass
+        log(f"{name} [{target}] took {time.monotonic() - t0:.1f} s")
+
+    async def phase_main(self) -> None:
+        await self.start(nexus_server("nexus", self.db, self.var, self.workdir, bcrypt_rounds=4))
+        t0 = time.monotonic()
+        self.users, timings = await seed_users(self.server.url, self.var / "mail", "bench", N_USERS)
+        log(f"seeded {len(self.users)} users through the API in {time.monotonic() - t0:.1f} s {timings}")
+        self.seed_timings = timings
+        if "rest-me" in self.selected:
+            await self.guarded("rest-me", self.rest_me)
+        if "rest-history" in self.selected:
+            await self.guarded("rest-history", self.rest_history)
+        if "dm-max" in self.selected:
+            await self.guarded("dm-max", lambda: self.dm_max("nexus"))
+        if "group-max" in self.selected:
+            await self.guarded("group-max", self.group_max)
+        await self.stop_server()
+
+    async def phase_idle_login(self) -> None:
+        await self.start(nexus_server("nexus-ping5s-bcrypt12", self.db, self.var, self.workdir,
+                                      bcrypt_rounds=12, ping_interval_ms=IDLE_PING_MS))
+        if "idle-conns" in self.selected:
+            await self.guarded("idle-conns", lambda: self.idle_conns("nexus"))
+        if "login-storm" in self.selected:
+            await self.guarded("login-storm", self.login_storm)
+        await self.stop_server()
+
+    async def phase_ceiling(self) -> None:
+        await self.start(ceiling_server(self.workdir, self.workdir, ping_interval_ms=IDLE_PING_MS))
+        if not self.users:
+            self.users = fake_users(N_USERS)
+        await self.guarded("dm-max", lambda: self.dm_max("ceiling"), target="ceiling")
+        await self.guarded("idle-conns", lambda: self.idle_conns("ceiling"), target="ceiling")
+        await self.stop_server()
+
+    # ------------------------------------------------------------------ scenarios
+    async def rest_me(self) -> None:
+        m = self.meter()
+        r = await self.run_wrk(self.server.url + "/api/auth/me", self.users[0].token, self.dur(15, 5))
+        cpu = m.stop()
+        self.add({"scenario": "rest-me", "connections": 32, **r, "cpu": cpu,
+                  "ok": r["non_2xx"] == 0})
+
+    async def rest_history(self) -> None:
+        a, b = self.users[0], self.users[1]
+        pool = self.pool
+        res = await asyncio.to_thread(pool.call, "connect", [
+            {"tokens": [("hist-a", a.token)]}, *[{"tokens": []} for _ in range(len(pool) - 1)]],
+            url=self.server.url, timeout=60)
+        if res[0]["ok"] != 1:
+            raise RuntimeError(f"history sender could not connect: {res[0]['errors']}")
+        t0 = time.monotonic()
+        seeded = await asyncio.to_thread(self._call_first, "send_many",
+                                         {"key": "hist-a", "recipient_id": b.id, "count": 1000})
+        if seeded["failed"]:
+            raise RuntimeError(f"seeding the conversation failed: {seeded}")
+        log(f"seeded 1,000 messages through the socket API in {time.monotonic() - t0:.1f} s")
+        await asyncio.to_thread(pool.call, "close_all", timeout=60)
+        url = f"{self.server.url}/api/chat/messages?recipientId={b.id}&limit=50"
+        async with aiohttp.ClientSession() as s:
+            async with s.get(url, headers={"Authorization": f"Bearer {a.token}"}) as resp:
+                body = await resp.json(content_type=None)
+                if resp.status != 200 or len(body.get("data") or []) != 50:
+                    raise RuntimeError(f"history check failed: {resp.status} {str(body)[:300]}")
+        m = self.meter()
+        r = await self.run_wrk(url, a.token, self.dur(15, 5))
+        cpu = m.stop()
+        self.add({"scenario": "rest-history", "connections": 32, "conversation_messages": 1000,
+                  "page": 50, "seed_s": round(seeded["elapsed_s"], 2), **r, "cpu": cpu,
+                  "ok": r["non_2xx"] == 0})
+
+    def _call_first(self, cmd: str, kwargs: dict, timeout: float = 180) -> dict:
+        """Run a command on worker 0 only."""
+        conn = self.pool.conns[0]
+        conn.send((cmd, kwargs))
+        if not conn.poll(timeout):
+            raise TimeoutError(f"worker 0 did not answer {cmd!r} within {timeout} s")
+        res = conn.recv()
+        if "error" in res:
+            raise RuntimeError(res["error"])
+        return res
+
+    async def connect_all(self, keys_tokens: list[tuple[str, str]], assign: list[int],
+                          concurrency: int = 64, timeout: float = 90.0) -> dict:
+        """Connect sockets on the workers (``assign[i]`` = worker of the i-th socket) at once."""
+        per = [{"tokens": []} for _ in range(len(self.pool))]
+        for (key, token), w in zip(keys_tokens, assign):
+            per[w]["tokens"].append((key, token))
+        start_at = time.monotonic() + 0.3
+        res = await asyncio.to_thread(self.pool.call, "connect", per, url=self.server.url,
+                                      concurrency=concurrency, timeout=timeout, start_at=start_at)
+        ok = sum(r["ok"] for r in res)
+        failed = sum(r["failed"] for r in res)
+        busy = [r for r in res if r["ok"] + r["failed"]]
+        elapsed = (max(r["t_end"] for r in busy) - min(r["t_start"] for r in busy)) if busy else 0.0
+        errors = [e for r in res for e in r["errors"]][:5]
+        return {"ok": ok, "failed": failed, "elapsed_s": elapsed, "errors": errors,
+                "rate": ok / elapsed if elapsed > 0 else None}
+
+    async def dm_max(self, target: str) -> None:
+        n_pairs = N_USERS // 2
+        users = self.users[:2 * n_pairs]
+        W = len(self.pool)
+        keys = [(f"dm{i}", u.token) for i, u in enumerate(users)]
+        assign = [(i // 2) % W for i in range(len(users))]   # both ends of a pair in one worker
+        conn = await self.connect_all(keys, assign)
+        if conn["failed"]:
+            raise RuntimeError(f"{conn['failed']} DM sockets failed to connect: {conn['errors']}")
+        pairs_per = [[] for _ in range(W)]
+        for p in range(n_pairs):
+            a, b = users[2 * p], users[2 * p + 1]
+            pairs_per[p % W].append((f"dm{2 * p}", a.id, f"dm{2 * p + 1}", b.id))
+        step_s = self.dur(20, 4)
+        steps = []
+        held = None
+        for rate in DM_RATES:
+            tag = f"dm{rate}"
+            t_start = time.monotonic() + 0.5
+            per = [{"pairs": pairs_per[w], "rate": rate * len(pairs_per[w]) / n_pairs}
+                   for w in range(W)]
+            cpu_task = asyncio.create_task(self.cpu_window(t_start, step_s))
+            res = await asyncio.to_thread(self.pool.call, "dm_step", per, tag=tag, duration=step_s,
+                                          t_start=t_start, drain_s=5.0, timeout=step_s + 30)
+            cpu = await cpu_task
+            step = merge_dm(rate, step_s, res)
+            step["cpu"] = cpu
+            steps.append(step)
+            log(f"  dm-max[{target}] {rate} msg/s: {step_text(step)}")
+            if not step["pass"]:
+                break
+            held = rate
+            await asyncio.sleep(1.0)
+        await asyncio.to_thread(self.pool.call, "close_all", timeout=60)
+        best = next((s for s in steps if s["rate"] == held), None)
+        self.add({"scenario": "dm-max", "target": target, "pairs": n_pairs, "step_s": step_s,
+                  "held_msg_s": held, "p99_limit_ms": P99_LIMIT_MS,
+                  "at_held": {k: best[k] for k in ("delivery", "ack", "cpu")} if best else None,
+                  "first_failure": steps[-1] if steps and not steps[-1]["pass"] else None,
+                  "steps": steps, "ok": held is not None})
+
+    async def group_max(self) -> None:
+        owner, members = self.users[0], self.users[:N_USERS]
+        group_id = await make_group(self.server.url, owner, members)
+        W = len(self.pool)
+        keys = [(f"g{i}", u.token) for i, u in enumerate(members)]
+        assign = [i % W for i in range(len(members))]
+        conn = await self.connect_all(keys, assign)
+        if conn["failed"]:
+            raise RuntimeError(f"{conn['failed']} group sockets failed to connect: {conn['errors']}")
+        await asyncio.sleep(1.0)   # let presence fan-out of the connects settle
+        receivers = [[] for _ in range(W)]
+        for i in range(1, len(members)):
+            receivers[assign[i]].append(f"g{i}")
+        n_recv = len(members) - 1
+        step_s = self.dur(10, 3)
+        steps = []
+        held = None
+        for rate in GROUP_RATES:
+            tag = f"g{rate}"
+            t_start = time.monotonic() + 0.5
+            per = [{"receivers": receivers[w], "sender_key": "g0" if w == assign[0] else None}
+                   for w in range(W)]
+            cpu_task = asyncio.create_task(self.cpu_window(t_start, step_s))
+            res = await asyncio.to_thread(self.pool.call, "group_step", per, tag=tag, group_id=group_id,
+                                          rate=rate, duration=step_s, t_start=t_start, drain_s=5.0,
+                                          timeout=step_s + 30)
+            cpu = await cpu_task
+            step = merge_group(rate, step_s, n_recv, res)
+            step["cpu"] = cpu
+            steps.append(step)
+            log(f"  group-max {rate} msg/s → {rate * n_recv} deliveries/s: {step_text(step)}")
+            if not step["pass"]:
+                break
+            held = step
+            await asyncio.sleep(1.0)
+        await asyncio.to_thread(self.pool.call, "close_all", timeout=60)
+        self.add({"scenario": "group-max", "members": len(members), "receivers_counted": n_recv,
+                  "step_s": step_s, "held_sender_msg_s": held["rate"] if held else None,
+                  "held_deliveries_s": held["deliveries_per_s_planned"] if held else None,
+                  "at_held": {k: held[k] for k in ("delivery", "cpu")} if held else None,
+                  "first_failure": steps[-1] if steps and not steps[-1]["pass"] else None,
+                  "steps": steps, "ok": held is not None})
+
+    async def idle_conns(self, target: str) -> None:
+        W = len(self.pool)
+        pid = self.server.pid
+        await asyncio.sleep(0.5)
+        rss_base = rss_kib(pid)
+        levels = []
+        current = 0
+        wait_s = IDLE_PING_MS / 1000 + 1.5
+        for level in IDLE_LEVELS:
+            new = level - current
+            keys = [(f"idle{i}", self.users[i % len(self.users)].token) for i in range(current, level)]
+            assign = [i % W for i in range(current, level)]
+            m = self.meter()
+            conn = await self.connect_all(keys, assign, concurrency=64, timeout=120)
+            cpu_connect = m.stop()
+            current += conn["ok"]
+            await asyncio.sleep(0.5)
+            rss_conn = rss_kib(pid)
+            await asyncio.to_thread(self.pool.call, "idle_mark", timeout=30)
+            m = self.meter()
+            await asyncio.sleep(wait_s)
+            checks = await asyncio.to_thread(self.pool.call, "idle_check", timeout=60)
+            cpu_idle = m.stop()
+            rss_after = rss_kib(pid)
+            alive = sum(c["alive"] for c in checks)
+            pinged = sum(c["pinged"] for c in checks)
+            closed: dict[str, int] = {}
+            for c in checks:
+                for k, v in c["closed"].items():
+                    closed[k] = closed.get(k, 0) + v
+            row = {"sockets": level, "connected_new": conn["ok"], "connect_failed": conn["failed"],
+                   "connect_errors": conn["errors"], "connect_s": round(conn["elapsed_s"], 2),
+                   "connects_per_s": round(conn["rate"], 1) if conn["rate"] else None,
+                   "rss_base_kib": rss_base, "rss_kib": rss_conn, "rss_after_ping_kib": rss_after,
+                   "rss_per_socket_kib": round((rss_after - rss_base) / max(current, 1), 2),
+                   "alive_after_ping_interval": alive, "pinged": pinged, "closed": closed,
+                   "wait_s": wait_s, "cpu_connect": cpu_connect, "cpu_idle": cpu_idle,
+                   "pass": conn["failed"] == 0 and alive == level and pinged == level}
+            levels.append(row)
+            log(f"  idle-conns[{target}] {level}: {row['connects_per_s']} connects/s, "
+                f"{row['rss_per_socket_kib']} KiB/socket, alive {alive}/{level}, pinged {pinged}, "
+                f"cpu {cpu_connect}")
+            if conn["failed"] or alive < current:
+                break
+        await asyncio.to_thread(self.pool.call, "close_all", timeout=120)
+        self.add({"scenario": "idle-conns", "target": target, "ping_interval_ms": IDLE_PING_MS,
+                  "users_shared": len(self.users), "levels": levels,
+                  "ok": all(r["pass"] for r in levels) and len(levels) == len(IDLE_LEVELS)})
+
+    async def login_storm(self) -> None:
+        storm_users, _ = await seed_users(self.server.url, self.var / "mail", "storm", 1, timeout_s=120)
+        storm = storm_users[0]
+        duration = self.dur(15, 5)
+        me_token = self.users[0].token
+        url = self.server.url
+        me_lat: list[float] = []
+        me_errors = 0
+        login_lat: list[float] = []
+        login_errors = 0
+        m = self.meter()
+        t0 = time.monotonic() + 0.2
+        t_end = t0 + duration
+        rate = 200.0
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256),
+                                         timeout=aiohttp.ClientTimeout(total=30)) as me_s, \
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16),
+                                      timeout=aiohttp.ClientTimeout(total=60)) as login_s:
+            async def login_loop() -> None:
+                nonlocal login_errors
+                await asyncio.sleep(max(0.0, t0 - time.monotonic()))
+                while time.monotonic() < t_end:
+                    s = time.monotonic()
+                    async with login_s.post(url + "/api/auth/login",
+                                            json={"email": storm.email, "password": PASSWORD}) as r:
+                        await r.read()
+                        if r.status != 200:
+                            login_errors += 1
+                    login_lat.append(time.monotonic() - s)
+
+            async def me_one(due: float) -> None:
+                nonlocal me_errors
+                try:
+                    async with me_s.get(url + "/api/auth/me",
+                                        headers={"Authorization": f"Bearer {me_token}"}) as r:
+                        await r.read()
+                        if r.status != 200:
+                            me_errors += 1
+                except Exception:  # noqa: BLE001
+                    me_errors += 1
+                me_lat.append(time.monotonic() - due)
+
+            async def me_open_loop() -> None:
+                tasks = []
+                n = int(rate * duration)
+                for i in range(n):
+                    due = t0 + i / rate
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    tasks.append(asyncio.create_task(me_one(due)))
+                await asyncio.wait(tasks, timeout=30)
+            await asyncio.gather(me_open_loop(), *(login_loop() for _ in range(16)))
+        cpu = m.stop()
+        me = latency_summary(me_lat)
+        logins = latency_summary(login_lat)
+        self.add({"scenario": "login-storm", "duration_s": duration, "bcrypt_cost": 12,
+                  "login_clients": 16, "me_rate": rate,
+                  "me": {**me, "errors": me_errors}, "logins": {**logins, "errors": login_errors,
+                                                                "per_s": round(len(login_lat) / duration, 1)},
+                  "cpu": cpu, "ok": me_errors == 0 and login_errors == 0})
+
+    # ------------------------------------------------------------------ output
+    def report(self) -> dict:
+        meta = machine_meta(self)
+        out = {"meta": meta, "results": self.results, "notes": self.notes}
+        out["table_md"] = markdown_table(self.results, meta)
+        return out
+
+
+# ---------------------------------------------------------------------- merging / text
+def _lat(buf: bytes) -> array:
+    a = array("d")
+    a.frombytes(buf)
+    return a
+
+
+def merge_dm(rate: float, step_s: float, res: list[dict]) -> dict:
+    planned = sum(r["planned"] for r in res)
+    sent = sum(r["sent"] for r in res)
+    acked = sum(r["acked"] for r in res)
+    delivered = sum(r["delivered"] for r in res)
+    ack_errors = sum(r["ack_errors"] for r in res)
+    ack_lat = [x for r in res for x in _lat(r["ack_lat"])]
+    del_lat = [x for r in res for x in _lat(r["del_lat"])]
+    delivery = latency_summary(del_lat)
+    lost = planned - min(acked, delivered)
+    ok = (sent == planned and acked == planned and delivered == planned and ack_errors == 0
+          and delivery["p99_ms"] is not None and delivery["p99_ms"] <= P99_LIMIT_MS)
+    lag = max(r["lag_max_s"] for r in res)
+    return {"rate": rate, "planned": planned, "sent": sent, "acked": acked, "delivered": delivered,
+            "ack_errors": ack_errors, "lost": lost, "dup": sum(r["dup"] for r in res),
+            "error_samples": [e for r in res for e in r["error_samples"]][:3],
+            "closed_sockets": sum(r["closed_sockets"] for r in res),
+            "delivered_per_s": round(delivered / step_s, 1),
+            "ack": latency_summary(ack_lat), "delivery": delivery,
+            "generator_lag_max_ms": round(lag * 1000, 1), "pass": ok}
+
+
+def merge_group(rate: float, step_s: float, n_recv: int, res: list[dict]) -> dict:
+    planned = res[0]["planned"]
+    counts = array("H", bytes(2 * planned))
+    for r in res:
+        c = array("H")
+        c.frombytes(r["counts"])
+        for i, v in enumerate(c):
+            counts[i] += v
+    sender = next(r for r in res if r["sent"])  if any(r["sent"] for r in res) else res[0]
+    sent = sender["sent"]
+    deliveries = sum(r["deliveries"] for r in res)
+    expected = planned * n_recv
+    incomplete = sum(1 for v in counts if v < n_recv)
+    del_lat = [x for r in res for x in _lat(r["del_lat"])]
+    delivery = latency_summary(del_lat)
+    acked = sum(r["acked"] for r in res)
+    ack_errors = sum(r["ack_errors"] for r in res)
+    ok = (sent == planned and acked == planned and ack_errors == 0 and deliveries == expected
+          and delivery["p99_ms"] is not None and delivery["p99_ms"] <= P99_LIMIT_MS)
+    return {"rate": rate, "deliveries_per_s_planned": rate * n_recv, "planned": planned, "sent": sent,
+            "acked": acked, "ack_errors": ack_errors,
+            "error_samples": [e for r in res for e in r["error_samples"]][:3],
+            "deliveries": deliveries, "expected": expected, "missing": expected - deliveries,
+            "messages_incomplete": incomplete, "dup": sum(r["dup"] for r in res),
+            "deliveries_per_s": round(deliveries / step_s, 1),
+            "closed_sockets": sum(r["closed_sockets"] for r in res),
+            "delivery": delivery, "generator_lag_max_ms": round(max(r["lag_max_s"] for r in res) * 1000, 1),
+            "pass": ok}
+
+
+def step_text(s: dict) -> str:
+    d = s["delivery"]
+    lost = s.get("lost", s.get("missing"))
+    return (f"{'PASS' if s['pass'] else 'FAIL'} p50 {d['p50_ms']} ms p99 {d['p99_ms']} ms, "
+            f"lost {lost}, ack errors {s['ack_errors']}, gen lag {s['generator_lag_max_ms']} ms, "
+            f"cpu {s.get('cpu')}")
+
+
+def cpu_text(cpu: dict | None) -> str:
+    if not cpu:
+        return "–"
+    return " / ".join(f"{cpu.get(k, 0):.2f}" for k in ("server", "db", "generator", "other"))
+
+
+def summary_text(r: dict) -> str:
+    if "error" in r:
+        return "ERROR " + r["error"][:200]
+    s = r["scenario"]
+    if s in ("rest-me", "rest-history"):
+        return f"{r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, non-2xx {r['non_2xx']}"
+    if s == "dm-max":
+        f = r.get("first_failure")
+        return (f"held {r['held_msg_s']} msg/s" + (f" (at {r['held_msg_s']}: p99 {r['at_held']['delivery']['p99_ms']} ms)" if r["at_held"] else "")
+                + (f"; failed at {f['rate']}: p99 {f['delivery']['p99_ms']} ms, lost {f['lost']}" if f else ""))
+    if s == "group-max":
+        f = r.get("first_failure")
+        return (f"held {r['held_deliveries_s']} deliveries/s ({r['held_sender_msg_s']} msg/s × {r['receivers_counted']})"
+                + (f"; failed at {f['rate']} msg/s: p99 {f['delivery']['p99_ms']} ms, missing {f['missing']}" if f else ""))
+    if s == "idle-conns":
+        return "; ".join(f"{lv['sockets']}: {lv['connects_per_s']} conn/s, {lv['rss_per_socket_kib']} KiB, "
+                         f"alive {lv['alive_after_ping_interval']}" for lv in r["levels"])
+    if s == "login-storm":
+        return (f"/auth/me p99 {r['me']['p99_ms']} ms (p50 {r['me']['p50_ms']}), logins {r['logins']['per_s']}/s "
+                f"p99 {r['logins']['p99_ms']} ms")
+    return json.dumps(r)[:200]
+
+
+def markdown_table(results: list[dict], meta: dict) -> str:
+    lines = [f"Nexus Chat load benchmark — {meta['date']} — {meta['machine']}",
+             "",
+             "CPU columns: cores used during the measured window (1.00 = one core busy; the box has "
+             f"{meta['cores']}), server / database / load generator / everything else on the box "
+             "(other users' processes, unattributed kernel work: noise).",
+             "",
+             "| scenario | target | result | latency | errors / loss | CPU srv / db / gen / other |",
+             "|---|---|---|---|---|---|"]
+    for r in results:
+        s, t = r["scenario"], r["target"]
+        if "error" in r:
+            lines.append(f"| {s} | {t} | ERROR | – | {r['error'][:120]} | – |")
+            continue
+        if s in ("rest-me", "rest-history"):
+            lines.append(f"| {s} | {t} | {r['rps']:,.0f} req/s (32 conns) | p50 {r['p50_ms']:.1f} ms, "
+                         f"p99 {r['p99_ms']:.1f} ms | non-2xx {r['non_2xx']} | {cpu_text(r['cpu'])} |")
+        elif s == "dm-max":
+            for st in r["steps"]:
+                mark = "held" if st["rate"] == r["held_msg_s"] else ("FAIL" if not st["pass"] else "pass")
+                lines.append(f"| {s} | {t} | {st['rate']:,} msg/s: {mark} | delivery p50 {st['delivery']['p50_ms']} ms, "
+                             f"p99 {st['delivery']['p99_ms']} ms (ack p99 {st['ack']['p99_ms']} ms) | "
+                             f"lost {st['lost']}, ack errors {st['ack_errors']} | {cpu_text(st['cpu'])} |")
+            lines.append(f"| **{s}** | {t} | **held {r['held_msg_s'] or 0:,} msg/s** | ≤ {P99_LIMIT_MS:.0f} ms p99, zero loss | | |")
+        elif s == "group-max":
+            for st in r["steps"]:
+                mark = "held" if r["held_sender_msg_s"] == st["rate"] else ("FAIL" if not st["pass"] else "pass")
+                lines.append(f"| {s} | {t} | {st['rate']} msg/s → {st['deliveries_per_s_planned']:,} deliveries/s: {mark} | "
+                             f"p50 {st['delivery']['p50_ms']} ms, p99 {st['delivery']['p99_ms']} ms | "
+                             f"missing {st['missing']}, ack errors {st['ack_errors']} | {cpu_text(st['cpu'])} |")
+            lines.append(f"| **{s}** | {t} | **held {r['held_deliveries_s'] or 0:,} deliveries/s** | "
+                         f"200 members | | |")
+        elif s == "idle-conns":
+            for lv in r["levels"]:
+                lines.append(f"| {s} | {t} | {lv['sockets']:,} sockets: {lv['connects_per_s']} connects/s, "
+                             f"{lv['rss_per_socket_kib']} KiB RSS/socket | alive after ping interval "
+                             f"{lv['alive_after_ping_interval']:,}/{lv['sockets']:,} | failed {lv['connect_failed']} | "
+                             f"{cpu_text(lv['cpu_connect'])} (connect) |")
+        elif s == "login-storm":
+            lines.append(f"| {s} | {t} | /auth/me at 200 req/s during 16 login loops (bcrypt 12): "
+                         f"{r['logins']['per_s']} logins/s | /auth/me p50 {r['me']['p50_ms']} ms, "
+                         f"p99 {r['me']['p99_ms']} ms; login p99 {r['logins']['p99_ms']} ms | "
+                         f"errors {r['me']['errors']} / {r['logins']['errors']} | {cpu_text(r['cpu'])} |")
+    return "\n".join(lines)
+
+
+def machine_meta(bench: Bench) -> dict:
+    model = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH_DIR.parent,
+                                capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "nexus_chat", "handlers"],
+                                    cwd=BENCH_DIR.parent, capture_output=True, text=True,
+                                    timeout=5).stdout.strip())
+    except Exception:  # noqa: BLE001
+        commit, dirty = "unknown", False
+    import tornado
+    return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{os.cpu_count()} cores ({model}), {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
+                       f"{platform.system()} {platform.release()}",
+            "cores": os.cpu_count(), "python": platform.python_version(), "tornado": tornado.version,
+            "database": (f"{bench.db.kind} {bench.db.version()}" if bench.db else "none"),
+            "git_commit": commit + ("+dirty" if dirty else ""), "quick": bench.quick,
+            "generator": f"{bench.args.workers} worker processes, {bench.args.backend} WebSocket client; "
+                         "REST via wrk -t1",
+            "seed": getattr(bench, "seed_timings", None),
+            "total_s": round(time.monotonic() - bench.t_begin, 1)}
+
+
+def fake_users(n: int) -> list[User]:
+    """Users for a ceiling-only run: the ceiling server reads only the JWT's `sub`."""
+    import base64
+    import uuid
+    users = []
+    for i in range(n):
+        uid = str(uuid.uuid4())
+        payload = base64.urlsafe_b64encode(json.dumps({"sub": uid}).encode()).decode().rstrip("=")
+        users.append(User(i, f"fake{i}", f"fake{i}@bench.example.com", uid, f"e30.{payload}.x"))
+    return users
+
+
+async def python_http_load(url: str, token: str, duration: float, connections: int) -> dict:
+    """Fallback when wrk cannot be installed: closed-loop aiohttp clients (slower generator)."""
+    lat: list[float] = []
+    non_2xx = 0
+    t_end = time.monotonic() + duration
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as s:
+        async def loop() -> None:
+            nonlocal non_2xx
+            while time.monotonic() < t_end:
+                t = time.monotonic()
+                async with s.get(url, headers={"Authorization": f"Bearer {token}"}) as r:
+                    await r.read()
+                    if r.status >= 300:
+                        non_2xx += 1
+                lat.append(time.monotonic() - t)
+        t0 = time.monotonic()
+        await asyncio.gather(*(loop() for _ in range(connections)))
+        elapsed = time.monotonic() - t0
+    summary = latency_summary(lat)
+    return {"generator": "python aiohttp fallback (wrk unavailable)", "requests": len(lat),
+            "duration_s": round(elapsed, 2), "rps": round(len(lat) / elapsed, 1),
+            "p50_ms": summary["p50_ms"], "p90_ms": summary["p90_ms"], "p99_ms": summary["p99_ms"],
+            "max_ms": summary["max_ms"], "non_2xx": non_2xx, "socket_errors": {}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/run", description="Nexus Chat load benchmark (issue 6)")
+    parser.add_argument("--only", help=f"comma-separated scenarios out of: {','.join(SCENARIOS)}")
+    parser.add_argument("--quick", action="store_true", help="short steps, for development")
+    parser.add_argument("--out", default=str(BENCH_DIR / "results" / "latest.json"),
+                        help="where to write the JSON (default bench/results/latest.json)")
+    parser.add_argument("--workers", type=int, default=2, help="load-generator processes (default 2)")
+    parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=("aiohttp", "websockets"),
+                        help="WebSocket library of the Socket.IO load client")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (server logs)")
+    args = parser.parse_args(argv)
+    bench = Bench(args)
+    report = asyncio.run(asyncio.wait_for(bench.run(), timeout=900))
+    if all("error" not in r for r in report["results"]) and not args.keep:
+        shutil.rmtree(bench.workdir, ignore_errors=True)
+    else:
+        print(f"server logs kept in {bench.workdir}", file=sys.stderr)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(report["table_md"] + "\n")
+    print(json.dumps({"meta": report["meta"], "summary": [
+        {"scenario": r["scenario"], "target": r["target"], "result": summary_text(r)} for r in report["results"]]},
+        indent=2))
+    print()
+    print(report["table_md"])
+    print(f"\nfull results: {out}", file=sys.stderr)
+    return 0 if all("error" not in r for r in report["results"]) else 1

@@ -1,0 +1,394 @@
+"""Load-generator worker processes: each runs an asyncio loop holding Socket.IO clients and
+obeys commands from the parent over a pipe (connect, run a DM step, run a group step, check
+idle sockets, close). The parent shards sockets across workers so that one generator core is
+not the limit; every command is bounded in time.
+"""
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import os
+import time
+import traceback
+from array import array
+
+import orjson
+
+from .common import raise_nofile
+from .sio import DEFAULT_BACKEND, SioClient
+
+
+def _is_error(body: str) -> bool:
+    return '"success":false' in body[:60]
+
+
+class Worker:
+    def __init__(self, conn, wid: int, backend: str) -> None:
+        self.conn = conn
+        self.wid = wid
+        self.backend = backend
+        self.clients: dict[str, SioClient] = {}
+        self.session = None
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                cmd, kwargs = await loop.run_in_executor(None, self.conn.recv)
+            except (EOFError, OSError):
+                break
+            if cmd == "exit":
+                await self.cmd_close_all()
+                self.conn.send({"ok": True})
+                break
+            try:
+                result = await getattr(self, "cmd_" + cmd)(**kwargs)
+            except Exception:
+                result = {"error": traceback.format_exc()}
+            self.conn.send(result)
+        if self.session is not None:
+            await self.session.close()
+
+    async def _session(self):
+        if self.session is None and self.backend == "aiohttp":
+            import aiohttp
+            self.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, force_close=True),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
+        return self.session
+
+    async def cmd_pid(self) -> dict:
+        return {"pid": os.getpid()}
+
+    # ------------------------------------------------------------------ connect / close
+    async def cmd_connect(self, url: str, tokens: list, concurrency: int = 64, timeout: float = 60.0,
+                          start_at: float = 0.0) -> dict:
+        session = await self._session()
+        sem = asyncio.Semaphore(concurrency)
+        errors: list[str] = []
+        ok = 0
+        if start_at:
+            await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+        t_start = time.monotonic()
+        deadline = t_start + timeout
+
+        async def one(key: str, token: str) -> None:
+            nonlocal ok
+            async with sem:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    errors.append("connect deadline passed")
+                    return
+                client = SioClient(self.backend)
+                try:
+                    await client.connect(url, token, session, timeout=min(30.0, remaining))
+                except Exception as exc:  # noqa: BLE001 - report, do not crash
+                    errors.append(repr(exc)[:200])
+                    await client.close()
+                    return
+                self.clients[key] = client
+                ok += 1
+
+        await asyncio.gather(*(one(k, t) for k, t in tokens))
+        t_end = time.monotonic()
+        return {"ok": ok, "failed": len(tokens) - ok, "errors": errors[:5], "t_start": t_start,
+                "t_end": t_end}
+
+    async def cmd_close_all(self, keys: list | None = None) -> dict:
+        keys = list(self.clients) if keys is None else keys
+        clients = [self.clients.pop(k) for k in keys if k in self.clients]
+        sem = asyncio.Semaphore(200)
+
+        async def one(c: SioClient) -> None:
+            async with sem:
+                await c.close()
+        await asyncio.gather(*(one(c) for c in clients))
+        return {"closed": len(clients)}
+
+    # ------------------------------------------------------------------ idle
+    async def cmd_idle_mark(self) -> dict:
+        self._marks = {k: c.pings for k, c in self.clients.items()}
+        return {"n": len(self._marks)}
+
+    async def cmd_idle_check(self) -> dict:
+        alive = pinged = 0
+        reasons: dict[str, int] = {}
+        for k, c in self.clients.items():
+            if c.closed:
+                reasons[c.close_reason] = reasons.get(c.close_reason, 0) + 1
+                continue
+            alive += 1
+            if c.pings > self._marks.get(k, 0):
+                pinged += 1
+        return {"n": len(self.clients), "alive": alive, "pinged": pinged, "closed": reasons}
+
+    # ------------------------------------------------------------------ 1-on-1 messages
+    async def cmd_dm_step(self, tag: str, pairs: list, rate: float, duration: float, t_start: float,
+                          drain_s: float = 5.0) -> dict:
+        """Open loop: message ``seq`` is due at t_start + seq/rate, sent by one side of pair
+        (seq // 2) % len(pairs); latencies are measured from that due time (no coordinated
+        omission). ``pairs``: (keyA, userIdA, keyB, userIdB)."""
+        total = int(rate * duration)
+        slots = []  # (sender client, recipient user id)
+        for key_a, uid_a, key_b, uid_b in pairs:
+            slots.append((self.clients[key_a], uid_b))
+            slots.append((self.clients[key_b], uid_a))
+        n_slots = len(slots)
+        acked = bytearray(total)
+        delivered = bytearray(total)
+        ack_lat = array("d")
+        del_lat = array("d")
+        counters = {"ack_errors": 0, "dup": 0, "foreign": 0, "acked": 0, "delivered": 0}
+        error_samples: list[str] = []
+        ackmaps: dict[int, dict[int, int]] = {}
+        prefix = tag + "|"
+        inv_rate = 1.0 / rate
+        monotonic = time.monotonic
+        loads = orjson.loads
+
+        def make_on_ack(amap: dict[int, int]):
+            def on_ack(ack_id: int, body: str) -> None:
+                seq = amap.pop(ack_id, None)
+                if seq is None:
+                    return
+                if _is_error(body):
+                    counters["ack_errors"] += 1
+                    if len(error_samples) < 3:
+                        error_samples.append(body[:200])
+                    return
+                if not acked[seq]:
+                    acked[seq] = 1
+                    counters["acked"] += 1
+                    ack_lat.append(monotonic() - (t_start + seq * inv_rate))
+            return on_ack
+
+        def on_message(payload: str) -> None:
+            content = loads(payload).get("content", "")
+            if not content.startswith(prefix):
+                counters["foreign"] += 1
+                return
+            seq = int(content[len(prefix):].split(" ", 1)[0])
+            if delivered[seq]:
+                counters["dup"] += 1
+                return
+            delivered[seq] = 1
+            counters["delivered"] += 1
+            del_lat.append(monotonic() - (t_start + seq * inv_rate))
+
+        for client, _ in slots:
+            amap: dict[int, int] = {}
+            ackmaps[id(client)] = amap
+            client.on_ack = make_on_ack(amap)
+            client.on_message = on_message
+
+        await asyncio.sleep(max(0.0, t_start - monotonic()))
+        sent = 0
+        lag_max = 0.0
+        end_by = t_start + duration + 2.0  # the send loop itself is bounded
+        while sent < total:
+            now = monotonic()
+            if now > end_by:
+                break
+            due = min(total, int((now - t_start) * rate) + 1)
+            if due > sent:
+                lag_max = max(lag_max, now - (t_start + sent * inv_rate))
+            while sent < due:
+                client, recipient = slots[(sent // 2 * 2 + sent % 2) % n_slots]
+                if not client.closed:
+                    ack_id = await client.emit("sendMessage", {"recipientId": recipient,
+                                                               "content": f"{prefix}{sent} bench"})
+                    ackmaps[id(client)][ack_id] = sent
+                sent += 1
+            next_due = t_start + sent * inv_rate
+            await asyncio.sleep(max(0.0, min(next_due - monotonic(), 0.01)))
+        # wait for the stragglers, bounded
+        drain_until = monotonic() + drain_s
+        while monotonic() < drain_until and (counters["acked"] + counters["ack_errors"] < sent
+                                             or counters["delivered"] < sent):
+            await asyncio.sleep(0.02)
+        for client, _ in slots:
+            client.on_ack = None
+            client.on_message = None
+        closed = sum(1 for c, _ in slots if c.closed)
+        return {"planned": total, "sent": sent, "acked": counters["acked"],
+                "delivered": counters["delivered"], "ack_errors": counters["ack_errors"],
+                "dup": counters["dup"], "foreign": counters["foreign"], "error_samples": error_samples,
+                "lag_max_s": lag_max, "closed_sockets": closed,
+                "ack_lat": ack_lat.tobytes(), "del_lat": del_lat.tobytes()}
+
+    # ------------------------------------------------------------------ group fan-out
+    async def cmd_group_step(self, tag: str, group_id: str, sender_key: str | None, receivers: list,
+                             rate: float, duration: float, t_start: float, drain_s: float = 5.0) -> dict:
+        """One sender (in one worker) posts to the group at ``rate``; every worker counts what
+        its receivers get. Latency of a delivery = arrival - due time of the message."""
+        total = int(rate * duration)
+        counts = array("H", bytes(2 * total))
+        del_lat = array("d")
+        counters = {"deliveries": 0, "dup": 0, "foreign": 0, "acked": 0, "ack_errors": 0}
+        error_samples: list[str] = []
+        prefix = tag + "|"
+        inv_rate = 1.0 / rate
+        monotonic = time.monotonic
+        loads = orjson.loads
+        expected_local = len(receivers) * total
+
+        def make_on_message():
+            seen = bytearray(total)
+
+            def on_message(payload: str) -> None:
+                content = loads(payload).get("content", "")
+                if not content.startswith(prefix):
+                    counters["foreign"] += 1
+                    return
+                seq = int(content[len(prefix):].split(" ", 1)[0])
+                if seen[seq]:
+                    counters["dup"] += 1
+                    return
+                seen[seq] = 1
+                counts[seq] += 1
+                counters["deliveries"] += 1
+                del_lat.append(monotonic() - (t_start + seq * inv_rate))
+            return on_message
+
+        for key in receivers:
+            self.clients[key].on_message = make_on_message()
+
+        sender = self.clients[sender_key] if sender_key else None
+        amap: dict[int, int] = {}
+        acked = bytearray(total)
+        if sender is not None:
+            sender.on_message = None
+
+            def on_ack(ack_id: int, body: str) -> None:
+                seq = amap.pop(ack_id, None)
+                if seq is None:
+                    return
+                if _is_error(body):
+                    counters["ack_errors"] += 1
+                    if len(error_samples) < 3:
+                        error_samples.append(body[:200])
+                elif not acked[seq]:
+                    acked[seq] = 1
+                    counters["acked"] += 1
+            sender.on_ack = on_ack
+
+        await asyncio.sleep(max(0.0, t_start - monotonic()))
+        sent = 0
+        lag_max = 0.0
+        if sender is not None:
+            end_by = t_start + duration + 2.0
+            while sent < total and monotonic() < end_by:
+                now = monotonic()
+                due = min(total, int((now - t_start) * rate) + 1)
+                if due > sent:
+                    lag_max = max(lag_max, now - (t_start + sent * inv_rate))
+                while sent < due and not sender.closed:
+                    ack_id = await sender.emit("sendMessage", {"groupId": group_id,
+                                                               "content": f"{prefix}{sent} bench"})
+                    amap[ack_id] = sent
+                    sent += 1
+                if sender.closed:
+                    break
+                await asyncio.sleep(max(0.0, min(t_start + sent * inv_rate - monotonic(), 0.01)))
+        else:
+            await asyncio.sleep(max(0.0, t_start + duration - monotonic()))
+        drain_until = max(monotonic(), t_start + duration) + drain_s
+        while monotonic() < drain_until:
+            done_recv = counters["deliveries"] >= expected_local
+            done_ack = sender is None or counters["acked"] + counters["ack_errors"] >= sent
+            if done_recv and done_ack:
+                break
+            await asyncio.sleep(0.02)
+        for key in receivers:
+            self.clients[key].on_message = None
+        if sender is not None:
+            sender.on_ack = None
+        closed = sum(1 for k in receivers if self.clients[k].closed)
+        return {"planned": total, "sent": sent, "acked": counters["acked"],
+                "ack_errors": counters["ack_errors"], "error_samples": error_samples,
+                "deliveries": counters["deliveries"], "dup": counters["dup"],
+                "foreign": counters["foreign"], "lag_max_s": lag_max, "closed_sockets": closed,
+                "counts": counts.tobytes(), "del_lat": del_lat.tobytes(), "receivers": len(receivers)}
+
+    # ------------------------------------------------------------------ seeding helper
+    async def cmd_send_many(self, key: str, recipient_id: str, count: int, window: int = 32,
+                            timeout: float = 120.0) -> dict:
+        """Send ``count`` messages from one socket with at most ``window`` unacked; wait for acks."""
+        client = self.clients[key]
+        sem = asyncio.Semaphore(window)
+        failures: list[str] = []
+
+        async def one(i: int) -> None:
+            async with sem:
+                try:
+                    body = await client.call("sendMessage", {"recipientId": recipient_id,
+                                                             "content": f"history message {i}"})
+                    if isinstance(body, list) and body and isinstance(body[0], dict) \
+                            and body[0].get("success") is False:
+                        failures.append(str(body[0])[:200])
+                except Exception as exc:  # noqa: BLE001
+                    failures.append(repr(exc)[:200])
+        t0 = time.monotonic()
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(*(one(i) for i in range(count)))
+        return {"sent": count, "failed": len(failures), "samples": failures[:3],
+                "elapsed_s": time.monotonic() - t0}
+
+
+def _worker_main(conn, wid: int, backend: str) -> None:
+    raise_nofile()
+    try:
+        asyncio.run(Worker(conn, wid, backend).serve())
+    except KeyboardInterrupt:
+        pass
+
+
+class WorkerPool:
+    """N worker processes; ``call`` sends one command to each (per-worker kwargs) and returns
+    their answers, raising if any worker failed or the deadline passed."""
+
+    def __init__(self, n: int, backend: str = DEFAULT_BACKEND) -> None:
+        ctx = mp.get_context("spawn")
+        self.conns = []
+        self.procs = []
+        for wid in range(n):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker_main, args=(child, wid, backend), daemon=True,
+                               name=f"bench-worker-{wid}")
+            proc.start()
+            child.close()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        self.pids = [p.pid for p in self.procs]
+
+    def __len__(self) -> int:
+        return len(self.procs)
+
+    def call(self, cmd: str, per_worker: list[dict] | None = None, timeout: float = 120.0,
+             **common) -> list[dict]:
+        per_worker = per_worker or [{} for _ in self.conns]
+        for conn, kw in zip(self.conns, per_worker):
+            conn.send((cmd, {**common, **kw}))
+        results = []
+        deadline = time.monotonic() + timeout
+        for conn in self.conns:
+            if not conn.poll(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(f"worker did not answer {cmd!r} within {timeout} s")
+            res = conn.recv()
+            if isinstance(res, dict) and "error" in res:
+                raise RuntimeError(f"worker failed on {cmd!r}:\n{res['error']}")
+            results.append(res)
+        return results
+
+    def close(self) -> None:
+        for conn in self.conns:
+            try:
+                conn.send(("exit", {}))
+            except OSError:
+                pass
+        deadline = time.monotonic() + 10
+        for proc in self.procs:
+            proc.join(max(0.1, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(2)
