@@ -2,7 +2,7 @@
 upgrade to WebSocket) chats 1-on-1 with a python-socketio peer through the live server.
 
 tests/js holds package.json and package-lock.json; `npm install --no-audit --no-fund` runs
-there once per session. The test skips (saying why) only when node/npm are missing or the
+there once per session unless node_modules is already up to date with the lock file. The test skips (saying why) only when node/npm are missing or the
 install fails."""
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ def node_client():
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
         pytest.skip("node and npm are needed to run the official socket.io-client (not installed)")
+    installed = JS_DIR / "node_modules" / ".package-lock.json"
+    if installed.is_file() and installed.stat().st_mtime >= (JS_DIR / "package-lock.json").stat().st_mtime:
+        return node   # already installed from this lock file (bin/test runs `npm ci`)
     try:
         done = subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=JS_DIR,
                               capture_output=True, text=True, timeout=300)
