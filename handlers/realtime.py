@@ -15,13 +15,15 @@ from marshmallow import Schema, ValidationError
 
 from nexus_chat.context import AppContext, RealtimeHooks
 from nexus_chat.errors import ApiError, validation_failed
+from nexus_chat.jsonutil import dumps
+from nexus_chat.realtime.engine import ERROR_MESSAGES, FORBIDDEN
 from nexus_chat.realtime.rooms import InMemoryAdapter
 from nexus_chat.realtime.server import ConnectRefused, Namespace, Socket, SocketServer
 from nexus_chat.schemas import chat as s
 from nexus_chat.services import chat
 from nexus_chat.services.chat_cache import ChatCache
 from nexus_chat.services.presence import Presence
-from nexus_chat.web import format_errors
+from nexus_chat.web import error_envelope, format_errors
 
 log = logging.getLogger("nexus_chat.realtime.chat")
 
@@ -281,6 +283,12 @@ class ChatNamespace(Namespace):
         return None
 
 
+def handshake_error_body(code: int, request) -> bytes:
+    """Engine.IO handshake errors in the API's envelope, keeping the protocol's `code`."""
+    status = 403 if code == FORBIDDEN else 400
+    return dumps(error_envelope(status, ERROR_MESSAGES[code], request.path, code=code))
+
+
 def attach_realtime(runtime: Any) -> list:
     """Builds the Socket.IO server from the settings, registers `/` and `/chat`, makes it
     the context's realtime hooks (``runtime.realtime``) and returns its routes."""
@@ -293,6 +301,7 @@ def attach_realtime(runtime: Any) -> list:
         allowed_origins=list(settings.server_cors_origins),
         max_buffer_bytes=settings.realtime_max_buffer_bytes,
         adapter=InMemoryAdapter(),
+        error_body=handshake_error_body,
     )
     hooks = SocketHooks(runtime.ctx, server)
     server.add_namespace("/", MainNamespace())

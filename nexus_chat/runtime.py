@@ -18,6 +18,7 @@ from .app import Application, make_app
 from .context import AppContext
 from .db import Database
 from .mail import OutboxSender
+from .web import MAX_REQUEST_BODY
 from .metrics import AppMetrics
 from .queries import users
 from .sweeper import Sweeper
@@ -68,10 +69,10 @@ class Runtime:
 
     def listen(self, port: int, address: str = "") -> tornado.httpserver.HTTPServer:
         # Uploads set their own per-route limit while streaming (web.BaseHandler); this is the
-        # ceiling of any request, just above the largest (a 20 MB story plus multipart framing).
+        # ceiling of any request. Bodies arrive in 64 KiB chunks, so buffers stay small.
         self.http_server = tornado.httpserver.HTTPServer(
-            self.app, max_body_size=21 * 1024 * 1024, idle_connection_timeout=75,
-            max_buffer_size=21 * 1024 * 1024)
+            self.app, max_body_size=MAX_REQUEST_BODY, idle_connection_timeout=75,
+            max_buffer_size=MAX_REQUEST_BODY)
         self.http_server.listen(port, address)
         return self.http_server
 

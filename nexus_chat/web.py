@@ -24,7 +24,9 @@ from .tokens import Claims, InvalidToken, TokenType
 
 log = logging.getLogger("nexus_chat.web")
 
-JSON_BODY_LIMIT = 1 << 20  # 1 MiB: the largest JSON body (100 member ids) is a few KiB
+JSON_BODY_LIMIT = 1 << 20
+# The ceiling of any request body (Runtime.listen): a 20 MB story plus multipart framing.
+MAX_REQUEST_BODY = 21 * 1024 * 1024  # 1 MiB: the largest JSON body (100 member ids) is a few KiB
 
 
 @dataclass(frozen=True)
@@ -154,16 +156,21 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def _limit_body(self, limit: int) -> None:
         length = self.request.headers.get("Content-Length")
-        if length is not None:
-            try:
-                declared = int(length)
-            except ValueError:
-                raise ApiError(400, "Invalid Content-Length") from None
-            if declared > limit:
-                raise too_large(f"Request body exceeds {limit} bytes")
-        if self.request.connection is not None and hasattr(self.request.connection, "set_max_body_size"):
-            # Tornado refuses (and closes) past this; our own count below answers 413 first.
-            self.request.connection.set_max_body_size(limit + 1)
+        if length is None:
+            return  # chunked: counted in data_received
+        try:
+            declared = int(length)
+        except ValueError:
+            raise ApiError(400, "Invalid Content-Length") from None
+        if declared <= limit:
+            return
+        error = too_large(f"Request body exceeds {limit} bytes")
+        if declared > MAX_REQUEST_BODY or self.op.body is None:
+            # Answered at once; Tornado closes the connection without reading the body.
+            raise error
+        # Read and discard the body (data_received), then answer 413 from body_args(): a
+        # proxy still sending the body would otherwise see a broken pipe and answer 502.
+        self._body_error = error
 
     def data_received(self, chunk: bytes) -> None:
         if self._body_error:

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from .support import assert_error
 from .chat_support import NO_PRESENCE, TRANSPORTS, chat, make_group, quiet  # noqa: F401  (fixture)
 
 PARAMS = pytest.mark.parametrize("transports", list(TRANSPORTS.values()), ids=list(TRANSPORTS))
@@ -304,3 +305,12 @@ async def test_handshake_origin_is_checked_against_cors_origins(api):
     assert (await api.get(path)).status == 200                    # no Origin: not a browser
     denied = await api.get(path, headers={"Origin": "http://evil.example"})
     assert denied.status in (400, 403) and not denied.body.startswith(b"0{")
+
+
+@pytest.mark.gen_test
+async def test_handshake_errors_use_the_error_envelope(api):
+    response = await api.get("/socket.io/", params={"EIO": "3", "transport": "polling"})
+    body = assert_error(response, 400, "Unsupported protocol version")
+    assert body["code"] == 5
+    response = await api.get("/socket.io/", params={"EIO": "4", "transport": "polling", "sid": "nope"})
+    assert assert_error(response, 400, "Session ID unknown")["code"] == 1

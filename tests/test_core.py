@@ -78,3 +78,22 @@ async def test_cors_allows_only_configured_origins(api):
     assert "Access-Control-Allow-Origin" not in denied.headers
     simple = await api.get("/api/health", headers={"Origin": "http://localhost:3001"})
     assert simple.headers["Access-Control-Allow-Origin"] == "http://localhost:3001"
+
+
+@pytest.mark.gen_test
+async def test_oversized_bodies_get_a_413_envelope_declared_or_chunked(api):
+    from tornado.httpclient import HTTPRequest
+
+    declared = await api.post("/api/auth/login", body=b"x" * (2 << 20),
+                              headers={"Content-Type": "application/json"})
+    assert_error(declared, 413)
+
+    async def produce(write):
+        for _ in range(40):  # 40 × 64 KiB = 2.5 MiB, no Content-Length
+            await write(b" " * 65536)
+
+    request = HTTPRequest(api.base_url + "/api/auth/login", method="POST", body_producer=produce,
+                          headers={"Content-Type": "application/json"})
+    chunked = await api.client.fetch(request, raise_error=False)
+    assert chunked.code == 413
+    assert chunked.headers["Content-Type"].startswith("application/json")

@@ -148,11 +148,6 @@ async def test_rest_upload_and_static_files_through_nginx(via_nginx, user_factor
     assert body["error"] == "Payload Too Large"
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "app bug (web.py): a declared Content-Length over the route's limit is answered 413 at once "
-    "and tornado closes the connection with the body unread; nginx, still sending the body, gets "
-    "EPIPE ('writev() failed (32: Broken pipe) while sending request to upstream') and answers 502. "
-    "Fix: drain (discard) the body up to the server ceiling before answering 413."))
 @pytest.mark.gen_test(timeout=60)
 async def test_app_413_survives_nginx(via_nginx, user_factory):
     user = await user_factory("big")

@@ -24,6 +24,7 @@ from ..queries import groups
 from ..shapes import user_public
 from .chat_cache import cache_of
 from ..tokens import InvalidToken, TokenType
+from ..metrics import MESSAGES_SENT
 
 log = logging.getLogger("nexus_chat.chat")
 
@@ -155,6 +156,7 @@ async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipie
                 raise _vanished(ctx, sender_id, recipient_id, group_id) from None
             raise
         sent = Sent(message_shape(row, sender), True, recipient_id, group_id)
+        MESSAGES_SENT.labels(kind="group" if group_id else "direct").inc()
         if after_commit is not None:
             after_commit(sent)
     return sent

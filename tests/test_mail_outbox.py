@@ -1,0 +1,44 @@
+"""The outbox: a mail queued while the SMTP server is down is delivered once it is up."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from nexus_chat.embedded_db import free_port
+
+from .support import MailSink, link_in, register
+
+
+@pytest.fixture
+def late_sink():
+    sink = MailSink(free_port())   # not started: the "mail server" is down
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def setting_overrides(late_sink):
+    return {"mail_port": late_sink.port, "mail_poll_s": 1}
+
+
+async def outbox_row(runtime, address):
+    return await runtime.db.fetch_one(
+        "SELECT attempts, sent_at, last_error FROM mail_outbox WHERE recipient = %s", (address,))
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_mail_queued_while_smtp_is_down_is_delivered_once_it_comes_up(api, late_sink, runtime):
+    identity, response = await register(api)
+    assert response.status == 201, "registering never fails because the mail server is down"
+    deadline = time.monotonic() + 10
+    row = await outbox_row(runtime, identity["email"])
+    while row["attempts"] == 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        row = await outbox_row(runtime, identity["email"])
+    assert row["sent_at"] is None and row["attempts"] >= 1 and row["last_error"]
+    late_sink.start()
+    message = await late_sink.wait_for(identity["email"], timeout=15)
+    assert "verify-email?token=" in link_in(message)
+    assert (await outbox_row(runtime, identity["email"]))["sent_at"] is not None
