@@ -65,7 +65,6 @@ CREATE TABLE conversations (
   recipient_id    CHAR(36)    NOT NULL,
   user_low_id     CHAR(36)    NOT NULL,
   user_high_id    CHAR(36)    NOT NULL,
-  last_message_at DATETIME(3) NULL,
   created_at      DATETIME(3) NOT NULL,
   updated_at      DATETIME(3) NOT NULL,
   PRIMARY KEY (id),
