@@ -173,11 +173,41 @@ class Bench:
             if busy <= limit_cores or time.monotonic() > deadline:
                 return round(busy, 2)
 
+    async def start_profiler(self, name: str, target: str):
+        """--profile DIR: py-spy samples the server during the scenario (raw collapsed stacks
+        + a flame graph); adds CPU on the box, so profiled runs are not the figures of record."""
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not self.args.profile or not Path(spy).exists():
+            if self.args.profile:
+                log("--profile: py-spy not found (pip install py-spy)")
+            return None
+        out = Path(self.args.profile)
+        out.mkdir(parents=True, exist_ok=True)
+        base = out / f"{name}-{target}"
+        proc = await asyncio.create_subprocess_exec(
+            spy, "record", "--pid", str(self.server.pid), "--rate", "100", "--nonblocking",
+            "--format", "raw", "-o", str(base) + ".txt",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        return proc
+
+    async def stop_profiler(self, proc) -> None:
+        if proc is None:
+            return
+        if proc.returncode is None:
+            proc.send_signal(2)
+            try:
+                async with asyncio.timeout(20):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
     async def guarded(self, name: str, coro_fn, target: str = "nexus") -> None:
         t0 = time.monotonic()
         self.noise_before = await self.wait_quiet()
         if self.noise_before > 0.3:
             log(f"{name} [{target}]: the box is busy ({self.noise_before} cores) before the start")
+        profiler = await self.start_profiler(name, target)
         try:
             await coro_fn()
         except Exception as exc:  # noqa: BLE001 - one broken scenario must not sink the run
@@ -188,6 +218,8 @@ class Bench:
                 await asyncio.to_thread(self.pool.call, "close_all", timeout=60)
             except Exception:  # noqa: BLE001
                 pass
+        finally:
+            await self.stop_profiler(profiler)
         log(f"{name} [{target}] took {time.monotonic() - t0:.1f} s")
 
     async def phase_main(self) -> None:
@@ -708,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="load-generator processes (default 2)")
     parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=("aiohttp", "websockets"),
                         help="WebSocket library of the Socket.IO load client")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="sample the server with py-spy during each scenario into DIR (not for figures)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (server logs)")
     args = parser.parse_args(argv)
     bench = Bench(args)
