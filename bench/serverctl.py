@@ -171,7 +171,9 @@ def nexus_server(name: str, db: BenchDatabase, var_dir: Path, logdir: Path, *, b
         env["NEXUS_PING_INTERVAL_MS"] = str(ping_interval_ms)
     env.update(extra_env or {})
     (var_dir / "public").mkdir(parents=True, exist_ok=True)
-    return ServerProcess(name, [str(VENV_BIN / "nexus-chat"), "serve"], env, port, logdir, cwd=var_dir)
+    # BENCH_NEXUS_CMD: another command line for the server (experiments, e.g. a patched copy)
+    argv = os.environ.get("BENCH_NEXUS_CMD", "").split() or [str(VENV_BIN / "nexus-chat"), "serve"]
+    return ServerProcess(name, argv, env, port, logdir, cwd=var_dir)
 
 
 def ceiling_server(logdir: Path, workdir: Path, ping_interval_ms: int = 25000) -> ServerProcess:
