@@ -26,9 +26,10 @@ from .workers import WorkerPool
 BENCH_DIR = Path(__file__).resolve().parent
 SCENARIOS = ("rest-me", "rest-history", "dm-max", "group-max", "idle-conns", "login-storm", "ceiling")
 DM_RATES = (100, 200, 400, 800, 1600, 3200)
-GROUP_RATES = (10, 20, 40, 60, 80, 100, 130, 170, 220)   # sender msg/s; ×199 deliveries each
+GROUP_RATES = (10, 20, 40, 60, 80, 100, 130, 170, 220, 280, 360)   # sender msg/s; ×199 deliveries each
 IDLE_LEVELS = (1000, 3000, 10000)
 P99_LIMIT_MS = 250.0
+BUDGET_S = 560.0   # soft time budget: ladders stop stepping (and say so) rather than pass 10 min
 N_USERS = 200   # 100 DM pairs; the same users form the 200-member group
 IDLE_PING_MS = 5000
 
@@ -162,7 +163,15 @@ class Bench:
             log(f"{self.server.name} stopped (exit {code})")
             self.server = None
 
-    async def wait_quiet(self, limit_cores: float = 0.3, max_wait_s: float = 10.0) -> float:
+    def out_of_time(self, next_s: float) -> bool:
+        """True when a further step of ``next_s`` seconds would overrun the run's budget."""
+        if self.args.budget and time.monotonic() + next_s + 15 > self.t_begin + self.args.budget:
+            self.notes.append(f"time budget: a ladder stopped early at {time.monotonic() - self.t_begin:.0f} s")
+            log("time budget reached: stopping this ladder")
+            return True
+        return False
+
+    async def wait_quiet(self, limit_cores: float = 0.3, max_wait_s: float = 5.0) -> float:
         """The box is shared: before a scenario, wait (bounded) until the rest of the machine is
         nearly idle; returns the busy cores last seen (recorded with the result)."""
         deadline = time.monotonic() + max_wait_s
@@ -336,6 +345,8 @@ class Bench:
         steps = []
         held = None
         for rate in DM_RATES:
+            if steps and self.out_of_time(step_s + 6):
+                break
             tag = f"dm{rate}"
             t_start = time.monotonic() + 0.5
             per = [{"pairs": pairs_per[w], "rate": rate * len(pairs_per[w]) / n_pairs}
@@ -374,10 +385,12 @@ class Bench:
         for i in range(1, len(members)):
             receivers[assign[i]].append(f"g{i}")
         n_recv = len(members) - 1
-        step_s = self.dur(10, 3)
+        step_s = self.dur(8, 3)
         steps = []
         held = None
         for rate in GROUP_RATES:
+            if steps and self.out_of_time(step_s + 6):
+                break
             tag = f"g{rate}"
             t_start = time.monotonic() + 0.5
             per = [{"receivers": receivers[w], "sender_key": "g0" if w == assign[0] else None}
@@ -740,6 +753,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="load-generator processes (default 2)")
     parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=("aiohttp", "websockets"),
                         help="WebSocket library of the Socket.IO load client")
+    parser.add_argument("--budget", type=float, default=BUDGET_S,
+                        help=f"soft time budget in seconds (default {BUDGET_S:.0f}; 0: none)")
     parser.add_argument("--profile", metavar="DIR",
                         help="sample the server with py-spy during each scenario into DIR (not for figures)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (server logs)")
