@@ -223,10 +223,15 @@ class Bench:
             log(f"{name} [{target}] FAILED: {exc!r}")
             self.add({"scenario": name, "target": target, "error": f"{exc!r}",
                       "traceback": traceback.format_exc()[-3000:]})
-            try:
-                await asyncio.to_thread(self.pool.call, "close_all", timeout=60)
-            except Exception:  # noqa: BLE001
-                pass
+            if self.pool.broken:
+                log("replacing the load-generator workers after a timeout")
+                await asyncio.to_thread(self.pool.close)
+                self.pool = WorkerPool(self.args.workers, self.args.backend)
+            else:
+                try:
+                    await asyncio.to_thread(self.pool.call, "close_all", timeout=60)
+                except Exception:  # noqa: BLE001
+                    pass
         finally:
             await self.stop_profiler(profiler)
         log(f"{name} [{target}] took {time.monotonic() - t0:.1f} s")
@@ -305,6 +310,7 @@ class Bench:
         conn = self.pool.conns[0]
         conn.send((cmd, kwargs))
         if not conn.poll(timeout):
+            self.pool.broken = True
             raise TimeoutError(f"worker 0 did not answer {cmd!r} within {timeout} s")
         res = conn.recv()
         if "error" in res:

@@ -360,6 +360,7 @@ class WorkerPool:
             self.conns.append(parent)
             self.procs.append(proc)
         self.pids = [p.pid for p in self.procs]
+        self.broken = False
 
     def __len__(self) -> int:
         return len(self.procs)
@@ -369,18 +370,25 @@ class WorkerPool:
         per_worker = per_worker or [{} for _ in self.conns]
         for conn, kw in zip(self.conns, per_worker):
             conn.send((cmd, {**common, **kw}))
+        if self.broken:
+            raise RuntimeError("the worker pool is broken (a worker did not answer in time)")
         results = []
         deadline = time.monotonic() + timeout
         for conn in self.conns:
+            # read every answer, even after an error, so that no stale answer stays in a pipe
             if not conn.poll(max(0.0, deadline - time.monotonic())):
+                self.broken = True
                 raise TimeoutError(f"worker did not answer {cmd!r} within {timeout} s")
-            res = conn.recv()
+            results.append(conn.recv())
+        for res in results:
             if isinstance(res, dict) and "error" in res:
                 raise RuntimeError(f"worker failed on {cmd!r}:\n{res['error']}")
-            results.append(res)
         return results
 
     def close(self) -> None:
+        if self.broken:   # a worker may be stuck: do not wait for polite exits
+            for proc in self.procs:
+                proc.terminate()
         for conn in self.conns:
             try:
                 conn.send(("exit", {}))
