@@ -6,6 +6,8 @@ named query serves both.
 """
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import warnings
 from typing import Any, AsyncIterator, Protocol, Sequence
@@ -51,11 +53,57 @@ class Transaction:
         return await self._cursor.executemany(sql, rows)
 
 
+class FairGate:
+    """At most ``size`` holders; a freed slot goes to the oldest waiter.
+
+    aiomysql's pool lets a newcomer take a connection that was just released ahead of the
+    requests already waiting for one, so under load a few requests starved for seconds
+    (rest-me p99 ~1 s at p50 17 ms). Queueing in front of the pool in arrival order keeps
+    the tail close to the median.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+
+    async def acquire(self) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # the slot was handed over as we were cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot moves straight to the oldest waiter
+                return
+        self._free += 1
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        await self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+
 class Database:
     """Owns the aiomysql pool. Connections speak utf8mb4 and UTC."""
 
     def __init__(self, pool: aiomysql.Pool) -> None:
         self.pool = pool
+        self._gate = FairGate(pool.maxsize)
 
     @classmethod
     async def connect(cls, *, host: str, port: int, user: str, password: str, db: str,
@@ -76,7 +124,7 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def _cursor(self) -> AsyncIterator[aiomysql.DictCursor]:
-        async with self.pool.acquire() as conn:
+        async with self._gate.slot(), self.pool.acquire() as conn:
             async with conn.cursor() as cursor:
                 yield cursor
 
@@ -97,7 +145,7 @@ class Database:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """BEGIN … COMMIT, rolled back if the block raises."""
-        async with self.pool.acquire() as conn:
+        async with self._gate.slot(), self.pool.acquire() as conn:
             await conn.begin()
             try:
                 async with conn.cursor() as cursor:

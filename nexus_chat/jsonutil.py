@@ -19,7 +19,8 @@ def iso(value: dt.datetime | None) -> str | None:
         return None
     if value.tzinfo is not None:
         value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # isoformat is ~3x faster than strftime, and this runs for every datetime of every row.
+    return value.isoformat(timespec="milliseconds") + "Z"
 
 
 def _default(value: Any) -> Any:
