@@ -294,6 +294,10 @@ class BaseHandler(tornado.web.RequestHandler):
         log.error("unhandled error request_id=%s method=%s path=%s", self.request_id,
                   self.request.method, self.request.path, exc_info=(typ, value, tb))
 
+    def compute_etag(self) -> None:
+        # API answers are per user and change constantly; hashing every body cost ~1.5 %.
+        return None
+
     def options(self, *args: Any) -> None:
         """CORS preflight: answered for configured origins only."""
         origin = self.request.headers.get("Origin")

@@ -53,6 +53,19 @@ def message_shape(row: Row, sender: dict | None = None) -> dict[str, Any]:
     }
 
 
+def shape_messages(rows: list[Row]) -> list[dict[str, Any]]:
+    """Messages of one page: a conversation has two senders, so each sender's UserPublic is
+    built once, not once per row (a measurable share of a history request)."""
+    senders: dict[str | None, dict | None] = {}
+    shaped = []
+    for row in rows:
+        key = row["sender_id"]
+        if key not in senders:
+            senders[key] = user_public(row, "sender_")
+        shaped.append(message_shape(row, senders[key]) if key is not None else message_shape(row))
+    return shaped
+
+
 def _missing_parent(exc: BaseException) -> bool:
     return isinstance(exc, pymysql.err.IntegrityError) and bool(exc.args) and exc.args[0] == 1452
 
@@ -199,7 +212,7 @@ async def list_messages(ctx: AppContext, user_id: str, *, recipient_id: str | No
     else:
         rows = await q.conversation_messages(ctx.db, target[1], limit=limit, offset=offset,
                                              before_seq=before_seq)
-    return [message_shape(row) for row in rows]
+    return shape_messages(rows)
 
 
 async def recent_conversations(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
