@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 import os
 import resource
-import socket
 import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -16,20 +15,6 @@ def raise_nofile() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def cpu_seconds(pid: int) -> float | None:

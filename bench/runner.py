@@ -431,7 +431,6 @@ class Bench:
         current = 0
         wait_s = IDLE_PING_MS / 1000 + 1.5
         for level in IDLE_LEVELS:
-            new = level - current
             keys = [(f"idle{i}", self.users[i % len(self.users)].token) for i in range(current, level)]
             assign = [i % W for i in range(current, level)]
             m = self.meter()

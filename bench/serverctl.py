@@ -14,7 +14,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .common import cpu_seconds, free_port, pids_named, port_answers
+from nexus_chat.embedded_db import free_port, port_answers
+
+from .common import cpu_seconds, pids_named
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

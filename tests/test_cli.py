@@ -8,7 +8,6 @@ import uuid
 from pathlib import Path
 
 import pymysql
-import pytest
 
 from nexus_chat.config import SETTINGS
 from nexus_chat.embedded_db import free_port
