@@ -98,3 +98,56 @@ def test_migrate_creates_and_is_idempotent(tmp_path, db_server):
                 cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         finally:
             conn.close()
+
+
+def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path, db_server):
+    """Graceful shutdown: stop accepting, let a running request finish, close, exit 0."""
+    import json
+    import signal
+    import threading
+    import time
+    import urllib.request
+
+    from nexus_chat.embedded_db import port_answers
+
+    port = free_port()
+    name = f"nexus_cli_{uuid.uuid4().hex[:8]}"
+    setting_vars = {var for s in SETTINGS for var in s.env} | {"NEXUS_CONFIG"}
+    env = {k: v for k, v in os.environ.items() if k not in setting_vars}
+    env.update(NEXUS_CONFIG=str(tmp_path / "absent.toml"), NEXUS_VAR_DIR=str(tmp_path / "var"),
+               PORT=str(port), NEXUS_BCRYPT_ROUNDS="13", NEXUS_RATE_LIMITS="off", **db_env(db_server, name))
+    server = subprocess.Popen([str(EXE), "serve"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not port_answers("127.0.0.1", port, 0.2):
+            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        answer: dict = {}
+
+        def register() -> None:  # bcrypt cost 13 keeps this request busy for ~0.6 s
+            body = json.dumps({"username": "graceful_1", "fullName": "G", "email": "g@example.test",
+                               "password": "secret-pass-1"}).encode()
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/api/auth/register", data=body,
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                answer["status"] = response.status
+
+        client = threading.Thread(target=register)
+        client.start()
+        time.sleep(0.2)                      # the request is in flight, hashing
+        server.send_signal(signal.SIGTERM)
+        client.join(30)
+        assert answer.get("status") == 201, "the in-flight request was finished"
+        assert server.wait(timeout=30) == 0
+        assert not port_answers("127.0.0.1", port, 0.2)
+        assert "shutting down" in server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        host, db_port, user, password = db_server
+        conn = pymysql.connect(host=host, port=db_port, user=user, password=password)
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
