@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import pymysql
 import tornado.web
 from marshmallow import Schema, ValidationError
 from tornado import httputil
@@ -273,6 +274,11 @@ class BaseHandler(tornado.web.RequestHandler):
             status, message, errors = exc.status, exc.message, exc.errors
             for name, value in exc.headers.items():
                 self.set_header(name, value)
+        elif is_transient_db_error(exc):
+            # Two transactions deadlocked (or waited too long on a lock): nothing was changed,
+            # and the same request will most likely succeed when sent again.
+            status, message, errors = 503, "The server is busy, please retry", None
+            self.set_header("Retry-After", "1")
         elif isinstance(exc, tornado.web.HTTPError):
             status, message, errors = exc.status_code, exc.log_message or reason_phrase(exc.status_code), None
             if status == 405:
@@ -290,6 +296,10 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, ApiError):
             return  # expected; the access log line carries the status
         if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
+            return
+        if is_transient_db_error(value):
+            log.warning("transient database error request_id=%s path=%s error=%s",
+                        self.request_id, self.request.path, value)
             return
         log.error("unhandled error request_id=%s method=%s path=%s", self.request_id,
                   self.request.method, self.request.path, exc_info=(typ, value, tb))
@@ -310,6 +320,11 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("Access-Control-Max-Age", "600")
         self.set_status(204)
         self.finish()
+
+
+def is_transient_db_error(exc: BaseException | None) -> bool:
+    """MySQL/MariaDB deadlock (1213) or lock wait timeout (1205): rolled back, safe to retry."""
+    return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and exc.args[0] in (1205, 1213)
 
 
 def error_envelope(status: int, message: str, path: str, errors: list[str] | None = None,
