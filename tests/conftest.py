@@ -24,7 +24,7 @@ from nexus_chat.embedded_db import PrivateMariaDB, free_port, port_answers
 from nexus_chat.migrate import apply_migrations
 from nexus_chat.runtime import DatabaseTarget, Runtime
 
-from .support import Api, MailSink, make_user
+from .support import Api, MailSink, drop_database, make_user
 
 
 @pytest.fixture(scope="session")
@@ -53,12 +53,7 @@ def db_target(db_server):
     name = f"nexus_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     asyncio.run(apply_migrations(host=host, port=port, user=user, password=password, database=name))
     yield DatabaseTarget(host, port, user, password, name)
-    conn = pymysql.connect(host=host, port=port, user=user, password=password)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    finally:
-        conn.close()
+    drop_database(db_server, name)
 
 
 @pytest.fixture(scope="session")

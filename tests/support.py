@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import orjson
+import pymysql
 from aiosmtpd.controller import Controller
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
@@ -213,3 +214,14 @@ def assert_error(response: Response, status: int, message: str | None = None) ->
     if message is not None:
         assert body["message"] == message, body
     return body
+
+
+def drop_database(db_server: tuple[str, int, str, str], name: str) -> None:
+    """Remove a database a test created (db_server is the session fixture's tuple)."""
+    host, port, user, password = db_server
+    conn = pymysql.connect(host=host, port=port, user=user, password=password)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        conn.close()

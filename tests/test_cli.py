@@ -7,22 +7,26 @@ import sys
 import uuid
 from pathlib import Path
 
-import pymysql
-
 from nexus_chat.config import SETTINGS
 from nexus_chat.embedded_db import free_port
+
+from .support import drop_database
 
 EXE = Path(sys.executable).with_name("nexus-chat")
 
 
-def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
-    # Only what the test sets: no setting leaks in from the developer's environment.
+def clean_env(tmp_path: Path, **env: str) -> dict[str, str]:
+    """Only what the test sets: no setting leaks in from the developer's environment."""
     setting_vars = {var for s in SETTINGS for var in s.env} | {"NEXUS_CONFIG"}
     base = {k: v for k, v in os.environ.items() if k not in setting_vars}
     base.update(NEXUS_CONFIG=str(tmp_path / "absent.toml"), NEXUS_VAR_DIR=str(tmp_path / "var"))
     base.update(env)
-    return subprocess.run([str(EXE), *args], cwd=tmp_path, env=base, capture_output=True, text=True,
-                          timeout=120)
+    return base
+
+
+def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(EXE), *args], cwd=tmp_path, env=clean_env(tmp_path, **env),
+                          capture_output=True, text=True, timeout=120)
 
 
 def db_env(db_server, name: str) -> dict[str, str]:
@@ -91,13 +95,7 @@ def test_migrate_creates_and_is_idempotent(tmp_path, db_server):
         check = run(["check-config"], tmp_path, **env)
         assert check.returncode == 0
     finally:
-        host, port, user, password = db_server
-        conn = pymysql.connect(host=host, port=port, user=user, password=password)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        finally:
-            conn.close()
+        drop_database(db_server, name)
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path, db_server):
@@ -112,10 +110,8 @@ def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path, db_server):
 
     port = free_port()
     name = f"nexus_cli_{uuid.uuid4().hex[:8]}"
-    setting_vars = {var for s in SETTINGS for var in s.env} | {"NEXUS_CONFIG"}
-    env = {k: v for k, v in os.environ.items() if k not in setting_vars}
-    env.update(NEXUS_CONFIG=str(tmp_path / "absent.toml"), NEXUS_VAR_DIR=str(tmp_path / "var"),
-               PORT=str(port), NEXUS_BCRYPT_ROUNDS="13", NEXUS_RATE_LIMITS="off", **db_env(db_server, name))
+    env = clean_env(tmp_path, PORT=str(port), NEXUS_BCRYPT_ROUNDS="13", NEXUS_RATE_LIMITS="off",
+                    **db_env(db_server, name))
     server = subprocess.Popen([str(EXE), "serve"], cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -146,8 +142,4 @@ def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path, db_server):
         if server.poll() is None:
             server.kill()
             server.wait()
-        host, db_port, user, password = db_server
-        conn = pymysql.connect(host=host, port=db_port, user=user, password=password)
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
+        drop_database(db_server, name)

@@ -8,6 +8,8 @@ import pymysql
 
 from nexus_chat.migrate import apply_migrations, migration_files, split_statements
 
+from .support import drop_database
+
 
 def test_split_statements_ignores_comments_and_keeps_multiline_statements():
     text = "-- a comment; with a semicolon\nCREATE TABLE a (\n  id INT,\n  b INT\n);\n\nINSERT INTO a VALUES (1, 2);\n"
@@ -34,7 +36,4 @@ def test_migrate_twice_applies_once(db_server):
         assert {"users", "sessions", "contacts", "conversations", "messages", "chat_groups", "group_members",
                 "stories", "story_views", "mail_outbox", "used_tokens"} <= tables
     finally:
-        conn = pymysql.connect(host=host, port=port, user=user, password=password)
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
+        drop_database(db_server, name)
