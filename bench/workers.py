@@ -22,6 +22,30 @@ def _is_error(body: str) -> bool:
     return '"success":false' in body[:60]
 
 
+
+def delivery_handler(prefix: str, seen: bytearray, counters: dict, count_key: str, latencies: array,
+                     t_start: float, inv_rate: float, on_new=None):
+    """A client's `message` callback: parse `<tag>|<seq> …`, drop foreign and duplicate
+    deliveries, and record the latency from when message ``seq`` was due."""
+    monotonic = time.monotonic
+    loads = orjson.loads
+
+    def on_message(payload: str) -> None:
+        content = loads(payload).get("content", "")
+        if not content.startswith(prefix):
+            counters["foreign"] += 1
+            return
+        seq = int(content[len(prefix):].split(" ", 1)[0])
+        if seen[seq]:
+            counters["dup"] += 1
+            return
+        seen[seq] = 1
+        if on_new is not None:
+            on_new(seq)
+        counters[count_key] += 1
+        latencies.append(monotonic() - (t_start + seq * inv_rate))
+    return on_message
+
 class Worker:
     def __init__(self, conn, wid: int, backend: str) -> None:
         self.conn = conn
@@ -144,7 +168,6 @@ class Worker:
         prefix = tag + "|"
         inv_rate = 1.0 / rate
         monotonic = time.monotonic
-        loads = orjson.loads
 
         def make_on_ack(amap: dict[int, int]):
             def on_ack(ack_id: int, body: str) -> None:
@@ -162,18 +185,7 @@ class Worker:
                     ack_lat.append(monotonic() - (t_start + seq * inv_rate))
             return on_ack
 
-        def on_message(payload: str) -> None:
-            content = loads(payload).get("content", "")
-            if not content.startswith(prefix):
-                counters["foreign"] += 1
-                return
-            seq = int(content[len(prefix):].split(" ", 1)[0])
-            if delivered[seq]:
-                counters["dup"] += 1
-                return
-            delivered[seq] = 1
-            counters["delivered"] += 1
-            del_lat.append(monotonic() - (t_start + seq * inv_rate))
+        on_message = delivery_handler(prefix, delivered, counters, "delivered", del_lat, t_start, inv_rate)
 
         for client, _ in slots:
             amap: dict[int, int] = {}
@@ -229,29 +241,14 @@ class Worker:
         prefix = tag + "|"
         inv_rate = 1.0 / rate
         monotonic = time.monotonic
-        loads = orjson.loads
         expected_local = len(receivers) * total
 
-        def make_on_message():
-            seen = bytearray(total)
+        def count(seq: int) -> None:
+            counts[seq] += 1
 
-            def on_message(payload: str) -> None:
-                content = loads(payload).get("content", "")
-                if not content.startswith(prefix):
-                    counters["foreign"] += 1
-                    return
-                seq = int(content[len(prefix):].split(" ", 1)[0])
-                if seen[seq]:
-                    counters["dup"] += 1
-                    return
-                seen[seq] = 1
-                counts[seq] += 1
-                counters["deliveries"] += 1
-                del_lat.append(monotonic() - (t_start + seq * inv_rate))
-            return on_message
-
-        for key in receivers:
-            self.clients[key].on_message = make_on_message()
+        for key in receivers:  # each receiver has its own duplicate filter
+            self.clients[key].on_message = delivery_handler(
+                prefix, bytearray(total), counters, "deliveries", del_lat, t_start, inv_rate, on_new=count)
 
         sender = self.clients[sender_key] if sender_key else None
         amap: dict[int, int] = {}
