@@ -19,7 +19,8 @@ from marshmallow import Schema, ValidationError
 from tornado import httputil
 
 from . import ratelimit
-from .errors import ApiError, reason_phrase, too_large, unauthorized, validation_failed
+from .errors import (ApiError, reason_phrase, too_large, too_many_requests, unauthorized,
+                     validation_failed)
 from .jsonutil import dumps, iso, loads, utcnow
 from .tokens import Claims, InvalidToken, TokenType
 
@@ -148,8 +149,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def _check_rate(self, limit: ratelimit.Limit, key: str) -> None:
         wait = self.ctx.rate_limiter.hit(limit, key)
         if wait:
-            raise ApiError(429, "Too many requests, please try again later",
-                           headers={"Retry-After": str(wait)})
+            raise too_many_requests(wait)
 
     def limit_per_account(self, limit: ratelimit.Limit, account: str) -> None:
         """Count against (client IP, account), e.g. the e-mail of a login (API.md §11)."""
