@@ -1,10 +1,11 @@
 """The periodic sweep (API.md §8): deletes expired stories, their views (FK cascade) and
-their media files; also purges expired sessions and spent reset tokens.
+their media files; also purges expired sessions, spent reset tokens and old sent mail.
 
 Reads never serve an expired story anyway; the sweep only reclaims rows and disk."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 
 import tornado.ioloop
@@ -12,11 +13,13 @@ import tornado.ioloop
 from . import uploads
 from .context import AppContext
 from .jsonutil import utcnow
-from .queries import sessions, stories
+from .queries import outbox, sessions, stories
 
 log = logging.getLogger("nexus_chat.sweeper")
 
 BATCH = 500
+# Long enough to look into a delivery complaint; links in them have expired by then anyway.
+SENT_MAIL_KEPT = dt.timedelta(days=7)
 
 
 async def sweep_stories(ctx: AppContext) -> int:
@@ -39,10 +42,12 @@ async def sweep_once(ctx: AppContext) -> dict[str, int]:
     now = utcnow()
     removed = {"stories": await sweep_stories(ctx),
                "sessions": await sessions.delete_expired_sessions(ctx.db, now),
-               "usedTokens": await sessions.delete_expired_used_tokens(ctx.db, now)}
+               "usedTokens": await sessions.delete_expired_used_tokens(ctx.db, now),
+               # Sent mail bodies hold verification/reset links: keep them only for a while.
+               "sentMail": await outbox.delete_sent_mail_before(ctx.db, now - SENT_MAIL_KEPT)}
     if any(removed.values()):
-        log.info("sweep removed stories=%d sessions=%d used_tokens=%d",
-                 removed["stories"], removed["sessions"], removed["usedTokens"])
+        log.info("sweep removed stories=%d sessions=%d used_tokens=%d sent_mail=%d",
+                 removed["stories"], removed["sessions"], removed["usedTokens"], removed["sentMail"])
     return removed
 
 
