@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_chat.config import SETTINGS, ConfigError, load_settings
+from nexus_chat.config import SETTINGS, ConfigError, load_settings, render_example
 
 STRONG = "x" * 40
 
@@ -102,6 +102,8 @@ def test_production_refuses_missing_or_example_secrets(tmp_path):
 
 def test_config_example_documents_every_setting():
     text = (Path(__file__).resolve().parent.parent / "config.example.toml").read_text()
+    assert text == render_example(), "regenerate: python -c 'from nexus_chat.config import render_example; " \
+        "open(\"config.example.toml\", \"w\").write(render_example())'"
     sections = {}
     current = None
     for line in text.splitlines():
