@@ -133,6 +133,9 @@ class BaseHandler(tornado.web.RequestHandler):
     def op(self) -> Op | None:
         return self.ops.get(self.request.method)
 
+    def allowed_methods(self) -> list[str]:
+        return sorted(set(self.ops) | {"OPTIONS"})
+
     async def prepare(self) -> None:
         if self.request.method == "OPTIONS":
             return
@@ -308,12 +311,11 @@ class BaseHandler(tornado.web.RequestHandler):
         # API answers are per user and change constantly; hashing every body cost ~1.5 %.
         return None
 
-    def options(self, *args: Any) -> None:
-        """CORS preflight: answered for configured origins only."""
+    def options(self, *args: Any, **kwargs: Any) -> None:
+        """CORS preflight: 204 on every route; the CORS headers only for configured origins."""
         origin = self.request.headers.get("Origin")
         if origin and origin in self.ctx.settings.server_cors_origins:
-            allowed = ", ".join(sorted(set(self.ops) | {"OPTIONS"}))
-            self.set_header("Access-Control-Allow-Methods", allowed)
+            self.set_header("Access-Control-Allow-Methods", ", ".join(self.allowed_methods()))
             self.set_header("Access-Control-Allow-Headers",
                             self.request.headers.get("Access-Control-Request-Headers",
                                                      "Authorization, Content-Type"))
