@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from nexus_chat.schemas import chat as s
-from nexus_chat.services import chat
+from nexus_chat.schemas import search as search_schemas
+from nexus_chat.services import chat, search
 from nexus_chat.web import BaseHandler, Op
 
 TAG = "Chat"
@@ -30,7 +31,21 @@ class RecentMessagesHandler(BaseHandler):
         self.respond(conversations, "Recent conversations retrieved successfully")
 
 
+class SearchHandler(BaseHandler):
+    ops = {"GET": Op("Find messages in your conversations and current groups, newest first",
+                     query=search_schemas.SearchQuery, errors=(400, 401, 403),
+                     response=search_schemas.SearchPageSchema, tag=TAG)}
+
+    async def get(self) -> None:
+        args = self.query_args()
+        page = await search.search_messages(
+            self.ctx, self.user_id, args["q"], recipient_id=args["recipientId"],
+            group_id=args["groupId"], before=args["before"], limit=args["limit"])
+        self.respond(page, "Search results retrieved successfully")
+
+
 routes = [
     (r"/api/chat/messages", MessagesHandler),
     (r"/api/chat/recent-messages", RecentMessagesHandler),
+    (r"/api/chat/search", SearchHandler),
 ]

@@ -10,6 +10,7 @@ from typing import Any
 from .db import Database
 from .passwords import PasswordHasher
 from .ratelimit import RateLimiter
+from .search_index import FulltextIndex, MessageIndex
 from .tokens import TokenService
 
 
@@ -57,6 +58,7 @@ class AppContext:
     mail_wakeup: Any = None   # callable: nudge the outbox sender after a commit
     trusted_networks: tuple = ()
     inflight: set = field(default_factory=set)   # handlers still working (graceful shutdown)
+    search: MessageIndex = field(default_factory=FulltextIndex)   # message search engine
 
     @classmethod
     def create(cls, settings: Any, db: Database) -> "AppContext":

@@ -1,0 +1,64 @@
+"""Where message search runs: a small interface, and the MariaDB/MySQL FULLTEXT index that
+implements it. Another engine (an external search service) replaces ``FulltextIndex`` by
+implementing ``MessageIndex``; the rules of who may find what stay in services/search.py
+and are passed in as the scope.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from .db import Executor, Row
+from .queries import search as q
+from .searchtext import SearchTerms, boolean_query, search_terms
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose messages to search: all of the user's conversations and current groups, or one
+    conversation (already checked to be the user's) or one group."""
+    user_id: str
+    conversation_id: str | None = None
+    group_id: str | None = None
+
+
+class MessageIndex(Protocol):
+    async def terms(self, db: Executor, text: str) -> SearchTerms:
+        """What of ``text`` this engine can look for."""
+
+    async def search(self, db: Executor, scope: Scope, terms: SearchTerms, *,
+                     before_seq: int | None, limit: int) -> list[Row]:
+        """Matching messages in scope, newest (highest seq) first, at most ``limit``, as rows
+        of queries.search (message columns, the group's name, the 1-on-1 partner)."""
+
+
+class FulltextIndex:
+    """InnoDB FULLTEXT in boolean mode. Words shorter than the server's
+    innodb_ft_min_token_size and its stopwords are not in the index, so they are dropped from
+    the query instead of making it match nothing."""
+
+    def __init__(self) -> None:
+        self._min_chars: int | None = None
+        self._stopwords: frozenset[str] = frozenset()
+
+    async def _load_settings(self, db: Executor) -> None:
+        row = await q.index_settings(db)
+        stopwords = await q.default_stopwords(db) if row and row["stopwords_enabled"] else []
+        self._stopwords = frozenset(word.casefold() for word in stopwords)
+        self._min_chars = int(row["min_token_size"]) if row else 3
+
+    async def terms(self, db: Executor, text: str) -> SearchTerms:
+        if self._min_chars is None:
+            await self._load_settings(db)
+        return search_terms(text, min_word_chars=self._min_chars or 3, stopwords=self._stopwords)
+
+    async def search(self, db: Executor, scope: Scope, terms: SearchTerms, *,
+                     before_seq: int | None, limit: int) -> list[Row]:
+        query = boolean_query(terms)
+        if scope.conversation_id is not None:
+            return await q.search_conversation(db, scope.user_id, scope.conversation_id, query,
+                                               before_seq=before_seq, limit=limit)
+        if scope.group_id is not None:
+            return await q.search_group(db, scope.user_id, scope.group_id, query,
+                                        before_seq=before_seq, limit=limit)
+        return await q.search_everywhere(db, scope.user_id, query, before_seq=before_seq, limit=limit)
