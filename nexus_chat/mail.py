@@ -81,25 +81,34 @@ class SmtpBackend:
 
 
 class FileBackend:
-    """Writes each message as an .eml file (quick start: no mail server needed)."""
+    """Writes each message as an .eml file (quick start: no mail server needed), and beside it
+    a .txt with the recipient, subject and plain-text body as UTF-8 text: the .eml is a real
+    RFC 5322 message, so its body is quoted-printable and its links are wrapped and =-encoded;
+    the .txt keeps them whole for `grep` and copy-paste. File names sort by time."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
     async def deliver(self, message: EmailMessage) -> None:
-        path = self.directory / f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.eml"
-        await asyncio.get_running_loop().run_in_executor(None, self._write, path, message.as_bytes())
-        # API.md §12: in this development backend the link is logged so a new user can click it.
-        # The SMTP backend never logs links (they carry tokens).
+        stem = f"{utcnow():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
         body = message.get_body(("plain",)).get_content()
+        text = (f"To: {message['To']}\nSubject: {message['Subject']}\nDate: {message['Date']}\n"
+                f"File: {stem}.eml\n\n{body}")
+        await asyncio.get_running_loop().run_in_executor(None, self._write, stem, message.as_bytes(),
+                                                         text.encode("utf-8"))
+        # docs/api.md#mail: in this development backend the link is logged so a new user can click it.
+        # The SMTP backend never logs links (they carry tokens).
         link = next((w for w in body.split() if w.startswith(("http://", "https://"))), "")
+        path = self.directory / f"{stem}.eml"
         log.info("mail written to=%s subject=%r file=%s link=%s", message["To"], message["Subject"], path, link)
 
-    def _write(self, path: Path, data: bytes) -> None:
+    def _write(self, stem: str, eml: bytes, text: bytes) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        for suffix, data in ((".eml", eml), (".txt", text)):
+            path = self.directory / f"{stem}{suffix}"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
 
 
 def make_backend(settings) -> SmtpBackend | FileBackend:
