@@ -1,5 +1,5 @@
 """A minimal Socket.IO v5 / Engine.IO v4 load client speaking the framing directly over a
-WebSocket (REALTIME.md): open packet, `40/chat,{"token":…}` CONNECT, events with ack ids,
+WebSocket (docs/realtime.md): open packet, `40/chat,{"token":…}` CONNECT, events with ack ids,
 answering server pings `2` with `3`. No reconnection, no polling, no binary: it only has to be
 cheap, so that the generator is not the bottleneck.
 

@@ -67,7 +67,7 @@ class MeHandler(BaseHandler):
     ops = {"GET": Op("The current user", errors=(401, 404), response=UserSchema, tag=TAG)}
 
     def authenticate(self) -> str:
-        # API.md §3: a valid token of a deleted account answers 404 here, not 401.
+        # docs/api.md#auth: a valid token of a deleted account answers 404 here, not 401.
         return self.access_claims().sub
 
     async def get(self) -> None:

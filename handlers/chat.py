@@ -1,4 +1,4 @@
-"""Chat REST routes (API.md §7); the real-time half is handlers/realtime.py."""
+"""Chat REST routes (docs/api.md#chat); the real-time half is handlers/realtime.py."""
 from __future__ import annotations
 
 from nexus_chat.schemas import chat as s

@@ -1,4 +1,4 @@
-"""Static files under ``<public_dir>`` at ``/api/public/…`` (API.md §10).
+"""Static files under ``<public_dir>`` at ``/api/public/…`` (docs/api.md#uploads-and-static-files).
 
 Only regular files inside public/ are served: ``..``, encoded traversal, absolute paths,
 hidden files, directories and symlinks all answer 404, in the error envelope."""

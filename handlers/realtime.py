@@ -1,4 +1,4 @@
-"""The Socket.IO side of Nexus Chat (REALTIME.md §3): the `/chat` namespace, the main
+"""The Socket.IO side of Nexus Chat (docs/realtime.md): the `/chat` namespace, the main
 namespace `/` (connectable without a token, no events), the realtime hooks the domain
 services call, and ``attach_realtime`` that plugs all of it into a Runtime.
 

@@ -1,7 +1,7 @@
 """A private MariaDB server for the quick start and the tests (no system service needed).
 
-Recipe measured in shared/notes/STACK.md: install-db into an absolute datadir, start
-mariadbd with --no-defaults on a free loopback port, poll until it answers, SIGTERM to stop.
+The recipe: install-db into an absolute datadir, start mariadbd with --no-defaults on a free
+loopback port, poll until it answers, SIGTERM to stop.
 """
 from __future__ import annotations
 

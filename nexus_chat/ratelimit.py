@@ -12,7 +12,7 @@ class Limit:
     window_s: int
 
 
-# API.md §11
+# docs/api.md#limits
 LOGIN = Limit("login", 5, 60)
 REGISTER = Limit("register", 3, 60)
 MAIL_REQUEST = Limit("mail", 2, 60)        # forgot-password and resend-verification

@@ -1,4 +1,4 @@
-"""Public JSON shapes of users (API.md §2). Only these functions turn user rows into output."""
+"""Public JSON shapes of users (docs/api.md#shapes). Only these functions turn user rows into output."""
 from __future__ import annotations
 
 from typing import Any

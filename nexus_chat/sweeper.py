@@ -1,4 +1,4 @@
-"""The periodic sweep (API.md §8): deletes expired stories, their views (FK cascade) and
+"""The periodic sweep (docs/api.md#stories): deletes expired stories, their views (FK cascade) and
 their media files; also purges expired sessions, spent reset tokens and old sent mail.
 
 Reads never serve an expired story anyway; the sweep only reclaims rows and disk."""

@@ -1,4 +1,5 @@
-"""Uploaded files (API.md §10): content checks and storage under ``<public_dir>/uploads``.
+"""Uploaded files (docs/api.md#uploads-and-static-files): content checks and storage under
+``<public_dir>/uploads``.
 
 The client's file name is never used: the type is decided by the bytes (Pillow for images,
 the container header for videos) and the stored name is a fresh uuid4. Stored URLs are

@@ -155,7 +155,7 @@ class BaseHandler(tornado.web.RequestHandler):
             raise too_many_requests(wait)
 
     def limit_per_account(self, limit: ratelimit.Limit, account: str) -> None:
-        """Count against (client IP, account), e.g. the e-mail of a login (API.md §11)."""
+        """Count against (client IP, account), e.g. the e-mail of a login (docs/api.md#limits)."""
         self._check_rate(limit, f"{self.client_ip}|{account.lower()}")
 
     def _limit_body(self, limit: int) -> None:
@@ -331,7 +331,7 @@ def is_transient_db_error(exc: BaseException | None) -> bool:
 
 def error_envelope(status: int, message: str, path: str, errors: list[str] | None = None,
                    **extra: Any) -> dict[str, Any]:
-    """The one error body of API.md §1 (REST, Socket.IO handshake errors, static files)."""
+    """The one error body of docs/api.md#envelope (REST, Socket.IO handshake errors, static files)."""
     envelope = {"success": False, "statusCode": status, "error": reason_phrase(status),
                 "message": message, "path": path, "timestamp": iso(utcnow())}
     if errors:

@@ -203,7 +203,7 @@ async def make_user(api: Api, sink: MailSink, prefix: str = "u", **overrides: st
 
 
 def assert_error(response: Response, status: int, message: str | None = None) -> dict:
-    """The canonical error envelope (API.md §1)."""
+    """The canonical error envelope (docs/api.md#envelope)."""
     assert response.status == status, (response.status, response.body)
     body = response.json
     assert body["success"] is False

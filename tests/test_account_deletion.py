@@ -1,5 +1,5 @@
-"""Deleting an account (API.md §9): everything that was only theirs goes, groups live on
-under a new owner, and nothing is left behind in the database or on disk."""
+"""Deleting an account (docs/api.md#deleting-an-account): everything that was only theirs
+goes, groups live on under a new owner, and nothing is left behind in the database or on disk."""
 from __future__ import annotations
 
 import uuid

@@ -1,4 +1,4 @@
-"""The account lifecycle, API.md §3: every route, its success and its errors."""
+"""The account lifecycle, docs/api.md#auth: every route, its success and its errors."""
 from __future__ import annotations
 
 import pytest

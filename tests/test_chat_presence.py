@@ -1,4 +1,4 @@
-"""Presence on /chat (REALTIME.md §3): online while at least one socket is connected, told
+"""Presence on /chat (docs/realtime.md#presence): online while at least one socket is connected, told
 only to the people who know the user, heartbeats drop silent clients, deleted accounts are
 disconnected."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Chat REST (API.md §7): history with paging and `before`, recent conversations with
+"""Chat REST (docs/api.md#chat): history with paging and `before`, recent conversations with
 unread counts, validation, group membership, conversation uniqueness."""
 from __future__ import annotations
 

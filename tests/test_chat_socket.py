@@ -1,5 +1,5 @@
-"""The /chat namespace end to end (REALTIME.md §3) with python-socketio's AsyncClient over
-both transports: what each user receives, exactly, and nothing more."""
+"""The /chat namespace end to end (docs/realtime.md#client-events) with python-socketio's
+AsyncClient over both transports: what each user receives, exactly, and nothing more."""
 from __future__ import annotations
 
 import asyncio

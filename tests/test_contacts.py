@@ -1,4 +1,4 @@
-"""Contacts (API.md §5): a private address book."""
+"""Contacts (docs/api.md#contacts): a private address book."""
 from __future__ import annotations
 
 import uuid

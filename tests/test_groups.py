@@ -1,4 +1,4 @@
-"""Groups (API.md §6): who may do what, and what each change does."""
+"""Groups (docs/api.md#groups): who may do what, and what each change does."""
 from __future__ import annotations
 
 import uuid

@@ -1,6 +1,6 @@
 """The Engine.IO layer against real Tornado servers on real ports: raw HTTP and raw WebSocket,
-checking every Engine.IO behaviour of REALTIME.md §5 (what the official engine.io-protocol
-suite checks)."""
+checking every Engine.IO behaviour of docs/realtime.md#protocol-conformance (what the official
+engine.io-protocol suite checks)."""
 
 import asyncio
 import json

@@ -1,5 +1,6 @@
-"""The Socket.IO layer on real ports: the socket.io-protocol behaviours of REALTIME.md §5,
-the server API the product uses, and python-socketio's client end to end."""
+"""The Socket.IO layer on real ports: the socket.io-protocol behaviours of
+docs/realtime.md#protocol-conformance, the server API the product uses, and python-socketio's
+client end to end."""
 
 import asyncio
 import json

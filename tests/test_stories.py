@@ -1,4 +1,4 @@
-"""Stories (API.md §8): seen only by mutual contacts, gone when they expire."""
+"""Stories (docs/api.md#stories): seen only by mutual contacts, gone when they expire."""
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
-"""Uploads and static files (API.md §10): the bytes decide the type, sizes are enforced while
-the body streams in, files never outlive their rows, and nothing outside public/ is served."""
+"""Uploads and static files (docs/api.md#uploads-and-static-files): the bytes decide the type,
+sizes are enforced while the body streams in, files never outlive their rows, and nothing
+outside public/ is served."""
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,4 @@
-"""Users (API.md §4): finding people, and editing your own profile."""
+"""Users (docs/api.md#users): finding people, and editing your own profile."""
 from __future__ import annotations
 
 import uuid

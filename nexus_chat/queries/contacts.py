@@ -1,4 +1,4 @@
-"""Contacts: a private address book (API.md §5)."""
+"""Contacts: a private address book (docs/api.md#contacts)."""
 from __future__ import annotations
 
 import datetime as dt

@@ -18,7 +18,7 @@ async def member_role(db: Executor, group_id: str, user_id: str) -> str | None:
     return row["role"] if row else None
 
 
-# ---- groups (API.md §6) ------------------------------------------------------------------
+# ---- groups (docs/api.md#groups) -----------------------------------------------------------------
 GROUP_COLUMNS = {"name": "name", "description": "description", "icon_url": "icon_url"}
 
 _GROUP_SELECT = (

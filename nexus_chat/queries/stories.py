@@ -1,5 +1,5 @@
-"""Stories and their views (API.md §8). Every read of a story filters on ``expires_at > now``,
-so an expired story is never served, even between two sweeps."""
+"""Stories and their views (docs/api.md#stories). Every read of a story filters on
+``expires_at > now``, so an expired story is never served, even between two sweeps."""
 from __future__ import annotations
 
 import datetime as dt

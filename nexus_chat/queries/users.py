@@ -65,7 +65,7 @@ async def set_presence(db: Executor, user_id: str, status: str, now: dt.datetime
                             (status, now, user_id))
 
 
-# ---- search and profile (API.md §4) ------------------------------------------------------
+# ---- search and profile (docs/api.md#users) ------------------------------------------------------
 PROFILE_COLUMNS = {"username": "username", "full_name": "full_name", "bio": "bio",
                    "avatar_url": "avatar_url"}
 
@@ -110,7 +110,7 @@ async def users_existing(db: Executor, user_ids: list[str]) -> set[str]:
     return {row["id"] for row in rows}
 
 
-# ---- account deletion (API.md §9) --------------------------------------------------------
+# ---- account deletion (docs/api.md#deleting-an-account) ------------------------------------------
 async def delete_conversations_of(db: Executor, user_id: str) -> int:
     """The user's 1-on-1 conversations; their messages go with them (FK cascade)."""
     return await db.execute("DELETE FROM conversations WHERE user_low_id = %s OR user_high_id = %s",

@@ -1,5 +1,5 @@
-"""Chat schemas (API.md §7, REALTIME.md §3): declared once, used by the REST ops and to
-validate the payloads of the /chat Socket.IO events."""
+"""Chat schemas (docs/api.md#chat, docs/realtime.md#client-events): declared once, used by
+the REST ops and to validate the payloads of the /chat Socket.IO events."""
 from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema

@@ -1,4 +1,4 @@
-"""Contacts (API.md §5)."""
+"""Contacts (docs/api.md#contacts)."""
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate

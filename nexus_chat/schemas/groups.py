@@ -1,4 +1,4 @@
-"""Groups (API.md §6)."""
+"""Groups (docs/api.md#groups)."""
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate

@@ -1,4 +1,4 @@
-"""Stories (API.md §8)."""
+"""Stories (docs/api.md#stories)."""
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate

@@ -1,4 +1,4 @@
-"""Users (API.md §4): search and profile update. Also the path-parameter helper of the
+"""Users (docs/api.md#users): search and profile update. Also the path-parameter helper of the
 areas with ids in their URLs."""
 from __future__ import annotations
 

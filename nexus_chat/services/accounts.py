@@ -1,4 +1,4 @@
-"""Deleting an account (API.md §9).
+"""Deleting an account (docs/api.md#deleting-an-account).
 
 In one transaction: each group the user owns passes to its longest-standing admin, else its
 longest-standing member, or is deleted when nobody else is left; the user's 1-on-1

@@ -1,4 +1,5 @@
-"""Chat: sending, history, recent conversations, read receipts (API.md §7, REALTIME.md §3).
+"""Chat: sending, history, recent conversations, read receipts (docs/api.md#chat,
+docs/realtime.md#delivery-semantics).
 
 The REST handlers and the /chat Socket.IO namespace call these same functions. They take
 the AppContext and plain values and raise ApiError; delivering to sockets is the caller's
@@ -34,7 +35,7 @@ RECIPIENT_NOT_FOUND = "Recipient not found"
 
 # ---- shapes --------------------------------------------------------------------------------
 def message_shape(row: Row, sender: dict | None = None) -> dict[str, Any]:
-    """Message (API.md §7). ``row`` carries the sender as ``sender_*`` columns unless
+    """Message (docs/api.md#chat). ``row`` carries the sender as ``sender_*`` columns unless
     ``sender`` (UserPublic) is given."""
     if sender is None:
         sender = user_public(row, "sender_")

@@ -1,4 +1,4 @@
-"""Contacts (API.md §5): a private address book; the added user is not told."""
+"""Contacts (docs/api.md#contacts): a private address book; the added user is not told."""
 from __future__ import annotations
 
 import uuid

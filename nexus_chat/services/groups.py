@@ -1,4 +1,4 @@
-"""Groups (API.md §6). Roles: owner > admin > member, exactly one owner per group.
+"""Groups (docs/api.md#groups). Roles: owner > admin > member, exactly one owner per group.
 
 Every change runs in a transaction that first locks the group row, so concurrent role
 changes, kicks and departures of one group are applied one after the other. The live

@@ -1,4 +1,4 @@
-"""Presence (REALTIME.md §3): a user is online while at least one of their sockets is
+"""Presence (docs/realtime.md#presence): a user is online while at least one of their sockets is
 connected. The first socket makes them `online`, the last disconnect `offline`; each change
 is stored (status, lastSeenAt) and told to the people who know the user and to the user's
 own sockets — never to everyone connected.

@@ -1,4 +1,4 @@
-"""Stories (API.md §8): they live ``settings.stories_ttl_s`` (UTC); only mutual contacts
+"""Stories (docs/api.md#stories): they live ``settings.stories_ttl_s`` (UTC); only mutual contacts
 see and mark them; expired ones are never served (the sweeper deletes them later)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Users (API.md §4): search and profile update (with the avatar upload)."""
+"""Users (docs/api.md#users): search and profile update (with the avatar upload)."""
 from __future__ import annotations
 
 from typing import Any
