@@ -14,7 +14,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 
 from nexus_chat.context import AppContext, RealtimeHooks
-from nexus_chat.errors import ApiError, validation_failed
+from nexus_chat.errors import ApiError, db_transient_error, db_unreachable, validation_failed
 from nexus_chat.jsonutil import dumps
 from nexus_chat.realtime.engine import ERROR_MESSAGES, FORBIDDEN
 from nexus_chat.realtime.rooms import InMemoryAdapter
@@ -159,6 +159,8 @@ class ChatNamespace(Namespace):
             user_id = await chat.authenticate_token(self.ctx, handshake_token(socket, auth))
         except ApiError:
             raise ConnectRefused(UNAUTHORIZED) from None
+        except Exception as exc:
+            raise _unavailable(exc) from None
         socket.data["user_id"] = user_id
         socket.join(user_room(user_id))
         socket.data["counted"] = True
@@ -176,9 +178,11 @@ class ChatNamespace(Namespace):
                 raise ConnectRefused(UNAUTHORIZED)
             for group_id in group_ids:
                 socket.join(group_room(group_id))
-        except BaseException:
+        except BaseException as exc:
             socket.data["counted"] = False
             await self.hooks.presence.disconnected(user_id)
+            if isinstance(exc, Exception) and not isinstance(exc, ConnectRefused):
+                raise _unavailable(exc) from None
             raise
 
     async def on_disconnect(self, socket: Socket, reason: str) -> None:
@@ -196,9 +200,14 @@ class ChatNamespace(Namespace):
             result = await handler(socket, socket.data["user_id"], payload)
         except ApiError as exc:
             return self._fail(socket, event, exc)
-        except Exception:
-            log.exception("chat event %s failed user_id=%s", event, socket.data.get("user_id"))
-            return self._fail(socket, event, ApiError(500, "Internal server error"))
+        except Exception as exc:
+            transient = db_transient_error(exc)
+            if transient is None:
+                log.exception("chat event %s failed user_id=%s", event, socket.data.get("user_id"))
+                return self._fail(socket, event, ApiError(500, "Internal server error"))
+            if not db_unreachable(exc):   # contention; an outage is logged once by the tracker
+                log.warning("transient database error event=%s error=%s", event, exc)
+            return self._fail(socket, event, transient)
         finally:
             self.hooks.busy -= 1
         return None if result is None else [result]
@@ -212,6 +221,8 @@ class ChatNamespace(Namespace):
                                     "message": exc.message}
         if exc.errors:
             notice["errors"] = envelope["errors"] = exc.errors
+        if "Retry-After" in exc.headers:   # REST's header, as a field: seconds to wait
+            notice["retryAfter"] = envelope["retryAfter"] = int(exc.headers["Retry-After"])
         socket.emit("exception", notice)
         return [envelope]
 
@@ -281,6 +292,16 @@ class ChatNamespace(Namespace):
             mine = {sock.sid for sock in self.hooks.sockets_of(user_id)}
             self.server.emit(CHAT, "typing", notice, room=group_room(body["groupId"]), skip_sid=mine)
         return None
+
+
+def _unavailable(exc: Exception) -> Exception:
+    """A CONNECT that failed on the database: refused with the REST envelope's 503 as data
+    (no traceback for an outage); anything else is left to the server's error log."""
+    transient = db_transient_error(exc)
+    if transient is None:
+        return exc
+    return ConnectRefused(transient.message, {"statusCode": transient.status,
+                                              "retryAfter": int(transient.headers["Retry-After"])})
 
 
 def handshake_error_body(code: int, request) -> bytes:

@@ -9,11 +9,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
+import time
 import warnings
-from typing import Any, AsyncIterator, Protocol, Sequence
+from typing import Any, AsyncIterator, Callable, Protocol, Sequence
 
 import aiomysql
 import pymysql
+
+from .errors import db_unreachable
+
+log = logging.getLogger("nexus_chat.db")
 
 Row = dict[str, Any]
 Args = Sequence[Any] | dict[str, Any] | None
@@ -98,12 +104,67 @@ class FairGate:
             self.release()
 
 
+class Availability:
+    """Whether the database is reachable, as the statements run see it. An outage is logged
+    once when it starts and once when it ends (never once per failed statement); while it
+    lasts, a probe asks every ``probe_s`` so the end is noticed even when nobody queries, and
+    the callbacks registered with ``on_recovered`` run when it is back (presence repair)."""
+
+    def __init__(self, probe: Callable[[], Any], probe_s: float = 1.0) -> None:
+        self._probe = probe
+        self.probe_s = probe_s
+        self.down_since: float | None = None
+        self._recovered: list[Callable[[], Any]] = []
+        self._task: asyncio.Task | None = None
+        self.closed = False
+
+    @property
+    def up(self) -> bool:
+        return self.down_since is None
+
+    def on_recovered(self, callback: Callable[[], Any]) -> None:
+        self._recovered.append(callback)
+
+    def failed(self, exc: BaseException) -> None:
+        if not db_unreachable(exc) or self.down_since is not None or self.closed:
+            return
+        self.down_since = time.monotonic()
+        log.warning("database unavailable: %s", exc)
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    def answered(self) -> None:
+        if self.down_since is None:
+            return
+        lasted = time.monotonic() - self.down_since
+        self.down_since = None
+        log.info("database available again after_s=%.1f", lasted)
+        for callback in self._recovered:
+            try:
+                callback()
+            except Exception:
+                log.exception("database recovery callback failed")
+
+    async def _watch(self) -> None:
+        while self.down_since is not None and not self.closed:
+            await asyncio.sleep(self.probe_s)
+            await self._probe()   # Database.ping: its statement reports back here
+
+    async def close(self) -> None:
+        self.closed = True
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 class Database:
     """Owns the aiomysql pool. Connections speak utf8mb4 and UTC."""
 
     def __init__(self, pool: aiomysql.Pool) -> None:
         self.pool = pool
         self._gate = FairGate(pool.maxsize)
+        self.availability = Availability(self.ping)
 
     @classmethod
     async def connect(cls, *, host: str, port: int, user: str, password: str, db: str,
@@ -119,14 +180,21 @@ class Database:
         return cls(pool)
 
     async def close(self) -> None:
+        await self.availability.close()
         self.pool.close()
         await self.pool.wait_closed()
 
     @contextlib.asynccontextmanager
     async def _cursor(self) -> AsyncIterator[aiomysql.DictCursor]:
-        async with self._gate.slot(), self.pool.acquire() as conn:
-            async with conn.cursor() as cursor:
-                yield cursor
+        async with self._gate.slot():
+            try:
+                async with self.pool.acquire() as conn:
+                    async with conn.cursor() as cursor:
+                        yield cursor
+            except Exception as exc:
+                self.availability.failed(exc)
+                raise
+            self.availability.answered()
 
     async def fetch_one(self, sql: str, args: Args = None) -> Row | None:
         async with self._cursor() as cursor:
@@ -145,16 +213,22 @@ class Database:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """BEGIN … COMMIT, rolled back if the block raises."""
-        async with self._gate.slot(), self.pool.acquire() as conn:
-            await conn.begin()
+        async with self._gate.slot():
             try:
-                async with conn.cursor() as cursor:
-                    yield Transaction(cursor)
-                await conn.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await conn.rollback()
+                async with self.pool.acquire() as conn:
+                    await conn.begin()
+                    try:
+                        async with conn.cursor() as cursor:
+                            yield Transaction(cursor)
+                        await conn.commit()
+                    except BaseException:
+                        with contextlib.suppress(Exception):
+                            await conn.rollback()
+                        raise
+            except Exception as exc:
+                self.availability.failed(exc)
                 raise
+            self.availability.answered()
 
     async def ping(self) -> bool:
         try:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
+import pymysql
+
 
 class ApiError(Exception):
     """An error a client may see: HTTP status, a message, and optional validation errors."""
@@ -58,3 +60,32 @@ def too_many_requests(retry_after_s: int) -> ApiError:
 
 def validation_failed(errors: list[str]) -> ApiError:
     return ApiError(400, "Validation failed", errors)
+
+
+# ---- the database: which failures a retry may fix -------------------------------------------
+# Rolled back by the server; the same request will most likely succeed when sent again.
+DB_CONTENTION = frozenset({1205, 1213})            # lock wait timeout, deadlock
+# The database cannot be reached (refused, lost, gone away, shutting down, too many connections).
+DB_UNREACHABLE = frozenset({1040, 1053, 1927, 2002, 2003, 2006, 2013, 2055})
+RETRY_AFTER_S = 1
+
+
+def db_unreachable(exc: BaseException | None) -> bool:
+    """The database is down or the connection to it broke (an outage, not a bug)."""
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return True
+    return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and exc.args[0] in DB_UNREACHABLE
+
+
+def db_transient_error(exc: BaseException | None) -> ApiError | None:
+    """The 503 a client gets (REST and Socket.IO alike) for a database failure that a retry
+    may fix: contention (deadlock, lock wait timeout) or an outage. None for anything else."""
+    if isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] in DB_CONTENTION:
+        return service_unavailable("The server is busy, please retry")
+    if db_unreachable(exc):
+        return service_unavailable("The database is unavailable, please retry")
+    return None
+
+
+def service_unavailable(message: str, retry_after_s: int = RETRY_AFTER_S) -> ApiError:
+    return ApiError(503, message, headers={"Retry-After": str(max(1, retry_after_s))})

@@ -123,7 +123,8 @@ def log_request(handler) -> None:
         "user_id": getattr(handler, "user_id", None) or "-",
         "ip": _client_ip(handler),
     }
-    level = logging.ERROR if status >= 500 else logging.INFO
+    # 503: the database is away or busy (logged once by its tracker), not a bug.
+    level = logging.WARNING if status == 503 else logging.ERROR if status >= 500 else logging.INFO
     access.log(level, "request", extra={"fields": fields})
     metrics = getattr(handler.application, "metrics", None)
     if metrics is not None:

@@ -20,6 +20,7 @@ import aiosmtplib
 import jinja2
 
 from .db import Database, Executor
+from .errors import db_unreachable
 from .jsonutil import utcnow
 from .queries import outbox
 
@@ -152,8 +153,9 @@ class OutboxSender:
                 await self.send_due()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("outbox pass failed")
+            except Exception as exc:
+                if not db_unreachable(exc):   # an outage is logged once by the database tracker
+                    log.exception("outbox pass failed")
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)

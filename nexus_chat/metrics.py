@@ -14,6 +14,7 @@ from prometheus_client import (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECT
                                Counter, Gauge, Histogram)
 from tornado.ioloop import IOLoop, PeriodicCallback
 
+from .errors import db_unreachable
 from .queries.outbox import pending_mail_count
 
 log = logging.getLogger("nexus_chat.metrics")
@@ -115,5 +116,6 @@ class AppMetrics:
     async def _refresh_outbox(self) -> None:
         try:
             self.outbox_pending.set(await pending_mail_count(self.ctx.db))
-        except Exception:
-            log.warning("outbox backlog sample failed", exc_info=True)
+        except Exception as exc:
+            if not db_unreachable(exc):   # an outage is logged once by the database tracker
+                log.warning("outbox backlog sample failed", exc_info=True)

@@ -12,6 +12,7 @@ import tornado.ioloop
 
 from . import uploads
 from .context import AppContext
+from .errors import db_unreachable
 from .jsonutil import utcnow
 from .queries import outbox, sessions, stories
 
@@ -70,9 +71,10 @@ class Sweeper:
     async def _sweep(self) -> None:
         try:
             await sweep_once(self.ctx)
-        except Exception:
-            # The database may be briefly away; the next tick tries again.
-            log.warning("sweep failed; retrying at the next interval", exc_info=True)
+        except Exception as exc:
+            # The database may be briefly away (its tracker logs that); the next tick tries again.
+            if not db_unreachable(exc):
+                log.warning("sweep failed; retrying at the next interval", exc_info=True)
 
     async def stop(self) -> None:
         self.callback.stop()

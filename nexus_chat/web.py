@@ -13,14 +13,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import pymysql
 import tornado.web
 from marshmallow import Schema, ValidationError
 from tornado import httputil
 
 from . import ratelimit
-from .errors import (ApiError, reason_phrase, too_large, too_many_requests, unauthorized,
-                     validation_failed)
+from .errors import (ApiError, db_transient_error, db_unreachable, reason_phrase, too_large,
+                     too_many_requests, unauthorized, validation_failed)
 from .jsonutil import dumps, iso, loads, utcnow
 from .tokens import Claims, InvalidToken, TokenType
 
@@ -273,15 +272,11 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        exc = db_transient_error(exc) or exc   # deadlock, lock wait or outage: 503, retry
         if isinstance(exc, ApiError):
             status, message, errors = exc.status, exc.message, exc.errors
             for name, value in exc.headers.items():
                 self.set_header(name, value)
-        elif is_transient_db_error(exc):
-            # Two transactions deadlocked (or waited too long on a lock): nothing was changed,
-            # and the same request will most likely succeed when sent again.
-            status, message, errors = 503, "The server is busy, please retry", None
-            self.set_header("Retry-After", "1")
         elif isinstance(exc, tornado.web.HTTPError):
             status, message, errors = exc.status_code, exc.log_message or reason_phrase(exc.status_code), None
             if status == 405:
@@ -300,7 +295,9 @@ class BaseHandler(tornado.web.RequestHandler):
             return  # expected; the access log line carries the status
         if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
             return
-        if is_transient_db_error(value):
+        if db_unreachable(value):
+            return  # an outage: the database tracker logs its start and its end, once each
+        if db_transient_error(value) is not None:
             log.warning("transient database error request_id=%s path=%s error=%s",
                         self.request_id, self.request.path, value)
             return
@@ -322,11 +319,6 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("Access-Control-Max-Age", "600")
         self.set_status(204)
         self.finish()
-
-
-def is_transient_db_error(exc: BaseException | None) -> bool:
-    """MySQL/MariaDB deadlock (1213) or lock wait timeout (1205): rolled back, safe to retry."""
-    return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and exc.args[0] in (1205, 1213)
 
 
 def error_envelope(status: int, message: str, path: str, errors: list[str] | None = None,

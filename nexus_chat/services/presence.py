@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 
 from ..context import AppContext
+from ..errors import db_unreachable
 from ..jsonutil import iso, utcnow
 from ..queries import chat as q
 from ..queries import users
@@ -34,6 +35,10 @@ class Presence:
         self._locks = KeyedLocks()
         self._busy = 0
         self.closing = False
+        # Users whose stored status could not be written (the database was down): written
+        # when it is back, so nobody who left during an outage stays "online" for ever.
+        self._unsynced: set[str] = set()
+        ctx.db.availability.on_recovered(self._schedule_repair)
 
     def socket_count(self, user_id: str) -> int:
         return self._counts.get(user_id, 0)
@@ -62,7 +67,14 @@ class Presence:
                 if online == (user_id in self._online):
                     return
                 status, now = ("online" if online else "offline"), utcnow()
-                await users.set_presence(self.ctx.db, user_id, status, now)
+                try:
+                    await users.set_presence(self.ctx.db, user_id, status, now)
+                except Exception as exc:
+                    if not db_unreachable(exc):
+                        raise
+                    self._unsynced.add(user_id)   # logged once by the database tracker
+                    return
+                self._unsynced.discard(user_id)
                 if online:
                     self._online.add(user_id)
                 else:
@@ -72,6 +84,19 @@ class Presence:
                 self._notify(user_id, audience, {"userId": user_id, "status": status, "lastSeenAt": iso(now)})
         finally:
             self._busy -= 1
+
+    def _schedule_repair(self) -> None:
+        if self._unsynced and not self.closing:
+            asyncio.get_running_loop().create_task(self.repair())
+
+    async def repair(self) -> None:
+        """Store (and tell) the current status of everyone whose change was lost."""
+        pending, self._unsynced = self._unsynced, set()
+        for user_id in pending:
+            try:
+                await self._sync(user_id)
+            except Exception:
+                log.exception("presence repair failed user_id=%s", user_id)
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Shutdown: stop publishing, let running writes finish, store everyone offline."""
