@@ -174,6 +174,33 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("stories_ttl_s", 86400, _int(1), "Story lifetime (seconds).", ("NEXUS_STORY_TTL_S",)),
     Setting("stories_sweep_s", 60, _int(1), "Expired-story sweeper interval (seconds).", ("NEXUS_STORY_SWEEP_S",)),
 
+    Setting("chat_attachment_dir", "", _str,
+            "Where message attachments are stored, never under the public directory "
+            "(empty: <server.var_dir>/attachments).",
+            ("NEXUS_ATTACHMENT_DIR",)),
+    Setting("chat_attachment_max_bytes", 20 * 1024 * 1024, _int(1024, 20 * 1024 * 1024),
+            "Largest attachment (bytes; at most 20 MiB, the request ceiling).",
+            ("NEXUS_ATTACHMENT_MAX_BYTES",)),
+    Setting("chat_attachment_max_side", 8192, _int(64, 16384),
+            "Largest width or height of an attached image (decoded pixels).",
+            ("NEXUS_ATTACHMENT_MAX_SIDE",)),
+    Setting("chat_attachment_file_types", ("pdf", "txt", "zip", "docx", "xlsx", "pptx", "doc", "xls", "ppt"),
+            _list, "File types (besides images and videos) that may be attached; recognised by "
+            "content: pdf, txt, zip, docx, xlsx, pptx, doc, xls, ppt.",
+            ("NEXUS_ATTACHMENT_FILE_TYPES",)),
+    Setting("chat_attachment_url_ttl_s", 3600, _int(60, 7 * 86400),
+            "Lifetime of the signed attachment URLs in messages (seconds).",
+            ("NEXUS_ATTACHMENT_URL_TTL_S",)),
+    Setting("chat_attachment_orphan_ttl_s", 86400, _int(60),
+            "Uploads never attached to a message are removed after this long (seconds).",
+            ("NEXUS_ATTACHMENT_ORPHAN_TTL_S",)),
+    Setting("chat_user_quota_bytes", 1024 ** 3, _int(0),
+            "Attachment storage per user (bytes).", ("NEXUS_USER_QUOTA_BYTES",)),
+    Setting("chat_attachment_accel_prefix", "", _str,
+            "Behind nginx: internal location that serves the attachment directory "
+            "(X-Accel-Redirect), e.g. /_attachments/. Empty: the app sends the files.",
+            ("NEXUS_ATTACHMENT_ACCEL_PREFIX",)),
+
     Setting("realtime_ping_interval_ms", 25000, _int(100), "Engine.IO server ping interval (ms).",
             ("NEXUS_PING_INTERVAL_MS",)),
     Setting("realtime_ping_timeout_ms", 20000, _int(100), "Engine.IO pong deadline (ms).",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 
 import tornado.ioloop
 
@@ -15,12 +16,16 @@ from .context import AppContext
 from .errors import db_unreachable
 from .jsonutil import utcnow
 from .queries import outbox, sessions, stories
+from .services import attachments
 
 log = logging.getLogger("nexus_chat.sweeper")
 
 BATCH = 500
 # Long enough to look into a delivery complaint; links in them have expired by then anyway.
 SENT_MAIL_KEPT = dt.timedelta(days=7)
+# Listing the attachment directory costs a stat per file: hourly is soon enough for files
+# whose rows are already gone (nobody can read them any more).
+FILE_SCAN_INTERVAL_S = 3600
 
 
 async def sweep_stories(ctx: AppContext) -> int:
@@ -39,16 +44,21 @@ async def sweep_stories(ctx: AppContext) -> int:
             return total
 
 
-async def sweep_once(ctx: AppContext) -> dict[str, int]:
+async def sweep_once(ctx: AppContext, *, scan_files: bool = True) -> dict[str, int]:
+    """One pass; ``scan_files`` also lists the attachment directory for files whose rows went
+    with a deleted account, conversation or group (the Sweeper does that hourly)."""
     now = utcnow()
     removed = {"stories": await sweep_stories(ctx),
+               "unattachedUploads": await attachments.sweep_unattached(ctx),
+               "strayFiles": await attachments.sweep_stray_files(ctx) if scan_files else 0,
                "sessions": await sessions.delete_expired_sessions(ctx.db, now),
                "usedTokens": await sessions.delete_expired_used_tokens(ctx.db, now),
                # Sent mail bodies hold verification/reset links: keep them only for a while.
                "sentMail": await outbox.delete_sent_mail_before(ctx.db, now - SENT_MAIL_KEPT)}
     if any(removed.values()):
-        log.info("sweep removed stories=%d sessions=%d used_tokens=%d sent_mail=%d",
-                 removed["stories"], removed["sessions"], removed["usedTokens"], removed["sentMail"])
+        log.info("sweep removed stories=%d unattached_uploads=%d stray_files=%d sessions=%d"
+                 " used_tokens=%d sent_mail=%d", removed["stories"], removed["unattachedUploads"],
+                 removed["strayFiles"], removed["sessions"], removed["usedTokens"], removed["sentMail"])
     return removed
 
 
@@ -59,6 +69,7 @@ class Sweeper:
         self.ctx = ctx
         self.callback = tornado.ioloop.PeriodicCallback(self._tick, interval_s * 1000)
         self._running: asyncio.Task | None = None
+        self._files_scanned_at = 0.0
 
     def start(self) -> None:
         self.callback.start()
@@ -70,7 +81,11 @@ class Sweeper:
 
     async def _sweep(self) -> None:
         try:
-            await sweep_once(self.ctx)
+            now = time.monotonic()
+            scan_files = now - self._files_scanned_at >= FILE_SCAN_INTERVAL_S
+            await sweep_once(self.ctx, scan_files=scan_files)
+            if scan_files:
+                self._files_scanned_at = now
         except Exception as exc:
             # The database may be briefly away (its tracker logs that); the next tick tries again.
             if not db_unreachable(exc):

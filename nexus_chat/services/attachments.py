@@ -1,0 +1,211 @@
+"""Attachments (docs/api.md#attachments): uploading, attaching to a message, who may read
+one, signed URLs for tags that cannot send a token, and clean-up.
+
+An upload belongs to its uploader until a message carries it; from then on the participants
+of that conversation, or the current members of that group, may read it. Everyone else gets
+404, whether or not it exists.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from ..attachment_files import AttachmentStore, Inspected, Rejected, display_name, inspect
+from ..db import Executor
+from ..errors import ApiError, not_found, too_large, validation_failed
+from ..jsonutil import utcnow
+from ..queries import attachments as q
+
+if TYPE_CHECKING:
+    from ..context import AppContext
+
+MAX_PER_MESSAGE = 10
+NOT_FOUND = "Attachment not found"
+MB = 1024 * 1024
+
+
+def store_of(ctx: AppContext) -> AttachmentStore:
+    configured = ctx.settings.chat_attachment_dir
+    root = Path(configured) if configured else Path(ctx.settings.server_var_dir) / "attachments"
+    return AttachmentStore(root.resolve())
+
+
+# ---- signed URLs ---------------------------------------------------------------------------
+def _signing_key(ctx: AppContext) -> bytes:
+    # A key of its own, derived from the access-token secret: a leaked URL signature says
+    # nothing about tokens, and rotating that secret invalidates every URL.
+    return hashlib.sha256(b"nexus-chat attachment urls\0" + ctx.settings.jwt_access_secret.encode()).digest()
+
+
+def _signature(ctx: AppContext, attachment_id: str, variant: str, expires: int) -> str:
+    message = f"{attachment_id}\0{variant}\0{expires}".encode()
+    return hmac.new(_signing_key(ctx), message, hashlib.sha256).hexdigest()
+
+
+def signed_url(ctx: AppContext, attachment_id: str, variant: str, expires: int) -> str:
+    path = f"/api/chat/attachments/{attachment_id}" + ("/thumbnail" if variant == "thumbnail" else "")
+    return path + "?" + urlencode({"expires": expires,
+                                   "sig": _signature(ctx, attachment_id, variant, expires)})
+
+
+def signature_valid(ctx: AppContext, attachment_id: str, variant: str, expires: int, sig: str) -> bool:
+    if expires < time.time():
+        return False
+    return hmac.compare_digest(_signature(ctx, attachment_id, variant, expires), sig)
+
+
+# ---- shape ---------------------------------------------------------------------------------
+def attachment_shape(ctx: AppContext, row: dict[str, Any], expires: int | None = None) -> dict[str, Any]:
+    if expires is None:
+        expires = int(time.time()) + ctx.settings.chat_attachment_url_ttl_s
+    shape = {"id": row["id"], "kind": row["kind"], "mimeType": row["mime_type"], "size": int(row["size"]),
+             "name": row["name"], "url": signed_url(ctx, row["id"], "file", expires)}
+    if row["width"] is not None:
+        shape["width"], shape["height"] = int(row["width"]), int(row["height"])
+    if row["has_thumbnail"]:
+        shape["thumbnailUrl"] = signed_url(ctx, row["id"], "thumbnail", expires)
+    return shape
+
+
+async def with_attachments(ctx: AppContext, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sets ``attachments`` on each shaped message, with one query for all of them."""
+    rows = await q.for_messages(ctx.db, [m["id"] for m in messages])
+    expires = int(time.time()) + ctx.settings.chat_attachment_url_ttl_s
+    by_message: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_message.setdefault(row["message_id"], []).append(attachment_shape(ctx, row, expires))
+    for message in messages:
+        message["attachments"] = by_message.get(message["id"], [])
+    return messages
+
+
+# ---- uploading -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    data: bytes
+
+
+def _check_and_store(ctx: AppContext, attachment_id: str, upload: Upload) -> Inspected:
+    inspected = inspect(upload.data, upload.name, max_side=ctx.settings.chat_attachment_max_side,
+                        file_types=ctx.settings.chat_attachment_file_types)
+    store_of(ctx).write(attachment_id, inspected.data, inspected.thumbnail)
+    return inspected
+
+
+async def upload(ctx: AppContext, user_id: str, upload: Upload) -> dict[str, Any]:
+    """Checks the bytes (in an executor: Pillow and the disk), stores the file and records it
+    against the user's quota; returns the Attachment."""
+    limit = ctx.settings.chat_attachment_max_bytes
+    if len(upload.data) > limit:
+        raise too_large(f"file exceeds {limit / MB:g} MB")
+    if not upload.data:
+        raise validation_failed(["file: The file is empty."])
+    attachment_id = str(uuid.uuid4())
+    name = display_name(upload.name)
+    loop = asyncio.get_running_loop()
+    try:
+        inspected = await loop.run_in_executor(None, _check_and_store, ctx, attachment_id, upload)
+    except Rejected as exc:
+        if exc.unsupported:
+            raise ApiError(415, str(exc)) from None
+        raise validation_failed([f"file: {exc}"]) from None
+    try:
+        async with ctx.db.transaction() as tx:
+            await q.lock_uploader(tx, user_id)
+            used = await q.bytes_stored_by(tx, user_id)
+            if used + len(inspected.data) > ctx.settings.chat_user_quota_bytes:
+                raise too_large("Storage quota exceeded: delete some attachments first")
+            await q.insert_attachment(
+                tx, attachment_id=attachment_id, uploader_id=user_id, kind=inspected.kind,
+                mime_type=inspected.mime_type, size=len(inspected.data), name=name,
+                width=inspected.width, height=inspected.height,
+                has_thumbnail=inspected.thumbnail is not None, now=utcnow())
+    except BaseException:
+        await remove_files(ctx, [attachment_id])
+        raise
+    row = await q.attachment_by_id(ctx.db, attachment_id)
+    return attachment_shape(ctx, row)
+
+
+async def attach(tx: Executor, message_id: str, uploader_id: str, attachment_ids: list[str]) -> None:
+    """Inside the transaction that stores the message: claims the uploads or raises 400."""
+    if not attachment_ids:
+        return
+    if len(set(attachment_ids)) != len(attachment_ids):
+        raise validation_failed(["attachmentIds: The same attachment is listed twice."])
+    claimed = await q.attach_to_message(tx, message_id, uploader_id, attachment_ids)
+    if claimed != len(attachment_ids):
+        raise validation_failed(["attachmentIds: Unknown, not yours, or already sent."])
+
+
+# ---- reading -------------------------------------------------------------------------------
+async def readable(ctx: AppContext, attachment_id: str, user_id: str | None) -> dict[str, Any]:
+    """The attachment row if the user may read it (``user_id`` None: a valid signed URL)."""
+    try:
+        attachment_id = str(uuid.UUID(attachment_id))
+    except ValueError:
+        raise not_found(NOT_FOUND) from None
+    if user_id is None:
+        row = await q.attachment_by_id(ctx.db, attachment_id)
+    else:
+        row = await q.readable_attachment(ctx.db, attachment_id, user_id)
+    if row is None:
+        raise not_found(NOT_FOUND)
+    return row
+
+
+# ---- clean-up ------------------------------------------------------------------------------
+async def remove_files(ctx: AppContext, attachment_ids: list[str]) -> None:
+    if attachment_ids:
+        await asyncio.get_running_loop().run_in_executor(None, store_of(ctx).delete, attachment_ids)
+
+
+async def delete_for_message(tx: Executor, message_id: str) -> list[str]:
+    """Inside the transaction that deletes a message: drops its attachment rows; returns the
+    ids whose files the caller removes after the commit (``remove_files``)."""
+    ids = await q.ids_of_message(tx, message_id)
+    await q.delete_attachments(tx, ids)
+    return ids
+
+
+async def sweep_unattached(ctx: AppContext, batch: int = 500) -> int:
+    """Uploads never attached within ``chat.attachment_orphan_ttl_s`` go, rows and files."""
+    cutoff = utcnow() - dt.timedelta(seconds=ctx.settings.chat_attachment_orphan_ttl_s)
+    total = 0
+    while True:
+        ids = await q.unattached_before(ctx.db, cutoff, batch)
+        if not ids:
+            return total
+        await q.delete_attachments(ctx.db, ids)
+        await remove_files(ctx, ids)
+        total += len(ids)
+        if len(ids) < batch:
+            return total
+
+
+# An upload's file is written before its row: a file younger than this may be one in flight.
+STRAY_MIN_AGE_S = 3600
+
+
+async def sweep_stray_files(ctx: AppContext, batch: int = 500) -> int:
+    """Files whose row is gone (a deleted account, conversation or group took the rows)."""
+    store = store_of(ctx)
+    loop = asyncio.get_running_loop()
+    on_disk = await loop.run_in_executor(None, store.stored_ids, STRAY_MIN_AGE_S)
+    removed = 0
+    for start in range(0, len(on_disk), batch):
+        chunk = on_disk[start:start + batch]
+        present = await q.existing_ids(ctx.db, chunk)
+        gone = [i for i in chunk if i not in present]
+        await remove_files(ctx, gone)
+        removed += len(gone)
+    return removed
