@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from nexus_chat.embedded_db import free_port
+from nexus_chat.services import attachments as attachment_service
 
 from .chat_support import ChatClient
 from .support import Api, assert_error
@@ -29,7 +30,7 @@ NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 
 
-def render_site(app_port: int, nginx_port: int, public_dir: Path) -> str:
+def render_site(app_port: int, nginx_port: int, public_dir: Path, attachment_dir: Path) -> str:
     """deploy/nginx.conf with this test's ports and paths, changing nothing else."""
     site = (DEPLOY / "nginx.conf").read_text()
     replacements = [
@@ -37,6 +38,7 @@ def render_site(app_port: int, nginx_port: int, public_dir: Path) -> str:
         ("    listen 80;\n", f"    listen 127.0.0.1:{nginx_port};\n"),
         ("    listen [::]:80;\n", ""),
         ("alias /srv/nexus-chat/public/;", f"alias {public_dir}/;"),
+        ("alias /srv/nexus-chat/var/attachments/;", f"alias {attachment_dir}/;"),
     ]
     for old, new in replacements:
         assert site.count(old) == 1, f"deploy/nginx.conf no longer contains {old!r}"
@@ -75,7 +77,10 @@ def nginx(runtime):
     prefix = Path(tempfile.mkdtemp(prefix="nexus-nginx-"))
     port = free_port()
     config = prefix / "nginx.conf"
-    config.write_text(render_main(prefix, render_site(runtime.port, port, runtime.ctx.public_dir)))
+    attachment_dir = attachment_service.store_of(runtime.ctx).root
+    attachment_dir.mkdir(parents=True, exist_ok=True)
+    config.write_text(render_main(prefix, render_site(runtime.port, port, runtime.ctx.public_dir,
+                                                      attachment_dir)))
     check = subprocess.run([NGINX, "-t", "-p", str(prefix), "-c", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     # TZ=UTC: nginx's own 413 envelope carries the app's `…Z` timestamps (see the config).
@@ -146,6 +151,34 @@ async def test_rest_upload_and_static_files_through_nginx(via_nginx, user_factor
                                 headers={"Content-Type": "application/octet-stream"})
     body = assert_error(huge, 413)
     assert body["error"] == "Payload Too Large"
+
+
+@pytest.mark.parametrize("setting_overrides", [{"chat_attachment_accel_prefix": "/_nexus_attachments/"}])
+@pytest.mark.gen_test(timeout=60)
+async def test_attachments_are_checked_by_the_app_and_sent_by_nginx(via_nginx, user_factory):
+    owner, stranger = await user_factory("att"), await user_factory("str")
+    data = b"%PDF-1.4\n" + bytes(range(256)) * 64
+    response = await via_nginx.post("/api/chat/attachments", token=owner.access,
+                                    files={"file": ("report.pdf", data, "application/pdf")})
+    assert response.status == 201, response.body
+    shaped = response.data
+    path = f"/api/chat/attachments/{shaped['id']}"
+
+    whole = await via_nginx.get(path, token=owner.access)
+    assert whole.status == 200 and whole.body == data
+    assert whole.headers["Content-Type"] == "application/pdf"
+    assert whole.headers["Content-Disposition"] == "attachment; filename*=UTF-8''report.pdf"
+    assert whole.headers["X-Content-Type-Options"] == "nosniff"
+    assert whole.headers["Content-Security-Policy"].startswith("sandbox")
+    assert "X-Accel-Redirect" not in whole.headers
+    part = await via_nginx.get(path, token=owner.access, headers={"Range": "bytes=100-199"})
+    assert part.status == 206 and part.body == data[100:200]
+    signed = await via_nginx.get(shaped["url"])                        # no token: signed URL
+    assert signed.status == 200 and signed.body == data
+    # The check is the app's: others get its 404 envelope, and the internal path is closed.
+    assert_error(await via_nginx.get(path, token=stranger.access), 404)
+    assert_error(await via_nginx.get(path), 401)
+    assert (await via_nginx.get(f"/_nexus_attachments/{shaped['id']}")).status == 404
 
 
 @pytest.mark.gen_test(timeout=60)
