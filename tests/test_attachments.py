@@ -222,3 +222,23 @@ async def test_sweeper_removes_unattached_uploads_and_stray_files(api, user_fact
     assert store.path(fresh["id"]).exists()
     assert await runtime.db.fetch_one("SELECT id FROM attachments WHERE id = %s", (stale["id"],)) is None
     assert (await api.get(f"/api/chat/attachments/{fresh['id']}", token=me.access)).status == 200
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_deleting_an_account_deletes_the_files_it_uploaded(api, user_factory, runtime):
+    victim, friend = await user_factory("gone"), await user_factory("stays")
+    photo = await uploaded(api, victim, image("PNG"), "me.png")
+    note = await uploaded(api, victim, b"a note", "note.txt")
+    theirs = await uploaded(api, friend, b"their note", "theirs.txt")
+    store = attachment_service.store_of(runtime.ctx)
+    assert store.path(photo["id"], True).exists()
+    response = await api.delete("/api/auth/delete-account", json={"password": victim.password},
+                                token=victim.access)
+    assert response.status == 200, response.body
+    for attachment in (photo, note):
+        assert not store.path(attachment["id"]).exists()
+        assert await runtime.db.fetch_one("SELECT id FROM attachments WHERE id = %s",
+                                          (attachment["id"],)) is None
+    assert not store.path(photo["id"], True).exists()
+    assert store.path(theirs["id"]).exists()
+    assert (await api.get(f"/api/chat/attachments/{theirs['id']}", token=friend.access)).status == 200

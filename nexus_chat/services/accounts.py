@@ -5,7 +5,7 @@ longest-standing member, or is deleted when nobody else is left; the user's 1-on
 conversations (with their messages) and stories go; then the user row, whose foreign keys
 remove sessions, contacts in both directions, memberships, story views and used tokens,
 and turn their messages in surviving groups into ``senderId: null``. Files (avatar, story
-media, icons of deleted groups) are removed after the commit.
+media, icons of deleted groups, the user's attachments) are removed after the commit.
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from .. import uploads
 from ..context import AppContext
 from ..errors import not_found
 from ..jsonutil import utcnow
+from ..queries import attachments as attachment_queries
 from ..queries import groups, stories, users
+from . import attachments
 
 
 async def delete_account(ctx: AppContext, user_id: str) -> None:
@@ -37,6 +39,9 @@ async def delete_account(ctx: AppContext, user_id: str) -> None:
         for story in await stories.media_of_user(tx, user_id):
             files.extend((story["image_url"], story["video_url"]))
         await stories.delete_stories_of_user(tx, user_id)
+        # Every file the user uploaded goes with the account (the rows by foreign key); files
+        # of others in the deleted conversations and groups are left to the sweeper.
+        attachment_ids = await attachment_queries.ids_of_uploader(tx, user_id)
         await users.delete_conversations_of(tx, user_id)
         await users.delete_user(tx, user_id)
     ctx.revoked_users.add(user_id)
@@ -44,3 +49,4 @@ async def delete_account(ctx: AppContext, user_id: str) -> None:
     for group_id in deleted_groups:
         ctx.realtime.group_deleted(group_id)
     await uploads.remove(ctx.public_dir, *files)
+    await attachments.remove_files(ctx, attachment_ids)
