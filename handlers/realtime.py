@@ -39,6 +39,11 @@ def group_room(group_id: str) -> str:
     return f"group:{group_id}"
 
 
+def session_room(session_id: str) -> str:
+    """The sockets opened with access tokens of one login session (revocation)."""
+    return f"session:{session_id}"
+
+
 def _bearer(value: Any) -> str | None:
     """A token, with or without a leading `Bearer `."""
     if not isinstance(value, str) or not value.strip():
@@ -67,6 +72,7 @@ class SocketHooks(RealtimeHooks):
         self.server = server
         self.cache = ChatCache()
         self.presence = Presence(ctx, self._publish_presence)
+        ctx.revoked_sessions.listeners.append(self.disconnect_sessions)
         self.busy = 0          # connects and events running (shutdown waits for them)
         self.closing = False
 
@@ -95,6 +101,12 @@ class SocketHooks(RealtimeHooks):
         self.cache.user_gone(user_id)
         for socket in self.sockets_of(user_id):
             socket.disconnect()
+
+    def disconnect_sessions(self, session_ids: list[str]) -> None:
+        """Revoked sessions: their sockets go at once (the handshake refuses them again)."""
+        for session_id in session_ids:
+            for socket in self.server.sockets_in_room(CHAT, session_room(session_id)):
+                socket.disconnect()
 
     # ---- delivery -----------------------------------------------------------------------
     def _publish_presence(self, user_id: str, audience: list[str], payload: dict) -> None:
@@ -156,13 +168,16 @@ class ChatNamespace(Namespace):
 
     async def _connect(self, socket: Socket, auth: dict | None) -> None:
         try:
-            user_id = await chat.authenticate_token(self.ctx, handshake_token(socket, auth))
+            claims = await chat.authenticate_token(self.ctx, handshake_token(socket, auth))
         except ApiError:
             raise ConnectRefused(UNAUTHORIZED) from None
         except Exception as exc:
             raise _unavailable(exc) from None
+        user_id = claims.sub
         socket.data["user_id"] = user_id
+        socket.data["session_id"] = claims.sid
         socket.join(user_room(user_id))
+        socket.join(session_room(claims.sid))
         socket.data["counted"] = True
         try:
             await self.hooks.presence.connected(user_id)
@@ -174,7 +189,8 @@ class ChatNamespace(Namespace):
                 group_ids = await chat.group_ids(self.ctx, user_id)
                 if generation == cache.generation:
                     break
-            if self.ctx.revoked_users.contains(user_id):   # deleted while connecting
+            if (self.ctx.revoked_users.contains(user_id)     # deleted or logged out
+                    or self.ctx.revoked_sessions.contains(claims.sid)):   # while connecting
                 raise ConnectRefused(UNAUTHORIZED)
             for group_id in group_ids:
                 socket.join(group_room(group_id))

@@ -157,6 +157,9 @@ SETTINGS: tuple[Setting, ...] = (
             ("JWT_FORGOT_PASSWORD_EXPIRES_IN",)),
     Setting("auth_bcrypt_rounds", 12, _int(4, 16), "bcrypt cost (12 ≈ 0.3 s per hash on one core).",
             ("NEXUS_BCRYPT_ROUNDS",)),
+    Setting("auth_revocation_poll_s", 5, _int(1, 3600),
+            "How often each process reads sessions revoked by another process (seconds); "
+            "revocations made by this process apply at once.", ("NEXUS_REVOCATION_POLL_S",)),
 
     Setting("mail_backend", None, lambda v: None if v is None else _choice("smtp", "file")(v),
             "smtp or file (default: file in development without MAIL_HOST, else smtp).",

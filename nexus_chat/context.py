@@ -10,6 +10,7 @@ from typing import Any
 from .db import Database
 from .passwords import PasswordHasher
 from .ratelimit import RateLimiter
+from .revocation import RevokedSessions
 from .search_index import FulltextIndex, MessageIndex
 from .tokens import TokenService
 
@@ -53,6 +54,7 @@ class AppContext:
     hasher: PasswordHasher
     rate_limiter: RateLimiter
     revoked_users: RevokedUsers
+    revoked_sessions: RevokedSessions
     public_dir: Path
     realtime: RealtimeHooks = field(default_factory=RealtimeHooks)
     mail_wakeup: Any = None   # callable: nudge the outbox sender after a commit
@@ -69,6 +71,7 @@ class AppContext:
             hasher=PasswordHasher(settings.auth_bcrypt_rounds),
             rate_limiter=RateLimiter(settings.server_rate_limits),
             revoked_users=RevokedUsers(settings.jwt_access_ttl_s),
+            revoked_sessions=RevokedSessions(settings.jwt_access_ttl_s),
             public_dir=Path(settings.server_public_dir).resolve(),
             trusted_networks=tuple(ipaddress.ip_network(n, strict=False)
                                    for n in settings.server_trusted_proxies),

@@ -21,6 +21,7 @@ from .mail import OutboxSender
 from .web import MAX_REQUEST_BODY
 from .metrics import AppMetrics
 from .queries import users
+from .revocation import RevocationSync
 from .sweeper import Sweeper
 
 log = logging.getLogger("nexus_chat.runtime")
@@ -63,6 +64,10 @@ class Runtime:
         sweeper = Sweeper(ctx, settings.stories_sweep_s)
         sweeper.start()
         runtime.background.append(sweeper)
+        revocations = RevocationSync(db, ctx.revoked_sessions, settings.auth_revocation_poll_s)
+        await revocations.load()   # sessions revoked by an earlier run or another process
+        revocations.start()
+        runtime.background.append(revocations)
         runtime.app.metrics = AppMetrics(ctx).start()   # read by /metrics and the access log
         runtime.background.append(runtime.app.metrics)
         return runtime

@@ -21,7 +21,8 @@ from . import ratelimit
 from .errors import (ApiError, db_transient_error, db_unreachable, reason_phrase, too_large,
                      too_many_requests, unauthorized, validation_failed)
 from .jsonutil import dumps, iso, loads, utcnow
-from .tokens import Claims, InvalidToken, TokenType
+from .services.auth import verify_access
+from .tokens import Claims
 
 log = logging.getLogger("nexus_chat.web")
 
@@ -191,10 +192,7 @@ class BaseHandler(tornado.web.RequestHandler):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized("Authentication token missing")
-        try:
-            claims = self.ctx.tokens.decode(TokenType.ACCESS, token.strip())
-        except InvalidToken:
-            raise unauthorized() from None
+        claims = verify_access(self.ctx, token.strip())
         self.session_id = claims.sid
         return claims
 

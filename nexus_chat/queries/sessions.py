@@ -49,3 +49,15 @@ async def mark_token_used(db: Executor, jti: str, user_id: str, expires_at: dt.d
 
 async def delete_expired_used_tokens(db: Executor, now: dt.datetime) -> int:
     return await db.execute("DELETE FROM used_tokens WHERE expires_at < %s", (now,))
+
+
+async def active_session_ids_for_update(db: Executor, user_id: str) -> list[str]:
+    rows = await db.fetch_all(
+        "SELECT id FROM sessions WHERE user_id = %s AND revoked_at IS NULL FOR UPDATE", (user_id,))
+    return [row["id"] for row in rows]
+
+
+async def sessions_revoked_since(db: Executor, since: dt.datetime) -> list[Row]:
+    """Uses ix_sessions_revoked (sql/002)."""
+    return await db.fetch_all(
+        "SELECT id, revoked_at FROM sessions WHERE revoked_at >= %s ORDER BY revoked_at", (since,))

@@ -14,7 +14,7 @@ from ..errors import ApiError, bad_request, conflict, not_found, unauthorized
 from ..jsonutil import utcnow
 from ..queries import sessions, users
 from ..shapes import user_self
-from ..tokens import InvalidToken, TokenType, token_hash
+from ..tokens import Claims, InvalidToken, TokenType, token_hash
 
 log = logging.getLogger("nexus_chat.auth")
 
@@ -81,9 +81,35 @@ async def login(ctx: AppContext, email: str, password: str) -> dict[str, Any]:
     return await _open_session(ctx, ctx.db, row["id"])
 
 
+def verify_access(ctx: AppContext, token: str | None) -> Claims:
+    """The claims of a valid access token of a session that is not revoked; else 401.
+    REST and the Socket.IO handshake both ask this (no database round trip).
+
+    Every access token this server ever issued names its session. One without ``sid``
+    cannot be revoked, so it is refused: the client refreshes (its refresh token names
+    the session) and carries on with a revocable token."""
+    if not token:
+        raise unauthorized("Authentication token missing")
+    try:
+        claims = ctx.tokens.decode(TokenType.ACCESS, token)
+    except InvalidToken:
+        raise unauthorized() from None
+    if not claims.sid or ctx.revoked_sessions.contains(claims.sid):
+        raise unauthorized()
+    return claims
+
+
+def _revoked(ctx: AppContext, session_ids: list[str]) -> None:
+    """After COMMIT: refuse the sessions' access tokens from now on and disconnect their
+    sockets (the set's listeners)."""
+    if session_ids:
+        ctx.revoked_sessions.add(session_ids)
+
+
 async def logout(ctx: AppContext, user_id: str, session_id: str | None) -> None:
     if session_id:
         await sessions.revoke_session(ctx.db, session_id, user_id, utcnow())
+        _revoked(ctx, [session_id])
 
 
 async def refresh(ctx: AppContext, refresh_token: str, user_id: str | None) -> dict[str, Any]:
@@ -111,6 +137,7 @@ async def refresh(ctx: AppContext, refresh_token: str, user_id: str | None) -> d
             await sessions.rotate_session(tx, claims.sid, token_hash(new_refresh), now,
                                           _expiry(ctx, TokenType.REFRESH))
     if reused:  # raised after COMMIT so the revocation sticks
+        _revoked(ctx, [claims.sid])
         raise unauthorized(REFRESH_INVALID)
     access, _ = ctx.tokens.issue(TokenType.ACCESS, claims.sub, session_id=claims.sid)
     return {"accessToken": access, "refreshToken": new_refresh, "userId": claims.sub,
@@ -160,7 +187,9 @@ async def reset_password(ctx: AppContext, token: str, new_password: str) -> None
         if not await sessions.mark_token_used(tx, claims.jti, claims.sub, expires):
             raise unauthorized(RESET_INVALID)
         await users.set_password_hash(tx, claims.sub, password_hash, now)
+        revoked = await sessions.active_session_ids_for_update(tx, claims.sub)
         await sessions.revoke_user_sessions(tx, claims.sub, now)
+    _revoked(ctx, revoked)
 
 
 async def change_password(ctx: AppContext, user_id: str, old_password: str, new_password: str) -> None:
@@ -173,7 +202,11 @@ async def change_password(ctx: AppContext, user_id: str, old_password: str, new_
     now = utcnow()
     async with ctx.db.transaction() as tx:
         await users.set_password_hash(tx, user_id, password_hash, now)
+        revoked = await sessions.active_session_ids_for_update(tx, user_id)
         await sessions.revoke_user_sessions(tx, user_id, now)
+    # Every session, this one included (the answer says "Please login again"): the other
+    # devices' sockets are disconnected at once, and so are this session's.
+    _revoked(ctx, revoked)
 
 
 async def check_password_for_deletion(ctx: AppContext, user_id: str, password: str) -> None:

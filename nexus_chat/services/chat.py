@@ -24,7 +24,8 @@ from ..queries import chat as q
 from ..queries import groups
 from ..shapes import user_public
 from .chat_cache import cache_of
-from ..tokens import InvalidToken, TokenType
+from ..tokens import Claims
+from .auth import verify_access
 from ..metrics import MESSAGES_SENT
 
 log = logging.getLogger("nexus_chat.chat")
@@ -276,17 +277,12 @@ async def check_typing_target(ctx: AppContext, user_id: str, *, recipient_id: st
 
 
 # ---- sockets -------------------------------------------------------------------------------
-async def authenticate_token(ctx: AppContext, token: str | None) -> str:
-    """The user id of a valid access token of an existing, not deleted account; else 401."""
-    if not token:
-        raise unauthorized("Authentication token missing")
-    try:
-        claims = ctx.tokens.decode(TokenType.ACCESS, token)
-    except InvalidToken:
-        raise unauthorized() from None
+async def authenticate_token(ctx: AppContext, token: str | None) -> Claims:
+    """The claims of a valid access token of a live session of an existing account; else 401."""
+    claims = verify_access(ctx, token)
     if ctx.revoked_users.contains(claims.sub) or await q.public_user(ctx.db, claims.sub) is None:
         raise unauthorized()
-    return claims.sub
+    return claims
 
 
 async def group_ids(ctx: AppContext, user_id: str) -> list[str]:
