@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import os
 import re
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -17,6 +19,8 @@ import orjson
 import pymysql
 from aiosmtpd.controller import Controller
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from nexus_chat.config import SETTINGS
 
 
 @dataclass
@@ -225,3 +229,18 @@ def drop_database(db_server: tuple[str, int, str, str], name: str) -> None:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
     finally:
         conn.close()
+
+
+def clean_env(tmp_path: Path, **env: str) -> dict[str, str]:
+    """Only what the test sets: no setting leaks in from the developer's environment."""
+    setting_vars = {var for s in SETTINGS for var in s.env} | {"NEXUS_CONFIG"}
+    base = {k: v for k, v in os.environ.items() if k not in setting_vars}
+    base.update(NEXUS_CONFIG=str(tmp_path / "absent.toml"), NEXUS_VAR_DIR=str(tmp_path / "var"))
+    base.update(env)
+    return base
+
+
+def db_env(db_server, name: str) -> dict[str, str]:
+    host, port, user, password = db_server
+    return {"DB_HOST": host, "DB_PORT": str(port), "DB_USERNAME": user, "DB_PASSWORD": password,
+            "DB_NAME": name}

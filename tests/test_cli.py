@@ -1,38 +1,21 @@
 """The `nexus-chat` command, run as a real subprocess: help, check-config, migrate."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
-from nexus_chat.config import SETTINGS
 from nexus_chat.embedded_db import free_port
 
-from .support import drop_database
+from .support import clean_env, db_env, drop_database
 
 EXE = Path(sys.executable).with_name("nexus-chat")
-
-
-def clean_env(tmp_path: Path, **env: str) -> dict[str, str]:
-    """Only what the test sets: no setting leaks in from the developer's environment."""
-    setting_vars = {var for s in SETTINGS for var in s.env} | {"NEXUS_CONFIG"}
-    base = {k: v for k, v in os.environ.items() if k not in setting_vars}
-    base.update(NEXUS_CONFIG=str(tmp_path / "absent.toml"), NEXUS_VAR_DIR=str(tmp_path / "var"))
-    base.update(env)
-    return base
 
 
 def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(EXE), *args], cwd=tmp_path, env=clean_env(tmp_path, **env),
                           capture_output=True, text=True, timeout=120)
-
-
-def db_env(db_server, name: str) -> dict[str, str]:
-    host, port, user, password = db_server
-    return {"DB_HOST": host, "DB_PORT": str(port), "DB_USERNAME": user, "DB_PASSWORD": password,
-            "DB_NAME": name}
 
 
 def test_help_lists_the_commands(tmp_path):
