@@ -4,6 +4,7 @@ import logging
 from urllib.parse import urlencode
 
 from nexus_chat import ratelimit
+from nexus_chat.errors import ApiError, too_many_requests
 from nexus_chat.schemas import auth as s
 from nexus_chat.schemas.common import UserSchema
 from nexus_chat.services import accounts, auth
@@ -50,8 +51,17 @@ class LoginHandler(BaseHandler):
 
     async def post(self) -> None:
         body = self.body_args()
+        failures = ratelimit.failed_logins(self.ctx.settings)
+        wait = self.ctx.rate_limiter.exhausted(failures, self.client_ip)
+        if wait:   # this IP guessed wrong too often, whichever accounts it tried
+            raise too_many_requests(wait)
         self.limit_per_account(ratelimit.LOGIN, body["email"])
-        tokens = await auth.login(self.ctx, body["email"], body["password"])
+        try:
+            tokens = await auth.login(self.ctx, body["email"], body["password"])
+        except ApiError as exc:
+            if exc.status == 401:
+                self.ctx.rate_limiter.hit(failures, self.client_ip)
+            raise
         self.respond(tokens, "Login successful")
 
 

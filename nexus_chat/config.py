@@ -157,6 +157,12 @@ SETTINGS: tuple[Setting, ...] = (
             ("JWT_FORGOT_PASSWORD_EXPIRES_IN",)),
     Setting("auth_bcrypt_rounds", 12, _int(4, 16), "bcrypt cost (12 ≈ 0.3 s per hash on one core).",
             ("NEXUS_BCRYPT_ROUNDS",)),
+    Setting("auth_login_failures_per_ip", 10, _int(1),
+            "Failed logins allowed per client IP and window, whatever the e-mail (password "
+            "spraying); then every login from that IP gets 429 until the window ends.",
+            ("NEXUS_LOGIN_FAILURES_PER_IP",)),
+    Setting("auth_login_failures_window_s", 300, _int(1, 86400),
+            "The window of auth.login_failures_per_ip (seconds).", ("NEXUS_LOGIN_FAILURES_WINDOW_S",)),
     Setting("auth_revocation_poll_s", 5, _int(1, 3600),
             "How often each process reads sessions revoked by another process (seconds); "
             "revocations made by this process apply at once.", ("NEXUS_REVOCATION_POLL_S",)),

@@ -19,12 +19,18 @@ MAIL_REQUEST = Limit("mail", 2, 60)        # forgot-password and resend-verifica
 DEFAULT = Limit("default", 1000, 60)
 
 
+def failed_logins(settings) -> Limit:
+    """Failed logins per client IP, whatever the e-mail (password spraying)."""
+    return Limit("login-failed", settings.auth_login_failures_per_ip, settings.auth_login_failures_window_s)
+
+
 class RateLimiter:
     def __init__(self, enabled: bool = True, clock=time.monotonic) -> None:
         self.enabled = enabled
         self._clock = clock
         self._windows: dict[tuple[str, str], tuple[float, int]] = {}
         self._last_purge = clock()
+        self._longest = max(l.window_s for l in (LOGIN, REGISTER, MAIL_REQUEST, DEFAULT))
 
     def hit(self, limit: Limit, key: str) -> int:
         """Count one request; return 0 if allowed, else seconds until the window resets."""
@@ -32,6 +38,7 @@ class RateLimiter:
             return 0
         now = self._clock()
         self._purge(now)
+        self._longest = max(self._longest, limit.window_s)
         slot = (limit.name, key)
         started, count = self._windows.get(slot, (now, 0))
         if now - started >= limit.window_s:
@@ -42,10 +49,19 @@ class RateLimiter:
             return max(1, int(started + limit.window_s - now + 0.999))
         return 0
 
+    def exhausted(self, limit: Limit, key: str) -> int:
+        """Without counting: 0 if another hit would be allowed, else seconds until it is."""
+        if not self.enabled:
+            return 0
+        now = self._clock()
+        started, count = self._windows.get((limit.name, key), (now, 0))
+        if now - started >= limit.window_s or count < limit.count:
+            return 0
+        return max(1, int(started + limit.window_s - now + 0.999))
+
     def _purge(self, now: float) -> None:
         # Drop finished windows once a minute so idle keys do not accumulate.
         if now - self._last_purge < 60:
             return
         self._last_purge = now
-        longest = max(l.window_s for l in (LOGIN, REGISTER, MAIL_REQUEST, DEFAULT))
-        self._windows = {k: v for k, v in self._windows.items() if now - v[0] < longest}
+        self._windows = {k: v for k, v in self._windows.items() if now - v[0] < self._longest}

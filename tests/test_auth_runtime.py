@@ -65,3 +65,44 @@ async def test_an_expired_access_token_is_refused(api, user_factory):
     assert_error(await api.get("/api/auth/me", token=user.access), 401, "Invalid or expired token")
     fresh = await api.post("/api/auth/refresh", json={"refreshToken": user.refresh})
     assert fresh.status == 200
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("setting_overrides", [{"server_rate_limits": True}])
+async def test_password_spraying_from_one_ip_is_stopped(api, user_factory):
+    """20 wrong passwords against 20 accounts from one IP: the per-(IP, e-mail) limit never
+    triggers, the per-IP cap on failed logins does (default 10 per 5 minutes)."""
+    victim = await user_factory()
+    sprayer = {"X-Forwarded-For": "203.0.113.7"}   # the test talks through a trusted proxy (127.0.0.1)
+    statuses = []
+    for i in range(20):
+        response = await api.post("/api/auth/login", headers=sprayer,
+                                  json={"email": f"target{i}.{victim.id[:8]}@example.test", "password": "Summer2026!"})
+        statuses.append(response.status)
+    assert statuses == [401] * 10 + [429] * 10
+    limited = await api.post("/api/auth/login", headers=sprayer,
+                             json={"email": victim.email, "password": victim.password})
+    body = assert_error(limited, 429)
+    assert body["error"] == "Too Many Requests"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 300
+    # another client is not punished for it
+    other = await api.post("/api/auth/login", headers={"X-Forwarded-For": "198.51.100.9"},
+                           json={"email": victim.email, "password": victim.password})
+    assert other.status == 200
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("setting_overrides", [{"server_rate_limits": True, "auth_login_failures_per_ip": 3,
+                                                "auth_login_failures_window_s": 2}])
+async def test_the_failed_login_cap_is_configurable_and_successes_do_not_count(api, user_factory):
+    user = await user_factory()
+    ip = {"X-Forwarded-For": "203.0.113.8"}
+    good = {"email": user.email, "password": user.password}
+    for _ in range(3):   # (the per-(IP, e-mail) limit allows 5 a minute)
+        assert (await api.post("/api/auth/login", headers=ip, json=good)).status == 200
+    for i in range(3):
+        bad = {"email": f"nobody{i}@example.test", "password": "guess-123"}
+        assert (await api.post("/api/auth/login", headers=ip, json=bad)).status == 401
+    assert (await api.post("/api/auth/login", headers=ip, json={"email": "x@example.test", "password": "y-123456"})).status == 429
+    await asyncio.sleep(2.1)   # the window ends
+    assert (await api.post("/api/auth/login", headers=ip, json=good)).status == 200
