@@ -111,7 +111,7 @@ def walk(document: str, tmp_path: Path, db_server, curl_env):
     server = Server(workdir, db_server)
     try:
         session = run_document(ROOT / document, document, workdir, curl_env(server.port),
-                               server.mail_settled)
+                               server.mail_settled, f"http://127.0.0.1:{server.port}")
     finally:
         output = server.stop()
     problems = [line for line in output.splitlines() if "level=error" in line or "Traceback" in line]

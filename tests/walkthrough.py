@@ -1,22 +1,27 @@
 """Runs the shell examples of a Markdown document as a reader would, against a live server.
 
-A document's examples are its fenced ```sh blocks that talk to `localhost:3000`. Each command
-(continuation lines joined) runs in bash, in order, from a working directory that looks like
-the repository root of a quick start (mail in var/mail/). Like a reader, the runner
+A document's examples are its fenced ```sh blocks that talk to `localhost:3000`, and its ```js
+blocks that connect a Socket.IO client there. Each shell command (continuation lines joined)
+runs in bash, each JavaScript block in node with the official socket.io-client, in document
+order, from a working directory that looks like the repository root of a quick start (mail in
+var/mail/). Like a reader, the runner
 - keeps the shell variables a command assigns (`ACCESS=…`, `H=…`) for the next commands;
-- fills each `<placeholder>` from an earlier answer (see PLACEHOLDERS);
+- fills each `<placeholder>` from an earlier answer (see PLACEHOLDERS), and defines the
+  variables a JavaScript example leaves to the reader the same way (JS_VARIABLES);
 - creates the image files a `-F field=@file` names, as a reader would pick one of theirs;
 - lets the mail of the previous command arrive before the next one (a reader is not that fast).
 A command fails the run when bash fails, when it prints nothing, when it answers an error
 envelope (unless its comment says `# → <status>`, then it must answer exactly that error), or
-when a verification link redirects with `status=failed`. Only the commands change nothing: the
-text of the document is what runs.
+when a verification link redirects with `status=failed`; a JavaScript example fails when it
+throws, gets an error envelope as an ack, or has not finished within 20 s. The text of the
+document is what runs; only node cannot be pointed elsewhere the way curl is (JS_BASE).
 """
 from __future__ import annotations
 
 import io
 import re
 import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -26,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import orjson
+import pytest
 from PIL import Image
 
 BASE = "localhost:3000"
@@ -40,8 +46,9 @@ URL = re.compile(r"https?://[^\s\"']+")
 @dataclass(frozen=True)
 class Step:
     where: str          # "README.md:41"
-    command: str        # the command as written (continuations joined, comment removed)
+    command: str        # the command as written (continuation lines joined, comment removed)
     expect: int | None  # the error status its comment announces
+    language: str = "sh"
 
 
 @dataclass
@@ -88,6 +95,9 @@ def steps_of(path: Path, label: str) -> list[Step]:
         elif line.startswith("```") and block is not None:
             if language == "sh" and any(BASE in split_comment(text)[0] for _, text in block):
                 steps.extend(_commands(block, label))
+            elif language == "js" and any(f'io("http://{BASE}' in text for _, text in block):
+                code = "\n".join(text for _, text in block)
+                steps.append(Step(f"{label}:{block[0][0]}", code, None, "js"))
             block = None
         elif block is not None:
             block.append((number, line))
@@ -149,17 +159,46 @@ PLACEHOLDERS: dict[str, Callable[[Session], str]] = {
 }
 
 
+# Variables a JavaScript example uses without defining -> the placeholder that gives their value.
+JS_VARIABLES = {"accessToken": "accessToken", "friendId": "uid"}
+JS_BASE = f"http://{BASE}"
+# Before the example: an ack that is an error envelope, or no end within 20 s, fails the run.
+JS_PRELUDE = """import { Socket as WalkthroughSocket } from "socket.io-client";
+const walkthroughEmitWithAck = WalkthroughSocket.prototype.emitWithAck;
+WalkthroughSocket.prototype.emitWithAck = async function (...args) {
+  const answer = await walkthroughEmitWithAck.apply(this, args);
+  if (answer && answer.success === false) {
+    console.error(`${args[0]} answered an error: ${JSON.stringify(answer)}`);
+    process.exit(1);
+  }
+  return answer;
+};
+setTimeout(() => { console.error("the example did not finish within 20 s"); process.exit(1); }, 20000).unref();
+"""
+
+
+def _placeholder(name: str, where: str, session: Session) -> str:
+    if name not in PLACEHOLDERS:
+        raise AssertionError(f"{where}: <{name}> is not a placeholder the walk-through knows; "
+                             f"add to tests/walkthrough.py PLACEHOLDERS how a reader finds it")
+    try:
+        return PLACEHOLDERS[name](session)
+    except (LookupError, IndexError, KeyError, TypeError) as exc:
+        raise AssertionError(f"{where}: cannot fill <{name}> from the earlier answers: {exc}") from None
+
+
+def javascript(step: Step, session: Session, base_url: str) -> str:
+    """The example as an ES module: its free variables defined, its server the test's."""
+    lines = [f"const {name} = {orjson.dumps(_placeholder(placeholder, step.where, session)).decode()};"
+             for name, placeholder in JS_VARIABLES.items()
+             if re.search(rf"\b{name}\b", step.command)
+             and not re.search(rf"\b(?:const|let|var)\s+{name}\b", step.command)]
+    code = step.command.replace(JS_BASE, base_url)
+    return JS_PRELUDE + "\n".join(lines) + "\n" + code + "\nprocess.exit(0);\n"
+
+
 def fill(step: Step, session: Session) -> str:
-    def value(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in PLACEHOLDERS:
-            raise AssertionError(f"{step.where}: <{name}> is not a placeholder the walk-through knows; "
-                                 f"add to tests/walkthrough.py PLACEHOLDERS how a reader finds it")
-        try:
-            return PLACEHOLDERS[name](session)
-        except (LookupError, IndexError, KeyError, TypeError) as exc:
-            raise AssertionError(f"{step.where}: cannot fill <{name}> from the earlier answers: {exc}") from None
-    return PLACEHOLDER.sub(value, step.command)
+    return PLACEHOLDER.sub(lambda match: _placeholder(match.group(1), step.where, session), step.command)
 
 
 # ---- running -----------------------------------------------------------------------------
@@ -191,13 +230,17 @@ def make_upload(path: Path) -> None:
 
 
 class Runner:
-    def __init__(self, workdir: Path, env: dict[str, str], settle: Callable[[], None]) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], settle: Callable[[], None],
+                 base_url: str) -> None:
         self.workdir = workdir
         self.env = env
         self.settle = settle     # waits until the server has delivered the mail it queued
+        self.base_url = base_url
         self.session = Session()
 
     def run(self, step: Step) -> None:
+        if step.language == "js":
+            return self.run_javascript(step)
         command = fill(step, self.session)
         for name in UPLOAD.findall(command):
             if not (self.workdir / name).exists():
@@ -216,6 +259,23 @@ class Runner:
         out = result.stdout.strip()
         assert out, f"{where}\nprinted nothing ({result.stderr[-500:]})"
         self._check(step, command, where, out)
+        self.settle()
+
+    def run_javascript(self, step: Step) -> None:
+        """In node, with the official client that bin/test installs in tests/js/."""
+        modules = Path(__file__).resolve().parent / "js" / "node_modules"
+        node = shutil.which("node")
+        if not node or not (modules / "socket.io-client").is_dir():
+            pytest.skip("node and tests/js/node_modules are needed for the JavaScript examples "
+                        "(bin/test installs them)")
+        if not (self.workdir / "node_modules").exists():
+            (self.workdir / "node_modules").symlink_to(modules)
+        script = self.workdir / "walkthrough-example.mjs"
+        script.write_text(javascript(step, self.session, self.base_url))
+        result = subprocess.run([node, str(script)], cwd=self.workdir, env=self.env,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, \
+            f"{step.where}: the JavaScript example failed:\n{result.stderr[-2000:]}{result.stdout[-1000:]}"
         self.settle()
 
     def _check(self, step: Step, command: str, where: str, out: str) -> None:
@@ -241,10 +301,10 @@ class Runner:
 
 
 def run_document(path: Path, label: str, workdir: Path, env: dict[str, str],
-                 settle: Callable[[], None]) -> Session:
+                 settle: Callable[[], None], base_url: str) -> Session:
     steps = steps_of(path, label)
     assert steps, f"{label} has no shell examples talking to {BASE}"
-    runner = Runner(workdir, env, settle)
+    runner = Runner(workdir, env, settle, base_url)
     for step in steps:
         runner.run(step)
     return runner.session
