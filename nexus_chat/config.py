@@ -180,6 +180,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mail_poll_s", 2, _int(1, 3600), "How often the outbox sender looks for due mail (seconds).",
             ("NEXUS_MAIL_POLL_S",)),
 
+    Setting("uploads_image_max_px", 4096, _int(16, 65535),
+            "Largest width or height of an avatar or group icon (pixels); read from the header, "
+            "so a pixel bomb is refused before it is decoded.", ("NEXUS_IMAGE_MAX_PX",)),
+    Setting("uploads_story_image_max_px", 8192, _int(16, 65535),
+            "Largest width or height of a story image (pixels).", ("NEXUS_STORY_IMAGE_MAX_PX",)),
+
     Setting("stories_ttl_s", 86400, _int(1), "Story lifetime (seconds).", ("NEXUS_STORY_TTL_S",)),
     Setting("stories_sweep_s", 60, _int(1), "Expired-story sweeper interval (seconds).", ("NEXUS_STORY_SWEEP_S",)),
 

@@ -47,20 +47,32 @@ if Image.MAX_IMAGE_PIXELS is None:
 warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 
-def image_extension(data: bytes) -> str | None:
-    """'jpg' / 'png' / 'webp' if the bytes are such an image Pillow can read, else None."""
+def image_extension(data: bytes, max_side: int | None = None) -> str | None:
+    """'jpg' / 'png' / 'webp' if the bytes are such an image Pillow can read, else None.
+    With ``max_side``, an image wider or taller than that raises ImageTooLarge, found from
+    the header alone (nothing is decoded)."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format
             if img.width * img.height > (Image.MAX_IMAGE_PIXELS or 0) or not img.width or not img.height:
                 return None
+            if max_side is not None and max(img.width, img.height) > max_side:
+                raise ImageTooLarge(img.width, img.height, max_side)
             img.verify()
+    except ImageTooLarge:
+        raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
             OSError, SyntaxError, ValueError, EOFError):
         return None
     except Exception:  # Pillow raises assorted errors on hostile input
         return None
     return IMAGE_EXTENSIONS.get(fmt or "")
+
+
+class ImageTooLarge(Exception):
+    def __init__(self, width: int, height: int, max_side: int) -> None:
+        super().__init__(f"{width}x{height}")
+        self.width, self.height, self.max_side = width, height, max_side
 
 
 def video_extension(data: bytes) -> str | None:
@@ -137,8 +149,12 @@ def _check_size(field: str, data: bytes, limit: int) -> None:
         raise validation_failed([f"{field}: The file is empty."])
 
 
-def _store_image(public_dir: Path, folder: str, field: str, data: bytes) -> str:
-    ext = image_extension(data)
+def _store_image(public_dir: Path, folder: str, field: str, data: bytes, max_side: int) -> str:
+    try:
+        ext = image_extension(data, max_side)
+    except ImageTooLarge as exc:
+        raise validation_failed([f"{field}: The image is {exc.width}x{exc.height} pixels; "
+                                 f"at most {max_side}x{max_side} is accepted."]) from None
     if ext is None:
         raise validation_failed([f"{field}: Must be a JPEG, PNG or WEBP image."])
     return _storage(public_dir).write(folder, ext, data)
@@ -151,11 +167,13 @@ def _store_video(public_dir: Path, folder: str, field: str, data: bytes) -> str:
     return _storage(public_dir).write(folder, ext, data)
 
 
-async def save_image(public_dir: Path, folder: str, field: str, data: bytes, limit: int) -> str:
-    """Check the bytes are a JPEG/PNG/WEBP image and store them; returns the stored URL."""
+async def save_image(public_dir: Path, folder: str, field: str, data: bytes, limit: int,
+                     max_side: int) -> str:
+    """Check the bytes are a JPEG/PNG/WEBP image of at most ``max_side`` pixels a side and
+    store them; returns the stored URL. Pillow runs in the executor."""
     _check_size(field, data, limit)
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, _store_image, public_dir, folder, field, data)
+    return await loop.run_in_executor(None, _store_image, public_dir, folder, field, data, max_side)
 
 
 async def save_video(public_dir: Path, folder: str, field: str, data: bytes, limit: int) -> str:

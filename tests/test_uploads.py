@@ -174,3 +174,65 @@ async def test_nothing_outside_public_is_served(api, runtime, tmp_path):
         if response.body:   # some of these never reach us (the client normalises ..)
             assert_error(response, 404)
             assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+# ---- pixel bombs: a small file that decodes to hundreds of megabytes ---------------------------
+def png_of_size(width: int, height: int) -> bytes:
+    """A real PNG, black and white: a 9000x9000 one is ~10 KB of file and 81 M pixels."""
+    buffer = io.BytesIO()
+    Image.new("1", (width, height)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def pixel_bomb() -> bytes:
+    return png_of_size(9000, 9000)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_9000_pixel_square_png_is_refused_as_avatar_icon_and_story(api, user_factory, runtime, pixel_bomb):
+    assert len(pixel_bomb) < 300_000
+    me = await user_factory("bomb")
+    answers = {
+        "avatar": await api.patch("/api/users/profile", token=me.access,
+                                  files={"avatar": ("bomb.png", pixel_bomb, "image/png")}),
+        "icon": await api.post("/api/groups", token=me.access, form={"name": "bombed"},
+                               files={"icon": ("bomb.png", pixel_bomb, "image/png")}),
+        "image": await api.post("/api/story", token=me.access,
+                                files={"image": ("bomb.png", pixel_bomb, "image/png")}),
+    }
+    limits = {"avatar": 4096, "icon": 4096, "image": 8192}
+    for field, response in answers.items():
+        body = assert_error(response, 400, "Validation failed")
+        assert body["errors"] == [f"{field}: The image is 9000x9000 pixels; at most "
+                                  f"{limits[field]}x{limits[field]} is accepted."]
+    public = runtime.settings.server_public_dir
+    from pathlib import Path
+    for folder in ("avatars", "icons", "stories"):
+        assert stored_files(Path(public), folder) == [], "nothing was stored"
+    groups = await api.get("/api/groups/my-groups", token=me.access)
+    assert groups.status == 200 and groups.data == [], "the group was not created either"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_pixel_caps_are_per_side_and_stories_allow_more(api, user_factory):
+    me = await user_factory("sides")
+    wide_ok = await api.patch("/api/users/profile", token=me.access,
+                              files={"avatar": ("w.png", png_of_size(4096, 8), "image/png")})
+    assert wide_ok.status == 200, wide_ok.body
+    too_tall = await api.patch("/api/users/profile", token=me.access,
+                               files={"avatar": ("t.png", png_of_size(8, 4097), "image/png")})
+    assert_error(too_tall, 400, "Validation failed")
+    story = await api.post("/api/story", token=me.access,
+                           files={"image": ("s.png", png_of_size(8192, 8), "image/png")})
+    assert story.status == 201, story.body
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("setting_overrides", [{"uploads_image_max_px": 64}])
+async def test_the_avatar_pixel_cap_is_configurable(api, user_factory):
+    me = await user_factory("cfg")
+    response = await api.patch("/api/users/profile", token=me.access,
+                               files={"avatar": ("m.png", png_of_size(65, 65), "image/png")})
+    body = assert_error(response, 400)
+    assert body["errors"] == ["avatar: The image is 65x65 pixels; at most 64x64 is accepted."]

@@ -58,7 +58,8 @@ async def _lock(tx, group_id: str, user_id: str) -> tuple[Row, str | None]:
 async def _save_icon(ctx: AppContext, icon: bytes | None) -> str | None:
     if icon is None:
         return None
-    return await uploads.save_image(ctx.public_dir, uploads.ICONS, "icon", icon, uploads.ICON_MAX)
+    return await uploads.save_image(ctx.public_dir, uploads.ICONS, "icon", icon, uploads.ICON_MAX,
+                                    ctx.settings.uploads_image_max_px)
 
 
 async def create(ctx: AppContext, user_id: str, *, name: str, description: str | None,

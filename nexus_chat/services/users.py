@@ -40,7 +40,7 @@ async def update_profile(ctx: AppContext, user_id: str, *, username: str | None 
     new_avatar = None
     if avatar is not None:
         new_avatar = await uploads.save_image(ctx.public_dir, uploads.AVATARS, "avatar", avatar,
-                                              uploads.AVATAR_MAX)
+                                              uploads.AVATAR_MAX, ctx.settings.uploads_image_max_px)
         changes["avatar_url"] = new_avatar
     try:
         if changes:
