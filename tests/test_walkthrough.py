@@ -21,7 +21,7 @@ import pytest
 from nexus_chat.embedded_db import free_port, port_answers
 
 from .support import clean_env, db_env, drop_database
-from .walkthrough import run_document, wait_until
+from .walkthrough import run_document, steps_of, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 EXE = Path(sys.executable).with_name("nexus-chat")
@@ -127,6 +127,16 @@ def test_the_readme_walk_through_works_as_written(tmp_path, db_server, curl_env)
     assert len(mails) == len(list((workdir / "var" / "mail").glob("*.txt"))) >= 3
 
 
-def test_the_api_document_examples_work_as_written(tmp_path, db_server, curl_env):
-    session, _ = walk("docs/api.md", tmp_path, db_server, curl_env)
-    assert len(session.routes) >= 20, sorted(session.routes)
+# Every document of docs/ with examples (a new one joins by itself).
+DOCS = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "docs").glob("*.md")
+              if steps_of(path, path.name))
+
+
+def test_the_contract_documents_have_examples():
+    assert {"docs/api.md", "docs/realtime.md"} <= set(DOCS)
+
+
+@pytest.mark.parametrize("document", DOCS)
+def test_the_docs_examples_work_as_written(document, tmp_path, db_server, curl_env):
+    session, _ = walk(document, tmp_path, db_server, curl_env)
+    assert session.routes, f"{document}: no example reached the server"

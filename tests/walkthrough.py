@@ -1,7 +1,7 @@
 """Runs the shell examples of a Markdown document as a reader would, against a live server.
 
 A document's examples are its fenced ```sh blocks that talk to `localhost:3000`, and its ```js
-blocks that connect a Socket.IO client there. Each shell command (continuation lines joined)
+blocks that connect a Socket.IO client there (with the js blocks that follow them). Each shell command (continuation lines joined)
 runs in bash, each JavaScript block in node with the official socket.io-client, in document
 order, from a working directory that looks like the repository root of a quick start (mail in
 var/mail/). Like a reader, the runner
@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -95,9 +95,13 @@ def steps_of(path: Path, label: str) -> list[Step]:
         elif line.startswith("```") and block is not None:
             if language == "sh" and any(BASE in split_comment(text)[0] for _, text in block):
                 steps.extend(_commands(block, label))
-            elif language == "js" and any(f'io("http://{BASE}' in text for _, text in block):
+            elif language == "js":
+                # A block that connects starts a program; the js blocks right after it go on with it.
                 code = "\n".join(text for _, text in block)
-                steps.append(Step(f"{label}:{block[0][0]}", code, None, "js"))
+                if f'io("http://{BASE}' in code:
+                    steps.append(Step(f"{label}:{block[0][0]}", code, None, "js"))
+                elif steps and steps[-1].language == "js":
+                    steps[-1] = replace(steps[-1], command=steps[-1].command + "\n" + code)
             block = None
         elif block is not None:
             block.append((number, line))
