@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.policy
 import logging
 import os
 import uuid
@@ -95,8 +96,8 @@ class FileBackend:
         body = message.get_body(("plain",)).get_content()
         text = (f"To: {message['To']}\nSubject: {message['Subject']}\nDate: {message['Date']}\n"
                 f"File: {stem}.eml\n\n{body}")
-        await asyncio.get_running_loop().run_in_executor(None, self._write, stem, message.as_bytes(),
-                                                         text.encode("utf-8"))
+        eml = message.as_bytes(policy=email.policy.SMTP)   # CRLF line ends, as RFC 5322 has them
+        await asyncio.get_running_loop().run_in_executor(None, self._write, stem, eml, text.encode("utf-8"))
         # docs/api.md#mail: in this development backend the link is logged so a new user can click it.
         # The SMTP backend never logs links (they carry tokens).
         link = next((w for w in body.split() if w.startswith(("http://", "https://"))), "")

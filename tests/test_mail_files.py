@@ -38,6 +38,10 @@ def test_each_mail_is_an_eml_and_a_txt_with_whole_links(tmp_path):
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert message["To"] == f"ada{n}@example.com"
         assert message["Subject"] and message["Date"] and message["Message-ID"]
+        assert all(not part.defects for part in message.walk()), [p.defects for p in message.walk()]
+        lines = raw.split(b"\r\n")
+        assert raw.endswith(b"\r\n") and b"\n" not in b"".join(lines), "CRLF line ends (RFC 5322 §2.1)"
+        assert max(len(line) for line in lines) <= 78, "no line longer than 78 characters (§2.1.1)"
         assert f"{LINK}{n}" in message.get_body(("plain",)).get_content()
         text = txt.read_text("utf-8")
         assert f"To: ada{n}@example.com\n" in text
