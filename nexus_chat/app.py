@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import tornado.web
 
-from handlers import attachments, auth, chat, contacts, docs, groups, health, metrics, public, story, users
 from .context import AppContext
+from .handlers import attachments, auth, chat, contacts, docs, groups, health, metrics, public, story, users
 from .logs import log_request
 from .web import NotFoundHandler
 

@@ -12,11 +12,10 @@ from typing import Any
 
 import tornado.httpserver
 
-from handlers.realtime import attach_realtime
-
 from .app import Application, make_app
 from .context import AppContext
 from .db import Database
+from .handlers.realtime import attach_realtime
 from .mail import OutboxSender
 from .web import MAX_REQUEST_BODY
 from .metrics import AppMetrics
@@ -45,7 +44,7 @@ class Runtime:
     outbox: OutboxSender
     background: list = field(default_factory=list)   # objects with .stop() (sync or async)
     http_server: tornado.httpserver.HTTPServer | None = None
-    realtime: Any = None      # handlers.realtime.SocketHooks: the Socket.IO server's hooks
+    realtime: Any = None      # nexus_chat.handlers.realtime.SocketHooks: the Socket.IO server's hooks
 
     @classmethod
     async def start(cls, settings, target: DatabaseTarget, *, mail_backend=None) -> "Runtime":
