@@ -18,7 +18,8 @@ import pymysql
 
 from ..context import AppContext
 from ..db import Row, is_duplicate_key
-from ..errors import ApiError, bad_request, forbidden, not_found, unauthorized, validation_failed
+from ..errors import (ApiError, bad_request, conflict, forbidden, not_found, unauthorized,
+                      validation_failed)
 from ..jsonutil import iso, utcnow
 from ..queries import chat as q
 from ..queries import groups
@@ -32,6 +33,7 @@ log = logging.getLogger("nexus_chat.chat")
 
 NOT_A_MEMBER = "You are not a member of this group"
 RECIPIENT_NOT_FOUND = "Recipient not found"
+CLIENT_ID_REUSED = "clientMessageId was already used for a message to another recipient or group"
 
 
 # ---- shapes --------------------------------------------------------------------------------
@@ -166,6 +168,8 @@ async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipie
             if client_message_id is not None and is_duplicate_key(exc):
                 stored = await q.message_by_client_id(ctx.db, sender_id, client_message_id)
                 if stored is not None:
+                    if (stored["conversation_id"], stored["group_id"]) != (conversation_id, group_id):
+                        raise conflict(CLIENT_ID_REUSED) from None
                     return Sent(message_shape(stored), False, recipient_id, group_id)
             if _missing_parent(exc):
                 raise _vanished(ctx, sender_id, recipient_id, group_id) from None
@@ -272,8 +276,22 @@ async def check_typing_target(ctx: AppContext, user_id: str, *, recipient_id: st
     """A typing notice goes to another user or to a group the user belongs to."""
     if recipient_id is not None and recipient_id == user_id:
         raise bad_request("You cannot send a typing notice to yourself")
+    if recipient_id is not None and not await _user_exists(ctx, recipient_id):
+        raise not_found(RECIPIENT_NOT_FOUND)
     if group_id is not None:
         await require_member(ctx, group_id, user_id)
+
+
+async def _user_exists(ctx: AppContext, user_id: str) -> bool:
+    """Typing notices are frequent: the profile cache answers most of them."""
+    cache = cache_of(ctx)
+    if cache.profile(user_id) is not None:
+        return True
+    row = await q.public_user(ctx.db, user_id)
+    if row is None:
+        return False
+    cache.remember_profile(user_id, row)
+    return True
 
 
 # ---- sockets -------------------------------------------------------------------------------
