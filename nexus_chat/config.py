@@ -179,6 +179,10 @@ SETTINGS: tuple[Setting, ...] = (
             ("NEXUS_MAIL_TLS",)),
     Setting("mail_poll_s", 2, _int(1, 3600), "How often the outbox sender looks for due mail (seconds).",
             ("NEXUS_MAIL_POLL_S",)),
+    Setting("mail_probe_s", 10, _int(1, 3600),
+            "While mail waits to be retried after the server was unreachable, how often the server "
+            "is probed (connect, EHLO, QUIT); when it answers, the waiting mail is sent at once.",
+            ("NEXUS_MAIL_PROBE_S",)),
 
     Setting("uploads_image_max_px", 4096, _int(16, 65535),
             "Largest width or height of an avatar or group icon (pixels); read from the header, "

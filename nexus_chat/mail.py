@@ -7,6 +7,7 @@ and retries failures with exponential backoff, so nothing is lost while the serv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import email.policy
 import logging
@@ -81,6 +82,18 @@ class SmtpBackend:
             use_tls=s.mail_tls == "tls", start_tls=s.mail_tls == "starttls",
             timeout=30)
 
+    async def probe(self) -> None:
+        """Connect, say EHLO and QUIT: raises OSError while the server cannot be reached."""
+        s = self.settings
+        smtp = aiosmtplib.SMTP(hostname=s.mail_host, port=s.mail_port, use_tls=s.mail_tls == "tls",
+                               start_tls=s.mail_tls == "starttls", timeout=10)
+        await smtp.connect()
+        try:
+            await smtp.ehlo()
+        finally:
+            with contextlib.suppress(Exception):
+                await smtp.quit()
+
 
 class FileBackend:
     """Writes each message as an .eml file (quick start: no mail server needed), and beside it
@@ -126,7 +139,13 @@ class OutboxSender:
         self.db = db
         self.sender = settings.mail_from
         self.poll_s = settings.mail_poll_s
+        self.probe_s = settings.mail_probe_s
         self.backend = backend or make_backend(settings)
+        # True while mail may be waiting out a backoff because the server was unreachable
+        # (and at start: an earlier run may have left some). The first delivery or probe
+        # that gets through ends the backoff of all of them.
+        self._backing_off = True
+        self._last_probe = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._stopped = False
@@ -166,7 +185,10 @@ class OutboxSender:
     async def send_due(self) -> int:
         """Deliver every due mail once; returns how many were sent."""
         sent = 0
-        for row in await outbox.due_mail(self.db, utcnow()):
+        rows = await outbox.due_mail(self.db, utcnow())
+        if not rows and self._backing_off:
+            await self._probe()
+        for row in rows:
             if self._stopped:
                 break
             try:
@@ -177,7 +199,34 @@ class OutboxSender:
                                               utcnow() + dt.timedelta(seconds=delay))
                 log.warning("mail delivery failed id=%s attempt=%s retry_in_s=%s error=%s",
                             row["id"], row["attempts"] + 1, delay, type(exc).__name__)
+                if isinstance(exc, OSError):   # unreachable: the rest of this pass would fail too
+                    self._backing_off = True
+                    break
                 continue
             await outbox.mark_mail_sent(self.db, row["id"], utcnow())
             sent += 1
+            if self._backing_off:
+                await self._end_backoff()
         return sent
+
+    async def _probe(self) -> None:
+        """While mail waits out a backoff and none is due: every ``probe_s``, ask the server
+        cheaply whether it is back, so an outage's end does not wait for the longest delay."""
+        probe = getattr(self.backend, "probe", None)
+        now = asyncio.get_running_loop().time()
+        if now - self._last_probe < self.probe_s:
+            return
+        self._last_probe = now
+        if probe is not None:
+            try:
+                await probe()
+            except Exception:
+                return   # still down; the backoff stands
+        await self._end_backoff()
+
+    async def _end_backoff(self) -> None:
+        self._backing_off = False
+        waiting = await outbox.end_backoff(self.db, utcnow())
+        if waiting:
+            log.info("mail server reachable again; %s waiting mail due now", waiting)
+            self.wake()

@@ -19,8 +19,9 @@ def late_sink():
 
 
 @pytest.fixture
-def setting_overrides(late_sink):
-    return {"mail_port": late_sink.port, "mail_poll_s": 1}
+def setting_overrides(late_sink, request):
+    """The late sink's port, plus what a test passes with indirect parametrization."""
+    return {"mail_port": late_sink.port, "mail_poll_s": 1, **getattr(request, "param", {})}
 
 
 async def outbox_row(runtime, address):
@@ -70,3 +71,49 @@ async def test_the_sweep_forgets_sent_mail_after_a_week_but_never_unsent_mail(ru
     assert removed["sentMail"] >= 1
     rows = await runtime.db.fetch_all("SELECT subject FROM mail_outbox WHERE recipient = %s ORDER BY subject", (tag,))
     assert [r["subject"] for r in rows] == ["1", "30"]
+
+
+async def wait_for_first_failure(runtime, address):
+    deadline = time.monotonic() + 10
+    row = await outbox_row(runtime, address)
+    while row["attempts"] == 0:
+        assert time.monotonic() < deadline, "the sender never tried"
+        await asyncio.sleep(0.05)
+        row = await outbox_row(runtime, address)
+    assert row["sent_at"] is None and row["last_error"]
+
+
+async def as_after_a_long_outage(runtime, address):
+    """The mail has failed nine times: its next try is the maximum delay away."""
+    await runtime.db.execute(
+        "UPDATE mail_outbox SET attempts = 9, next_attempt_at = UTC_TIMESTAMP(3) + INTERVAL 600 SECOND"
+        " WHERE recipient = %s", (address,))
+
+
+@pytest.mark.gen_test(timeout=40)
+@pytest.mark.parametrize("setting_overrides", [{"mail_probe_s": 1}], indirect=True)
+async def test_a_probe_ends_the_backoff_when_smtp_comes_back(api, late_sink, runtime):
+    identity, response = await register(api)
+    assert response.status == 201
+    await wait_for_first_failure(runtime, identity["email"])
+    await as_after_a_long_outage(runtime, identity["email"])
+    late_sink.start()
+    started = time.monotonic()
+    message = await late_sink.wait_for(identity["email"], timeout=15)
+    assert "verify-email?token=" in link_in(message)
+    assert time.monotonic() - started < 10, "sent long before its 600 s delay ran out"
+
+
+@pytest.mark.gen_test(timeout=40)
+@pytest.mark.parametrize("setting_overrides", [{"mail_probe_s": 3600}], indirect=True)
+async def test_a_successful_delivery_ends_the_backoff_of_the_rest_of_the_queue(api, late_sink, runtime):
+    first, response = await register(api)
+    assert response.status == 201
+    await wait_for_first_failure(runtime, first["email"])
+    await as_after_a_long_outage(runtime, first["email"])
+    late_sink.start()   # no probe in this test: the next mail's delivery has to tell
+    second, response = await register(api)
+    assert response.status == 201
+    await late_sink.wait_for(second["email"], timeout=15)
+    message = await late_sink.wait_for(first["email"], timeout=10)
+    assert "verify-email?token=" in link_in(message)

@@ -29,6 +29,13 @@ async def mark_mail_failed(db: Executor, mail_id: int, error: str, next_attempt_
         (error[:500], next_attempt_at, mail_id))
 
 
+async def end_backoff(db: Executor, now: dt.datetime) -> int:
+    """Every unsent mail waiting out a retry delay becomes due now."""
+    return await db.execute(
+        "UPDATE mail_outbox SET next_attempt_at = %s WHERE sent_at IS NULL AND next_attempt_at > %s",
+        (now, now))
+
+
 async def pending_mail_count(db: Executor) -> int:
     row = await db.fetch_one("SELECT COUNT(*) AS n FROM mail_outbox WHERE sent_at IS NULL")
     return int(row["n"]) if row else 0
