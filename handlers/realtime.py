@@ -8,11 +8,13 @@ same services (nexus_chat/services/chat.py); only delivery to sockets lives here
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
 from marshmallow import Schema, ValidationError
 
+from nexus_chat.handlers import realtime_messages
 from nexus_chat.context import AppContext, RealtimeHooks
 from nexus_chat.errors import ApiError, db_transient_error, db_unreachable, validation_failed
 from nexus_chat.jsonutil import dumps
@@ -109,6 +111,13 @@ class SocketHooks(RealtimeHooks):
                 socket.disconnect()
 
     # ---- delivery -----------------------------------------------------------------------
+    def publish(self, event: str, payload: dict, audience: Any) -> None:
+        """An event a service published (services/message_access.Audience), encoded once."""
+        rooms = [user_room(user_id) for user_id in audience.users]
+        if audience.group is not None:
+            rooms.append(group_room(audience.group))
+        self.server.emit(CHAT, event, payload, room=rooms, skip_sid=audience.except_socket)
+
     def _publish_presence(self, user_id: str, audience: list[str], payload: dict) -> None:
         rooms = [user_room(uid) for uid in audience]
         rooms.append(user_room(user_id))
@@ -155,6 +164,8 @@ class ChatNamespace(Namespace):
             "leaveGroup": self.leave_group,
             "typing": self.typing,
         }
+        for name, handler in realtime_messages.EVENTS.items():
+            self.events[name] = functools.partial(handler, self)
 
     # ---- connection ---------------------------------------------------------------------
     async def on_connect(self, socket: Socket, auth: dict | None) -> None:

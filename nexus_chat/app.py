@@ -4,7 +4,8 @@ from __future__ import annotations
 import tornado.web
 
 from .context import AppContext
-from .handlers import attachments, auth, chat, contacts, docs, groups, health, metrics, public, story, users
+from .handlers import (attachments, auth, chat, contacts, docs, groups, health, messages, metrics, public,
+                       story, users)
 from .logs import log_request
 from .web import NotFoundHandler
 
@@ -24,7 +25,8 @@ class Application(tornado.web.Application):
 def api_routes() -> list:
     """Every REST route, in one list (also read by the OpenAPI generator)."""
     return [*health.routes, *auth.routes, *users.routes, *contacts.routes, *groups.routes,
-            *chat.routes, *attachments.routes, *story.routes, *public.routes, *docs.routes]
+            *chat.routes, *messages.routes, *attachments.routes, *story.routes, *public.routes,
+            *docs.routes]
 
 
 def make_app(ctx: AppContext, extra_routes: list | None = None) -> Application:

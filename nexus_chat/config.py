@@ -219,6 +219,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Behind nginx: internal location that serves the attachment directory "
             "(X-Accel-Redirect), e.g. /_attachments/. Empty: the app sends the files.",
             ("NEXUS_ATTACHMENT_ACCEL_PREFIX",)),
+    Setting("chat_edit_window_s", 172800, _int(0),
+            "How long after sending a message its sender may edit it (seconds).",
+            ("NEXUS_CHAT_EDIT_WINDOW_S",)),
 
     Setting("realtime_ping_interval_ms", 25000, _int(100), "Engine.IO server ping interval (ms).",
             ("NEXUS_PING_INTERVAL_MS",)),

@@ -13,7 +13,9 @@ from .chat_support import chat, make_group  # noqa: F401  (fixture)
 from .support import assert_error
 
 MESSAGE_KEYS = {"id", "content", "senderId", "sender", "conversationId", "groupId", "isRead", "readAt",
-                "clientMessageId", "createdAt", "updatedAt"}
+                "clientMessageId", "createdAt", "updatedAt",
+                # the message lifecycle (issue 12) adds these; the older ones keep their meaning
+                "editedAt", "deletedAt", "deletedBy", "replyTo", "reactions"}
 PUBLIC_KEYS = {"id", "username", "fullName", "avatarUrl", "bio", "status", "lastSeenAt"}
 
 

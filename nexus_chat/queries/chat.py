@@ -18,9 +18,11 @@ PUBLIC_USER = "id, username, full_name, avatar_url, bio, status, last_seen_at"
 MESSAGE_COLUMNS = (
     "m.seq, m.id, m.conversation_id, m.group_id, m.content, m.client_message_id, m.is_read,"
     " CAST(m.read_at AS CHAR) AS read_at, CAST(m.created_at AS CHAR) AS created_at,"
-    " CAST(m.updated_at AS CHAR) AS updated_at, u.id AS sender_id, u.username AS sender_username,"
-    " u.full_name AS sender_full_name, u.avatar_url AS sender_avatar_url, u.bio AS sender_bio,"
-    " u.status AS sender_status, CAST(u.last_seen_at AS CHAR) AS sender_last_seen_at")
+    " CAST(m.updated_at AS CHAR) AS updated_at, CAST(m.edited_at AS CHAR) AS edited_at,"
+    " CAST(m.deleted_at AS CHAR) AS deleted_at, m.deleted_by, m.reply_to_id,"
+    " u.id AS sender_id, u.username AS sender_username, u.full_name AS sender_full_name,"
+    " u.avatar_url AS sender_avatar_url, u.bio AS sender_bio, u.status AS sender_status,"
+    " CAST(u.last_seen_at AS CHAR) AS sender_last_seen_at")
 MESSAGE_FROM = "FROM messages m LEFT JOIN users u ON u.id = m.sender_id"
 
 
@@ -74,19 +76,25 @@ async def recent_conversations(db: Executor, user_id: str) -> list[Row]:
 # ---- messages ------------------------------------------------------------------------------
 async def insert_message(db: Executor, *, message_id: str, conversation_id: str | None,
                          group_id: str | None, sender_id: str, content: str,
-                         client_message_id: str | None, now: dt.datetime) -> int:
+                         client_message_id: str | None, now: dt.datetime,
+                         reply_to_id: str | None = None) -> int:
     """The one statement that stores a message. A reused (sender, clientMessageId) raises a
     duplicate-key error; a vanished conversation/group/sender a foreign-key error."""
     return await db.execute(
         "INSERT INTO messages (id, conversation_id, group_id, sender_id, content, client_message_id,"
-        " is_read, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s)",
-        (message_id, conversation_id, group_id, sender_id, content, client_message_id, now, now))
+        " reply_to_id, is_read, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s, %s)",
+        (message_id, conversation_id, group_id, sender_id, content, client_message_id, reply_to_id,
+         now, now))
 
 
 async def message_by_client_id(db: Executor, sender_id: str, client_message_id: str) -> Row | None:
     return await db.fetch_one(
         f"SELECT {MESSAGE_COLUMNS} {MESSAGE_FROM} WHERE m.sender_id = %s AND m.client_message_id = %s",
         (sender_id, client_message_id))
+
+
+async def message_by_id(db: Executor, message_id: str) -> Row | None:
+    return await db.fetch_one(f"SELECT {MESSAGE_COLUMNS} {MESSAGE_FROM} WHERE m.id = %s", (message_id,))
 
 
 async def message_position(db: Executor, message_id: str) -> Row | None:

@@ -44,6 +44,8 @@ class SendMessagePayload(_OneTarget):
     content = Trimmed(required=True, validate=validate.Length(1, MAX_CONTENT))
     clientMessageId = fields.String(load_default=None, allow_none=True,
                                     validate=validate.Length(1, MAX_CLIENT_MESSAGE_ID))
+    replyToId = UuidString(load_default=None, allow_none=True,
+                           metadata={"description": "A message of the same conversation or group"})
 
 
 class MarkReadPayload(Schema):
@@ -62,6 +64,21 @@ class TypingPayload(_OneTarget):
     isTyping = fields.Boolean(required=True)
 
 
+class ReactionSchema(Schema):
+    emoji = fields.String()
+    count = fields.Integer()
+    userIds = fields.List(fields.UUID(), metadata={"description": "The first 10 who reacted"})
+    reactedByMe = fields.Boolean(metadata={"description": "Always false in events"})
+
+
+class ReplyToSchema(Schema):
+    id = fields.UUID()
+    senderId = fields.UUID(allow_none=True)
+    sender = fields.Nested(UserPublicSchema, allow_none=True)
+    snippet = fields.String(metadata={"description": "The first 100 characters; empty once deleted"})
+    deleted = fields.Boolean()
+
+
 class MessageSchema(Schema):
     """Message — response documentation (the same shape on REST and Socket.IO)."""
     id = fields.UUID()
@@ -75,6 +92,11 @@ class MessageSchema(Schema):
     clientMessageId = fields.String(allow_none=True)
     createdAt = fields.DateTime()
     updatedAt = fields.DateTime()
+    editedAt = fields.DateTime(allow_none=True)
+    deletedAt = fields.DateTime(allow_none=True)
+    deletedBy = fields.UUID(allow_none=True)
+    replyTo = fields.Nested(ReplyToSchema, allow_none=True)
+    reactions = fields.List(fields.Nested(ReactionSchema))
 
 
 class ConversationSchema(Schema):

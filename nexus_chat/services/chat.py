@@ -24,6 +24,7 @@ from ..jsonutil import iso, utcnow
 from ..queries import chat as q
 from ..queries import groups
 from ..shapes import user_public
+from . import message_details
 from .chat_cache import cache_of
 from ..tokens import Claims
 from .auth import verify_access
@@ -54,6 +55,11 @@ def message_shape(row: Row, sender: dict | None = None) -> dict[str, Any]:
         "clientMessageId": row["client_message_id"],
         "createdAt": iso(row["created_at"]),
         "updatedAt": iso(row["updated_at"]),
+        "editedAt": iso(row.get("edited_at")),
+        "deletedAt": iso(row.get("deleted_at")),
+        "deletedBy": row.get("deleted_by"),
+        "replyTo": None,        # filled in by services/message_details.py
+        "reactions": [],
     }
 
 
@@ -218,7 +224,7 @@ async def list_messages(ctx: AppContext, user_id: str, *, recipient_id: str | No
     else:
         rows = await q.conversation_messages(ctx.db, target[1], limit=limit, offset=offset,
                                              before_seq=before_seq)
-    return shape_messages(rows)
+    return await message_details.detailed(ctx, rows, user_id)
 
 
 async def recent_conversations(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:

@@ -1,0 +1,70 @@
+"""REST routes of a message's life after sending: edit, delete, edit history, reactions.
+The /chat events `editMessage`, `deleteMessage` and `reactToMessage` call the same services
+and answer the same shapes (handlers/realtime.py)."""
+from __future__ import annotations
+
+from nexus_chat.schemas import chat as chat_s
+from nexus_chat.schemas import lifecycle as s
+from nexus_chat.schemas.users import path_ids
+from nexus_chat.services import message_changes, reactions
+from nexus_chat.web import BaseHandler, Op
+
+TAG = "Chat"
+
+
+class MessageHandler(BaseHandler):
+    ops = {
+        "PATCH": Op("Edit your message (within the edit window); earlier versions are kept",
+                    body=s.EditBody, errors=(400, 401, 403, 404, 409), response=chat_s.MessageSchema, tag=TAG),
+        "DELETE": Op("Delete a message (yours, or any of a group you own or administer); it stays "
+                     "in history as a tombstone", errors=(400, 401, 403, 404),
+                     response=chat_s.MessageSchema, tag=TAG),
+    }
+
+    async def patch(self, messageId: str) -> None:
+        ids = path_ids(s.MessagePath, messageId=messageId)
+        body = self.body_args()
+        message = await message_changes.edit_message(self.ctx, self.user_id, ids["messageId"], body["content"])
+        self.respond(message, "Message updated successfully")
+
+    async def delete(self, messageId: str) -> None:
+        ids = path_ids(s.MessagePath, messageId=messageId)
+        message = await message_changes.delete_message(self.ctx, self.user_id, ids["messageId"])
+        self.respond(message, "Message deleted successfully")
+
+
+class EditsHandler(BaseHandler):
+    ops = {"GET": Op("Every version of a message, oldest first; the last is the current one",
+                     errors=(400, 401, 404), response=[s.EditVersionSchema], tag=TAG)}
+
+    async def get(self, messageId: str) -> None:
+        ids = path_ids(s.MessagePath, messageId=messageId)
+        versions = await message_changes.message_edits(self.ctx, self.user_id, ids["messageId"])
+        self.respond(versions, "Message versions retrieved successfully")
+
+
+class ReactionHandler(BaseHandler):
+    ops = {
+        "PUT": Op("React to a message with one emoji or a :shortcode: (idempotent)",
+                  errors=(400, 401, 404, 409), response=chat_s.MessageSchema, tag=TAG),
+        "DELETE": Op("Take your reaction back (idempotent)", errors=(400, 401, 404, 409),
+                     response=chat_s.MessageSchema, tag=TAG),
+    }
+
+    async def put(self, messageId: str, emoji: str) -> None:
+        await self._react(messageId, emoji, True)
+
+    async def delete(self, messageId: str, emoji: str) -> None:
+        await self._react(messageId, emoji, False)
+
+    async def _react(self, message_id: str, emoji: str, react: bool) -> None:
+        ids = path_ids(s.ReactionPath, messageId=message_id, emoji=emoji)
+        message = await reactions.react(self.ctx, self.user_id, ids["messageId"], ids["emoji"], react)
+        self.respond(message, "Reaction saved" if react else "Reaction removed")
+
+
+routes = [
+    (r"/api/chat/messages/(?P<messageId>[^/]+)", MessageHandler),
+    (r"/api/chat/messages/(?P<messageId>[^/]+)/edits", EditsHandler),
+    (r"/api/chat/messages/(?P<messageId>[^/]+)/reactions/(?P<emoji>[^/]+)", ReactionHandler),
+]

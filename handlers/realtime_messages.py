@@ -1,0 +1,31 @@
+"""The /chat events of a message's life after sending. Each validates its payload and calls
+the same service as its REST route, so the ack is the REST answer's `data`; the services
+publish the resulting events."""
+from __future__ import annotations
+
+from typing import Any
+
+from nexus_chat.schemas import lifecycle as s
+from nexus_chat.services import message_changes, reactions
+
+
+async def edit_message(namespace: Any, socket: Any, user_id: str, payload: Any) -> dict:
+    body = namespace._load(s.EditMessagePayload, payload)
+    return await message_changes.edit_message(namespace.ctx, user_id, body["messageId"], body["content"])
+
+
+async def delete_message(namespace: Any, socket: Any, user_id: str, payload: Any) -> dict:
+    body = namespace._load(s.DeleteMessagePayload, payload)
+    return await message_changes.delete_message(namespace.ctx, user_id, body["messageId"])
+
+
+async def react_to_message(namespace: Any, socket: Any, user_id: str, payload: Any) -> dict:
+    body = namespace._load(s.ReactPayload, payload)
+    return await reactions.react(namespace.ctx, user_id, body["messageId"], body["emoji"], body["react"])
+
+
+EVENTS = {
+    "editMessage": edit_message,
+    "deleteMessage": delete_message,
+    "reactToMessage": react_to_message,
+}

@@ -1,0 +1,80 @@
+"""Who may act on a stored message, and who hears about it.
+
+A message belongs to a 1-on-1 conversation (its two participants) or to a group (its current
+members). Anyone else, a kicked or departed member included, is told the message does not
+exist: 404, never a hint that it does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..context import AppContext
+from ..db import Executor, Row
+from ..errors import not_found
+from ..queries import message_changes as q
+
+MESSAGE_NOT_FOUND = "Message not found"
+OWNER, ADMIN = "owner", "admin"
+
+
+def is_participant(row: Row, user_id: str) -> bool:
+    if row["conversation_id"] is not None:
+        return user_id in (row["user_low_id"], row["user_high_id"])
+    return row["my_role"] is not None
+
+
+def _checked(row: Row | None, user_id: str) -> Row:
+    if row is None or not is_participant(row, user_id):
+        raise not_found(MESSAGE_NOT_FOUND)
+    return row
+
+
+async def message_for(db: Executor, message_id: str, user_id: str) -> Row:
+    """The message (with its chat and the user's group role) if the user takes part in its chat."""
+    return _checked(await q.message_for_actor(db, message_id, user_id), user_id)
+
+
+async def locked_message_for(db: Executor, message_id: str, user_id: str) -> Row:
+    """As ``message_for``, locked until the transaction ends."""
+    return _checked(await q.message_for_actor_locked(db, message_id, user_id), user_id)
+
+
+def is_group_moderator(row: Row) -> bool:
+    return row["group_id"] is not None and row["my_role"] in (OWNER, ADMIN)
+
+
+def chat_key(row: Row) -> tuple[str, str]:
+    """The key ``send_message`` orders a chat's changes by (events follow commit order)."""
+    if row["group_id"] is not None:
+        return ("group", row["group_id"])
+    return ("conversation", row["conversation_id"])
+
+
+def chat_ids(row: Row) -> dict[str, Any]:
+    """``conversationId``/``groupId`` of event payloads."""
+    return {"conversationId": row["conversation_id"], "groupId": row["group_id"]}
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Every connection of ``users`` and of the members of ``group``, except ``except_socket``.
+    (Stands in until the events port of nexus_chat/events.py lands; same meaning.)"""
+    users: tuple[str, ...] = ()
+    group: str | None = None
+    except_socket: str | None = None
+
+
+async def publish(ctx: AppContext, event: str, payload: dict[str, Any], to: Audience) -> None:
+    """After the COMMIT: tell ``to`` what happened (the socket layer delivers)."""
+    deliver = getattr(ctx.realtime, "publish", None)
+    if deliver is not None:
+        deliver(event, payload, to)
+
+
+def audience(row: Row) -> Audience:
+    """Everyone who received the message: every connection of both participants, or the
+    group's room (its current members)."""
+    if row["group_id"] is not None:
+        return Audience(group=row["group_id"])
+    return Audience(users=(row["user_low_id"], row["user_high_id"]))

@@ -1,0 +1,79 @@
+"""What a Message carries besides its row: its reactions and what it replies to.
+
+A page of history gets both in one query each (never one per message); a tombstone has no
+reactions.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..context import AppContext
+from ..db import Row
+from ..queries import chat as chat_q
+from ..queries import reactions as reactions_q
+from ..queries import replies as replies_q
+from ..shapes import user_public
+from . import chat as chat_service
+from .message_access import MESSAGE_NOT_FOUND
+from ..errors import not_found
+
+
+def reaction_shape(row: Row) -> dict[str, Any]:
+    return {"emoji": row["emoji"], "count": int(row["count"]),
+            "userIds": row["user_ids"].split(",") if row["user_ids"] else [],
+            "reactedByMe": bool(row["mine"])}
+
+
+def reply_shape(row: Row) -> dict[str, Any]:
+    sender = user_public(row, "sender_")
+    return {"id": row["id"], "senderId": sender["id"] if sender else None, "sender": sender,
+            "snippet": row["snippet"] or "", "deleted": bool(row["deleted"])}
+
+
+async def _reactions(ctx: AppContext, seqs: list[int], viewer_id: str | None) -> dict[int, list]:
+    found: dict[int, list] = {}
+    for row in await reactions_q.reactions_of(ctx.db, seqs, viewer_id):
+        found.setdefault(row["message_seq"], []).append(reaction_shape(row))
+    return found
+
+
+async def _replies(ctx: AppContext, ids: list[str]) -> dict[str, dict]:
+    return {row["id"]: reply_shape(row) for row in await replies_q.snippets(ctx.db, ids)}
+
+
+async def detailed(ctx: AppContext, rows: list[Row], viewer_id: str | None) -> list[dict[str, Any]]:
+    """Messages of ``rows`` (MESSAGE_COLUMNS), each with its reactions (``reactedByMe`` for
+    ``viewer_id``) and ``replyTo``."""
+    shaped = chat_service.shape_messages(rows)
+    seqs = [row["seq"] for row in rows if row["deleted_at"] is None]
+    reply_ids = list({row["reply_to_id"] for row in rows if row["reply_to_id"]})
+    lookups = [_reactions(ctx, seqs, viewer_id)]
+    if reply_ids:
+        lookups.append(_replies(ctx, reply_ids))
+    found = await asyncio.gather(*lookups)
+    reactions, replies = found[0], (found[1] if reply_ids else {})
+    for row, message in zip(rows, shaped):
+        message["reactions"] = reactions.get(row["seq"], [])
+        if row["reply_to_id"]:
+            message["replyTo"] = replies.get(row["reply_to_id"])
+    return shaped
+
+
+async def detailed_message(ctx: AppContext, message_id: str, viewer_id: str | None) -> dict[str, Any]:
+    row = await chat_q.message_by_id(ctx.db, message_id)
+    if row is None:
+        raise not_found(MESSAGE_NOT_FOUND)
+    return (await detailed(ctx, [row], viewer_id))[0]
+
+
+def for_everyone(message: dict[str, Any]) -> dict[str, Any]:
+    """The Message as an event carries it: the same for every recipient, so no
+    ``reactedByMe``-for-someone (always false)."""
+    reactions = [{**reaction, "reactedByMe": False} for reaction in message["reactions"]]
+    return {**message, "reactions": reactions}
+
+
+async def reply_to(ctx: AppContext, message_id: str) -> dict[str, Any] | None:
+    rows = await replies_q.snippets(ctx.db, [message_id])
+    return reply_shape(rows[0]) if rows else None
