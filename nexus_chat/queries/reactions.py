@@ -1,0 +1,44 @@
+"""Reactions SQL: one row per (message, emoji, user); a page's reactions in one query."""
+from __future__ import annotations
+
+import datetime as dt
+
+from ..db import Executor, Row
+
+SHOWN_USERS = 10   # userIds listed per emoji
+
+
+async def insert_reaction(db: Executor, message_seq: int, emoji: str, user_id: str,
+                          now: dt.datetime) -> int:
+    """1 when added, 0 when the user had already reacted so."""
+    return await db.execute(
+        "INSERT IGNORE INTO message_reactions (message_seq, emoji, user_id, created_at)"
+        " VALUES (%s, %s, %s, %s)", (message_seq, emoji, user_id, now))
+
+
+async def delete_reaction(db: Executor, message_seq: int, emoji: str, user_id: str) -> int:
+    return await db.execute(
+        "DELETE FROM message_reactions WHERE message_seq = %s AND emoji = %s AND user_id = %s",
+        (message_seq, emoji, user_id))
+
+
+async def emoji_counts(db: Executor, message_seq: int, emoji: str) -> Row:
+    """How many distinct emoji the message carries, and how many users reacted with ``emoji``."""
+    return await db.fetch_one(
+        "SELECT COUNT(DISTINCT emoji) AS distinct_emoji, COALESCE(SUM(emoji = %s), 0) AS emoji_count"
+        " FROM message_reactions WHERE message_seq = %s", (emoji, message_seq))
+
+
+async def reactions_of(db: Executor, message_seqs: list[int], viewer_id: str | None) -> list[Row]:
+    """Per message and emoji: the count, the first users (in reaction order) and whether the
+    viewer is one of them; emoji in the order they were first used."""
+    if not message_seqs:
+        return []
+    marks = ", ".join(["%s"] * len(message_seqs))
+    return await db.fetch_all(
+        "SELECT message_seq, emoji, COUNT(*) AS count,"
+        f" GROUP_CONCAT(user_id ORDER BY created_at, user_id SEPARATOR ',' LIMIT {SHOWN_USERS}) AS user_ids,"
+        " MAX(user_id = %s) AS mine, MIN(created_at) AS first_at"
+        f" FROM message_reactions WHERE message_seq IN ({marks})"
+        " GROUP BY message_seq, emoji ORDER BY message_seq, first_at, emoji",
+        (viewer_id or "", *message_seqs))

@@ -1,0 +1,48 @@
+"""Reactions: at most one per user, message and emoji; at most 20 different emoji on a message.
+REST (PUT/DELETE /api/chat/messages/:id/reactions/:emoji) and the `reactToMessage` event call
+``react``. Idempotent: repeating a reaction (or its removal) changes nothing and publishes
+nothing; concurrent identical reactions leave one row.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import AppContext
+from ..errors import bad_request, conflict
+from ..jsonutil import utcnow
+from ..queries import reactions as q
+from ..schemas.lifecycle import MAX_DISTINCT_REACTIONS
+from . import message_access as access
+from .chat_cache import cache_of
+from .message_changes import MESSAGE_DELETED
+from .message_details import detailed_message
+
+
+async def react(ctx: AppContext, user_id: str, message_id: str, emoji: str, react: bool) -> dict[str, Any]:
+    """Adds (``react``) or removes the user's ``emoji`` on the message; returns the Message.
+    A change publishes `messageReaction` {messageId, conversationId, groupId, emoji, userId,
+    react, count} to the message's audience: a delta, never the whole message."""
+    row = await access.message_for(ctx.db, message_id, user_id)
+    async with cache_of(ctx).locks.hold(access.chat_key(row)):
+        async with ctx.db.transaction() as tx:
+            # The message row lock serialises this message's reactions: the count of
+            # distinct emoji below cannot be passed by a concurrent reaction.
+            row = await access.locked_message_for(tx, message_id, user_id)
+            if row["deleted_at"] is not None:
+                raise conflict(MESSAGE_DELETED)
+            counts = await q.emoji_counts(tx, row["seq"], emoji)
+            count = int(counts["emoji_count"])
+            if react:
+                if count == 0 and int(counts["distinct_emoji"]) >= MAX_DISTINCT_REACTIONS:
+                    raise bad_request(f"A message carries at most {MAX_DISTINCT_REACTIONS} different reactions")
+                changed = await q.insert_reaction(tx, row["seq"], emoji, user_id, utcnow()) == 1
+                count += changed
+            else:
+                changed = await q.delete_reaction(tx, row["seq"], emoji, user_id) == 1
+                count -= changed
+        message = await detailed_message(ctx, message_id, user_id)
+        if changed:
+            payload = {"messageId": message_id, **access.chat_ids(row), "emoji": emoji,
+                       "userId": user_id, "react": react, "count": count}
+            await access.publish(ctx, "messageReaction", payload, access.audience(row))
+    return message
