@@ -1,12 +1,13 @@
-"""REST routes of a message's life after sending: edit, delete, edit history, reactions.
-The /chat events `editMessage`, `deleteMessage` and `reactToMessage` call the same services
-and answer the same shapes (handlers/realtime.py)."""
+"""REST routes of a message's life after sending: edit, delete, edit history, reactions,
+read pointers and receipts, and the inbox. The /chat events `editMessage`, `deleteMessage`,
+`reactToMessage` and `markConversationAsRead` call the same services and answer the same
+shapes (handlers/realtime_messages.py)."""
 from __future__ import annotations
 
 from nexus_chat.schemas import chat as chat_s
 from nexus_chat.schemas import lifecycle as s
 from nexus_chat.schemas.users import path_ids
-from nexus_chat.services import message_changes, reactions
+from nexus_chat.services import inbox, message_changes, reactions, read_state
 from nexus_chat.web import BaseHandler, Op
 
 TAG = "Chat"
@@ -63,8 +64,45 @@ class ReactionHandler(BaseHandler):
         self.respond(message, "Reaction saved" if react else "Reaction removed")
 
 
+class ReceiptsHandler(BaseHandler):
+    ops = {"GET": Op("Who of the conversation or group has read a message (from their read pointers)",
+                     errors=(400, 401, 404), response=s.ReceiptsSchema, tag=TAG)}
+
+    async def get(self, messageId: str) -> None:
+        ids = path_ids(s.MessagePath, messageId=messageId)
+        self.respond(await read_state.receipts(self.ctx, self.user_id, ids["messageId"]),
+                     "Read receipts retrieved successfully")
+
+
+class ReadHandler(BaseHandler):
+    ops = {"POST": Op("Mark a conversation or group read up to a message (default: the newest); "
+                      "your read pointer only moves forward", body=s.ReadPayload,
+                      errors=(400, 401, 403, 404), response=s.ReadStateSchema, tag=TAG)}
+
+    async def post(self) -> None:
+        body = self.body_args()
+        state = await read_state.mark_read(
+            self.ctx, self.user_id, conversation_id=body["conversationId"], group_id=body["groupId"],
+            message_id=body["messageId"], recipient_id=body["recipientId"])
+        self.respond(state, "Marked as read")
+
+
+class ConversationsHandler(BaseHandler):
+    ops = {"GET": Op("Your inbox: 1-on-1 conversations and groups, most recent activity first, "
+                     "with the last message and unread count; paged by `cursor`",
+                     query=s.InboxQuery, errors=(400, 401), response=s.InboxSchema, tag=TAG)}
+
+    async def get(self) -> None:
+        args = self.query_args()
+        page = await inbox.conversations(self.ctx, self.user_id, limit=args["limit"], cursor=args["cursor"])
+        self.respond(page, "Conversations retrieved successfully")
+
+
 routes = [
+    (r"/api/chat/conversations", ConversationsHandler),
+    (r"/api/chat/read", ReadHandler),
     (r"/api/chat/messages/(?P<messageId>[^/]+)", MessageHandler),
     (r"/api/chat/messages/(?P<messageId>[^/]+)/edits", EditsHandler),
+    (r"/api/chat/messages/(?P<messageId>[^/]+)/receipts", ReceiptsHandler),
     (r"/api/chat/messages/(?P<messageId>[^/]+)/reactions/(?P<emoji>[^/]+)", ReactionHandler),
 ]

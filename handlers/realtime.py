@@ -159,7 +159,6 @@ class ChatNamespace(Namespace):
         self.events = {
             "sendMessage": self.send_message,
             "getMessages": self.get_messages,
-            "markConversationAsRead": self.mark_read,
             "joinGroup": self.join_group,
             "leaveGroup": self.leave_group,
             "typing": self.typing,
@@ -271,7 +270,7 @@ class ChatNamespace(Namespace):
         body = self._load(s.SendMessagePayload, payload)
         sent = await chat.send_message(
             self.ctx, user_id, content=body["content"], recipient_id=body["recipientId"],
-            group_id=body["groupId"], client_message_id=body["clientMessageId"],
+            group_id=body["groupId"], client_message_id=body["clientMessageId"], reply_to_id=body["replyToId"],
             after_commit=lambda sent: self.hooks.deliver_message(socket, sent))
         return sent.message
 
@@ -280,15 +279,6 @@ class ChatNamespace(Namespace):
         return await chat.list_messages(self.ctx, user_id, recipient_id=args["recipientId"],
                                         group_id=args["groupId"], limit=args["limit"],
                                         offset=args["offset"], before=args["before"])
-
-    async def mark_read(self, socket: Socket, user_id: str, payload: Any) -> dict:
-        body = self._load(s.MarkReadPayload, payload)
-        result = await chat.mark_conversation_read(self.ctx, user_id, body["conversationId"],
-                                                   body["recipientId"])
-        if result.notify_user_id is not None:
-            self.server.emit(CHAT, "messageRead", {**result.receipt, "readBy": user_id},
-                             room=user_room(result.notify_user_id))
-        return result.receipt
 
     async def join_group(self, socket: Socket, user_id: str, payload: Any) -> dict:
         group_id = self._load(s.GroupRoomPayload, payload)["groupId"]

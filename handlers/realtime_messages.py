@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from nexus_chat.schemas import lifecycle as s
-from nexus_chat.services import message_changes, reactions
+from nexus_chat.services import message_changes, reactions, read_state
 
 
 async def edit_message(namespace: Any, socket: Any, user_id: str, payload: Any) -> dict:
@@ -24,7 +24,16 @@ async def react_to_message(namespace: Any, socket: Any, user_id: str, payload: A
     return await reactions.react(namespace.ctx, user_id, body["messageId"], body["emoji"], body["react"])
 
 
+async def mark_read(namespace: Any, socket: Any, user_id: str, payload: Any) -> dict:
+    """`{conversationId | groupId, messageId?}` (older clients: `{conversationId, recipientId?}`)."""
+    body = namespace._load(s.ReadPayload, payload)
+    return await read_state.mark_read(
+        namespace.ctx, user_id, conversation_id=body["conversationId"], group_id=body["groupId"],
+        message_id=body["messageId"], recipient_id=body["recipientId"], origin_socket=socket.sid)
+
+
 EVENTS = {
+    "markConversationAsRead": mark_read,
     "editMessage": edit_message,
     "deleteMessage": delete_message,
     "reactToMessage": react_to_message,

@@ -30,7 +30,8 @@ class ProfileHandler(BaseHandler):
         avatar = self.files.get("avatar")
         user = await users.update_profile(
             self.ctx, self.user_id, username=body.get("username"), full_name=body.get("fullName"),
-            bio=body.get("bio", ...), avatar=avatar.body if avatar else None)
+            bio=body.get("bio", ...), avatar=avatar.body if avatar else None,
+            send_read_receipts=body.get("sendReadReceipts"))
         self.respond(user, "Profile updated successfully")
 
 

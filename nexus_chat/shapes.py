@@ -20,6 +20,7 @@ def user_self(row: Row) -> dict[str, Any]:
         "isVerified": row["email_verified_at"] is not None,
         "status": row["status"],
         "lastSeenAt": iso(row["last_seen_at"]),
+        "sendReadReceipts": bool(row["send_read_receipts"]),
         "createdAt": iso(row["created_at"]),
         "updatedAt": iso(row["updated_at"]),
     }

@@ -6,7 +6,8 @@ import pytest
 from .support import assert_error, link_in, new_identity, register, token_of
 
 USER_KEYS = {"id", "username", "fullName", "email", "avatarUrl", "bio", "emailVerifiedAt", "isVerified",
-             "status", "lastSeenAt", "createdAt", "updatedAt"}
+             "status", "lastSeenAt", "createdAt", "updatedAt",
+             "sendReadReceipts"}   # added by the message lifecycle (issue 12)
 
 
 # ---- register ---------------------------------------------------------------------------

@@ -48,9 +48,12 @@ async def test_one_on_one_chat(api, user_factory, chat, transports):
 
     receipt = await cb.call("markConversationAsRead", {"conversationId": sent["conversationId"],
                                                        "recipientId": a.id})
-    assert receipt == {"conversationId": sent["conversationId"], "lastReadMessageId": sent["id"]}
+    # the older fields keep their meaning; groupId and readAt came with read pointers (issue 12)
+    assert receipt == {"conversationId": sent["conversationId"], "lastReadMessageId": sent["id"],
+                       "groupId": None, "readAt": receipt["readAt"]} and receipt["readAt"]
     assert await ca.expect("messageRead") == [{"conversationId": sent["conversationId"], "readBy": b.id,
-                                               "lastReadMessageId": sent["id"]}]
+                                               "lastReadMessageId": sent["id"], "groupId": None,
+                                               "readAt": receipt["readAt"]}]
     # nothing new to read: acked again, but no receipt is sent
     assert await cb.call("markConversationAsRead", {"conversationId": sent["conversationId"]}) == receipt
     await quiet(ca, cb)

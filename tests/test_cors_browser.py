@@ -19,6 +19,8 @@ from nexus_chat.app import api_routes
 from nexus_chat.embedded_db import free_port
 from nexus_chat.openapi import route_template
 
+from .chat_support import ChatClient
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PAGE_PORT = free_port()
 PAGE_ORIGIN = f"http://localhost:{PAGE_PORT}"
@@ -107,6 +109,14 @@ async function main() {
 
   await call('GET', '/api/chat/messages', '/api/chat/messages?recipientId=' + B);
   await call('GET', '/api/chat/recent-messages', '/api/chat/recent-messages');
+  const theirs = CFG.friendMessage, mine = CFG.myMessage, thumbs = encodeURIComponent('\u{1F44D}');
+  await call('PUT', '/api/chat/messages/{messageId}/reactions/{emoji}',
+             '/api/chat/messages/' + theirs + '/reactions/' + thumbs);
+  await call('DELETE', '/api/chat/messages/{messageId}/reactions/{emoji}',
+             '/api/chat/messages/' + theirs + '/reactions/' + thumbs);
+  await call('PATCH', '/api/chat/messages/{messageId}', '/api/chat/messages/' + mine, {json: {content: 'edited'}});
+  await call('GET', '/api/chat/messages/{messageId}/edits', '/api/chat/messages/' + mine + '/edits');
+  await call('DELETE', '/api/chat/messages/{messageId}', '/api/chat/messages/' + mine);
 
   const storyForm = new FormData();
   storyForm.append('caption', 'hello from another origin');
@@ -191,7 +201,15 @@ async def test_a_browser_on_another_origin_can_call_every_authenticated_route(ru
                              json={"groupId": group.data["id"], "memberIds": [me.id]})
     assert invited.status == 201, invited.body
 
-    config = {"api": runtime.base_url, "token": me.access, "email": me.email, "password": me.password,
+    # A message each way (sending is Socket.IO only), for the message routes.
+    messages = {}
+    for sender, recipient, key in ((friend, me, "friendMessage"), (me, friend, "myMessage")):
+        client = ChatClient(runtime.base_url, sender, ["websocket"])
+        await client.connect()
+        messages[key] = (await client.send("for the browser", recipientId=recipient.id))["id"]
+        await client.close()
+
+    config = {**messages, "api": runtime.base_url, "token": me.access, "email": me.email, "password": me.password,
               "friend": friend.id, "friendName": friend.username, "third": third.id,
               "friendStory": story.data["id"], "friendGroup": group.data["id"],
               "png": base64.b64encode(png()).decode()}

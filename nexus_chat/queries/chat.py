@@ -64,7 +64,7 @@ async def recent_conversations(db: Executor, user_id: str) -> list[Row]:
         + public_columns("cu", "creator_") + ", " + public_columns("ru", "recipient_") + ","
         " (SELECT MAX(lm.seq) FROM messages lm WHERE lm.conversation_id = c.id) AS last_seq,"
         " (SELECT COUNT(*) FROM messages um WHERE um.conversation_id = c.id AND um.is_read = 0"
-        "   AND um.sender_id <> %(me)s) AS unread_count"
+        "   AND um.sender_id <> %(me)s AND um.deleted_at IS NULL) AS unread_count"
         " FROM conversations c"
         " JOIN users cu ON cu.id = c.creator_id"
         " JOIN users ru ON ru.id = c.recipient_id"
@@ -136,13 +136,6 @@ async def messages_by_seq(db: Executor, seqs: list[int]) -> list[Row]:
 
 
 # ---- read receipts -------------------------------------------------------------------------
-async def last_message_from(db: Executor, conversation_id: str, sender_id: str) -> Row | None:
-    """The newest message of ``sender_id`` in the conversation: seq, id."""
-    return await db.fetch_one(
-        "SELECT seq, id FROM messages WHERE conversation_id = %s AND sender_id = %s"
-        " ORDER BY seq DESC LIMIT 1", (conversation_id, sender_id))
-
-
 async def mark_read_up_to(db: Executor, conversation_id: str, sender_id: str, max_seq: int,
                           now: dt.datetime) -> int:
     """Marks the sender's unread messages up to ``max_seq`` read; how many changed."""

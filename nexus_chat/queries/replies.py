@@ -7,20 +7,15 @@ from ..shapes import public_columns
 SNIPPET_CHARS = 100
 
 
-async def reply_target(db: Executor, message_id: str) -> Row | None:
-    """Where a message a reply points to lives."""
-    return await db.fetch_one(
-        "SELECT id, conversation_id, group_id, deleted_at FROM messages WHERE id = %s", (message_id,))
-
-
 async def snippets(db: Executor, message_ids: list[str]) -> list[Row]:
-    """id, deleted, the first characters of the current content and the sender (UserPublic
-    columns prefixed ``sender_``)."""
+    """id, its conversation_id or group_id, deleted, the first characters of the current
+    content and the sender (UserPublic columns prefixed ``sender_``)."""
     if not message_ids:
         return []
     marks = ", ".join(["%s"] * len(message_ids))
     return await db.fetch_all(
-        f"SELECT r.id, r.deleted_at IS NOT NULL AS deleted, LEFT(r.content, {SNIPPET_CHARS}) AS snippet, "
+        "SELECT r.id, r.conversation_id, r.group_id, r.deleted_at IS NOT NULL AS deleted,"
+        f" LEFT(r.content, {SNIPPET_CHARS}) AS snippet, "
         + public_columns("u", "sender_")
         + f" FROM messages r LEFT JOIN users u ON u.id = r.sender_id WHERE r.id IN ({marks})",
         tuple(message_ids))

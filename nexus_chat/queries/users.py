@@ -5,7 +5,7 @@ import datetime as dt
 from ..db import Executor, Row
 
 USER_COLUMNS = ("id, username, full_name, email, avatar_url, bio, email_verified_at, status, "
-                "last_seen_at, created_at, updated_at")
+                "last_seen_at, created_at, updated_at, send_read_receipts")
 
 
 async def insert_user(db: Executor, *, user_id: str, username: str, full_name: str, email: str,
@@ -67,7 +67,7 @@ async def set_presence(db: Executor, user_id: str, status: str, now: dt.datetime
 
 # ---- search and profile (docs/api.md#users) ------------------------------------------------------
 PROFILE_COLUMNS = {"username": "username", "full_name": "full_name", "bio": "bio",
-                   "avatar_url": "avatar_url"}
+                   "avatar_url": "avatar_url", "send_read_receipts": "send_read_receipts"}
 
 
 def like_pattern(text: str) -> str:

@@ -48,12 +48,6 @@ class SendMessagePayload(_OneTarget):
                            metadata={"description": "A message of the same conversation or group"})
 
 
-class MarkReadPayload(Schema):
-    """The `markConversationAsRead` event."""
-    conversationId = UuidString(required=True)
-    recipientId = UuidString(load_default=None, allow_none=True)
-
-
 class GroupRoomPayload(Schema):
     """The `joinGroup` and `leaveGroup` events."""
     groupId = UuidString(required=True)
@@ -108,8 +102,3 @@ class ConversationSchema(Schema):
     unreadCount = fields.Integer()
     createdAt = fields.DateTime()
     updatedAt = fields.DateTime()
-
-
-class ReadReceiptSchema(Schema):
-    conversationId = fields.UUID()
-    lastReadMessageId = fields.UUID(allow_none=True)

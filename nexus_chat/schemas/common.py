@@ -48,6 +48,7 @@ class UserSchema(Schema):
     isVerified = fields.Boolean()
     status = fields.String(validate=validate.OneOf(["online", "offline", "away", "busy"]))
     lastSeenAt = fields.DateTime(allow_none=True)
+    sendReadReceipts = fields.Boolean(metadata={"description": "false: left out of others' read receipts"})
     createdAt = fields.DateTime()
     updatedAt = fields.DateTime()
 

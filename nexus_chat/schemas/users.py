@@ -20,6 +20,7 @@ class ProfileBody(Schema):
     username = username_field()
     fullName = Trimmed(validate=validate.Length(1, 100))
     bio = fields.String(allow_none=True, validate=validate.Length(max=500))
+    sendReadReceipts = fields.Boolean(metadata={"description": "false: others' read receipts leave you out"})
 
     @pre_load
     def _empty_bio_is_null(self, data: Any, **kwargs: Any) -> Any:

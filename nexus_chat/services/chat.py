@@ -143,7 +143,8 @@ class Sent:
 
 async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipient_id: str | None = None,
                        group_id: str | None = None, client_message_id: str | None = None,
-                       after_commit: Callable[[Sent], None] | None = None) -> Sent:
+                       after_commit: Callable[[Sent], None] | None = None,
+                       reply_to_id: str | None = None) -> Sent:
     """Stores a message (one INSERT, autocommitted) and calls ``after_commit`` once it is
     committed. Messages of one conversation or group are stored and handed to
     ``after_commit`` one at a time, so deliveries follow commit order. A reused
@@ -160,6 +161,10 @@ async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipie
         conversation_id = None
         order_key = ("group", group_id)
     sender = await _sender(ctx, sender_id)
+    reply_to = None
+    if reply_to_id is not None:
+        reply_to = await message_details.reply_to(ctx, reply_to_id, conversation_id=conversation_id,
+                                                  group_id=group_id)
     cache = cache_of(ctx)
     async with cache.locks.hold(order_key):
         now = utcnow()
@@ -169,18 +174,19 @@ async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipie
         try:
             await q.insert_message(ctx.db, message_id=row["id"], conversation_id=conversation_id,
                                    group_id=group_id, sender_id=sender_id, content=content,
-                                   client_message_id=client_message_id, now=now)
+                                   client_message_id=client_message_id, now=now, reply_to_id=reply_to_id)
         except pymysql.err.IntegrityError as exc:
             if client_message_id is not None and is_duplicate_key(exc):
                 stored = await q.message_by_client_id(ctx.db, sender_id, client_message_id)
                 if stored is not None:
                     if (stored["conversation_id"], stored["group_id"]) != (conversation_id, group_id):
                         raise conflict(CLIENT_ID_REUSED) from None
-                    return Sent(message_shape(stored), False, recipient_id, group_id)
+                    [message] = await message_details.detailed(ctx, [stored], sender_id)
+                    return Sent(message, False, recipient_id, group_id)
             if _missing_parent(exc):
                 raise _vanished(ctx, sender_id, recipient_id, group_id) from None
             raise
-        sent = Sent(message_shape(row, sender), True, recipient_id, group_id)
+        sent = Sent({**message_shape(row, sender), "replyTo": reply_to}, True, recipient_id, group_id)
         MESSAGES_SENT.labels(kind="group" if group_id else "direct").inc()
         if after_commit is not None:
             after_commit(sent)
@@ -242,38 +248,6 @@ async def recent_conversations(ctx: AppContext, user_id: str) -> list[dict[str, 
         "createdAt": iso(row["created_at"]),
         "updatedAt": iso(row["updated_at"]),
     } for row in rows]
-
-
-# ---- read receipts -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ReadResult:
-    receipt: dict[str, Any]        # {conversationId, lastReadMessageId}
-    notify_user_id: str | None     # the other participant, when something was newly read
-
-
-async def mark_conversation_read(ctx: AppContext, user_id: str, conversation_id: str,
-                                 recipient_id: str | None = None) -> ReadResult:
-    """Marks the other participant's messages up to their latest one as read."""
-    cache = cache_of(ctx)
-    pair = cache.participants(conversation_id)
-    if pair is None:
-        generation = cache.generation
-        row = await q.conversation_participants(ctx.db, conversation_id)
-        if row is None:
-            raise not_found("Conversation not found")
-        pair = (row["user_low_id"], row["user_high_id"])
-        cache.remember_conversation(conversation_id, *pair, generation)
-    if user_id not in pair:
-        raise forbidden("You are not a participant of this conversation")
-    other = pair[1] if pair[0] == user_id else pair[0]
-    if recipient_id is not None and recipient_id != other:
-        raise bad_request("recipientId is not the other participant of this conversation")
-    last = await q.last_message_from(ctx.db, conversation_id, other)
-    receipt = {"conversationId": conversation_id, "lastReadMessageId": last["id"] if last else None}
-    changed = 0
-    if last is not None:
-        changed = await q.mark_read_up_to(ctx.db, conversation_id, other, last["seq"], utcnow())
-    return ReadResult(receipt, other if changed else None)
 
 
 # ---- typing --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from ..queries import replies as replies_q
 from ..shapes import user_public
 from . import chat as chat_service
 from .message_access import MESSAGE_NOT_FOUND
-from ..errors import not_found
+from ..errors import not_found, validation_failed
 
 
 def reaction_shape(row: Row) -> dict[str, Any]:
@@ -74,6 +74,11 @@ def for_everyone(message: dict[str, Any]) -> dict[str, Any]:
     return {**message, "reactions": reactions}
 
 
-async def reply_to(ctx: AppContext, message_id: str) -> dict[str, Any] | None:
+async def reply_to(ctx: AppContext, message_id: str, *, conversation_id: str | None,
+                   group_id: str | None) -> dict[str, Any]:
+    """``replyTo`` of a new message; 400 unless ``message_id`` is a message of the same
+    conversation or group (a deleted one too: the reply shows it as deleted)."""
     rows = await replies_q.snippets(ctx.db, [message_id])
-    return reply_shape(rows[0]) if rows else None
+    if not rows or (rows[0]["conversation_id"], rows[0]["group_id"]) != (conversation_id, group_id):
+        raise validation_failed(["replyToId: Not a message of this conversation or group."])
+    return reply_shape(rows[0])

@@ -22,8 +22,8 @@ async def search(ctx: AppContext, viewer_id: str, text: str) -> list[dict[str, A
 
 
 async def update_profile(ctx: AppContext, user_id: str, *, username: str | None = None,
-                         full_name: str | None = None, bio: Any = ..., avatar: bytes | None = None
-                         ) -> dict[str, Any]:
+                         full_name: str | None = None, bio: Any = ..., avatar: bytes | None = None,
+                         send_read_receipts: bool | None = None) -> dict[str, Any]:
     """``bio``: ``...`` leaves it, None clears it. ``avatar``: the uploaded bytes, if any."""
     current = await users.user_by_id(ctx.db, user_id)
     if current is None:
@@ -37,6 +37,8 @@ async def update_profile(ctx: AppContext, user_id: str, *, username: str | None 
         changes["full_name"] = full_name
     if bio is not ...:
         changes["bio"] = bio or None
+    if send_read_receipts is not None:
+        changes["send_read_receipts"] = send_read_receipts
     new_avatar = None
     if avatar is not None:
         new_avatar = await uploads.save_image(ctx.public_dir, uploads.AVATARS, "avatar", avatar,
