@@ -116,6 +116,13 @@ async function main() {
              '/api/chat/messages/' + theirs + '/reactions/' + thumbs);
   await call('PATCH', '/api/chat/messages/{messageId}', '/api/chat/messages/' + mine, {json: {content: 'edited'}});
   await call('GET', '/api/chat/messages/{messageId}/edits', '/api/chat/messages/' + mine + '/edits');
+  await call('POST', '/api/chat/read', '/api/chat/read', {json: {conversationId: CFG.conversation}});
+  await call('GET', '/api/chat/messages/{messageId}/receipts', '/api/chat/messages/' + mine + '/receipts');
+  await call('GET', '/api/chat/conversations', '/api/chat/conversations?limit=5');
+  await call('GET', '/api/chat/search', '/api/chat/search?q=browser');
+  const upload = new FormData();
+  upload.append('file', pngBlob(), 'photo.png');
+  await call('POST', '/api/chat/attachments', '/api/chat/attachments', {form: upload});
   await call('DELETE', '/api/chat/messages/{messageId}', '/api/chat/messages/' + mine);
 
   const storyForm = new FormData();
@@ -206,7 +213,8 @@ async def test_a_browser_on_another_origin_can_call_every_authenticated_route(ru
     for sender, recipient, key in ((friend, me, "friendMessage"), (me, friend, "myMessage")):
         client = ChatClient(runtime.base_url, sender, ["websocket"])
         await client.connect()
-        messages[key] = (await client.send("for the browser", recipientId=recipient.id))["id"]
+        sent = await client.send("for the browser", recipientId=recipient.id)
+        messages[key], messages["conversation"] = sent["id"], sent["conversationId"]
         await client.close()
 
     config = {**messages, "api": runtime.base_url, "token": me.access, "email": me.email, "password": me.password,

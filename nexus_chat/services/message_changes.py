@@ -14,6 +14,7 @@ from ..context import AppContext
 from ..errors import conflict, forbidden
 from ..jsonutil import iso, utcnow
 from ..queries import message_changes as q
+from . import attachments
 from . import message_access as access
 from .chat_cache import cache_of
 from .message_details import detailed_message, for_everyone
@@ -50,20 +51,22 @@ async def edit_message(ctx: AppContext, user_id: str, message_id: str, content: 
 async def delete_message(ctx: AppContext, user_id: str, message_id: str) -> dict[str, Any]:
     """The sender deletes their own message; a group's owner or admins any of the group.
     The message stays as a tombstone (empty content, ``deletedAt``, ``deletedBy``); its
-    reactions and earlier versions go. Deleting a tombstone again changes nothing."""
+    reactions, earlier versions and attachments go. Deleting a tombstone again changes nothing."""
     row = await access.message_for(ctx.db, message_id, user_id)
     async with cache_of(ctx).locks.hold(access.chat_key(row)):
         async with ctx.db.transaction() as tx:
             row = await access.locked_message_for(tx, message_id, user_id)
             if row["sender_id"] != user_id and not access.is_group_moderator(row):
                 raise forbidden("You can only delete your own messages")
-            deleted = False
+            deleted, files = False, []
             if row["deleted_at"] is None:
                 now = utcnow()
                 await q.tombstone(tx, row["seq"], user_id, now)
                 await q.delete_reactions_of(tx, row["seq"])
                 await q.delete_edits_of(tx, row["seq"])
+                files = await attachments.delete_for_message(tx, message_id)
                 deleted = True
+        await attachments.remove_files(ctx, files)
         message = await detailed_message(ctx, message_id, user_id)
         if deleted:
             payload = {"messageId": message_id, **access.chat_ids(row), "deletedAt": message["deletedAt"],
