@@ -145,7 +145,10 @@ async def test_recent_conversations_order_last_message_and_unread_count(api, use
     assert len(recent_b) == 1 and recent_b[0]["id"] == ab["id"] and recent_b[0]["unreadCount"] == 2
 
     receipt = await cb.call("markConversationAsRead", {"conversationId": ab["id"]})
-    assert receipt == {"conversationId": ab["id"], "lastReadMessageId": (await history(api, b, recipientId=a.id))[1]["id"]}
+    last_from_a = (await history(api, b, recipientId=a.id))[1]["id"]
+    # groupId and readAt came with read pointers (issue 12)
+    assert receipt == {"conversationId": ab["id"], "lastReadMessageId": last_from_a,
+                       "groupId": None, "readAt": receipt["readAt"]}
     recent_b = (await api.get("/api/chat/recent-messages", token=b.access)).data
     assert recent_b[0]["unreadCount"] == 0
     # new activity moves a conversation to the top
