@@ -15,6 +15,7 @@ import os
 import uuid
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,17 @@ from .queries import outbox
 
 log = logging.getLogger("nexus_chat.mail")
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_PACKAGE = "nexus_chat.templates"   # templates/, shipped as package data
 MAX_BACKOFF_S = 600  # retry a dead mail server at least every 10 minutes
 
-_html = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True)
-_text = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=False,
+
+def _template_source(name: str) -> str | None:
+    resource = files(TEMPLATES_PACKAGE).joinpath(name)
+    return resource.read_text(encoding="utf-8") if resource.is_file() else None
+
+
+_html = jinja2.Environment(loader=jinja2.FunctionLoader(_template_source), autoescape=True)
+_text = jinja2.Environment(loader=jinja2.FunctionLoader(_template_source), autoescape=False,
                            keep_trailing_newline=True)
 
 

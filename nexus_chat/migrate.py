@@ -1,22 +1,28 @@
-"""Schema migrations: numbered files in sql/, applied in order, recorded in schema_migrations."""
+"""Schema migrations: numbered files in sql/, applied in order, recorded in schema_migrations.
+
+sql/ ships as the package data of ``nexus_chat.sql``, so an installed wheel finds its
+migrations without a checkout.
+"""
 from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 import aiomysql
 
 log = logging.getLogger("nexus_chat.migrate")
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+MIGRATIONS_PACKAGE = "nexus_chat.sql"
 _NAME = re.compile(r"^(\d{3,})_[\w-]+\.sql$")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
-def migration_files(sql_dir: Path = SQL_DIR) -> list[Path]:
-    files = [p for p in sql_dir.iterdir() if _NAME.match(p.name)]
-    return sorted(files, key=lambda p: int(_NAME.match(p.name).group(1)))
+def migration_files(sql_dir: Traversable | None = None) -> list[Traversable]:
+    directory = files(MIGRATIONS_PACKAGE) if sql_dir is None else sql_dir
+    found = [p for p in directory.iterdir() if _NAME.match(p.name)]
+    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
 
 
 def split_statements(text: str) -> list[str]:
@@ -55,7 +61,7 @@ async def drop_database(conn: aiomysql.Connection, name: str) -> None:
 
 
 async def apply_migrations(*, host: str, port: int, user: str, password: str, database: str,
-                           sql_dir: Path = SQL_DIR) -> list[str]:
+                           sql_dir: Traversable | None = None) -> list[str]:
     """Create the database if needed and apply pending files. Returns the names applied.
 
     Safe to run twice and from two processes: a named lock serialises runners.

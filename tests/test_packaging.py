@@ -22,9 +22,23 @@ def package_dirs() -> dict[str, str]:
             (line.split("=") for line in options()["package_dir"].splitlines() if "=" in line)}
 
 
-def test_handlers_ship_inside_the_nexus_chat_namespace():
-    assert package_dirs() == {"nexus_chat.handlers": "handlers"}
-    assert "handlers" not in listed(options()["packages"])
+def test_handlers_sql_and_templates_ship_inside_the_nexus_chat_namespace():
+    assert package_dirs() == {"nexus_chat.handlers": "handlers", "nexus_chat.sql": "sql",
+                              "nexus_chat.templates": "templates"}
+    assert not {"handlers", "sql", "templates"} & set(listed(options()["packages"]))
+
+
+def test_migrations_and_templates_are_read_as_package_data():
+    from nexus_chat import mail
+    from nexus_chat.migrate import migration_files
+
+    on_disk = sorted(p.name for p in (ROOT / "sql").glob("[0-9]*.sql"))
+    assert [p.name for p in migration_files()] == on_disk and on_disk
+    text, html = mail.render("verify_email", subject="Verify", full_name="Ann <b>", link="https://x.test/v",
+                             valid_for="24 hours")
+    assert "Hi Ann <b>," in text and "https://x.test/v" in text
+    assert "Ann &lt;b&gt;" in html and "https://x.test/v" in html
+    assert html.startswith("<!doctype html>") and "<title>Verify</title>" in html   # _layout.html
 
 
 def test_every_package_directory_is_listed_in_setup_cfg():
