@@ -119,8 +119,34 @@ async def test_official_js_client_chats_with_a_python_client(runtime, user_facto
 
         # read receipt back to Python
         receipt = await js.emit_with_ack("markConversationAsRead", {"conversationId": ack["conversationId"]})
-        assert receipt == {"conversationId": ack["conversationId"], "lastReadMessageId": reply["id"]}
+        assert receipt["conversationId"] == ack["conversationId"] and receipt["lastReadMessageId"] == reply["id"]
         assert await peer.expect("messageRead") == [{**receipt, "readBy": js_user.id}]
+
+        # the message lifecycle: both sides see each change once, acks are the REST shapes
+        async def js_event(name: str, since: int) -> dict:
+            def found():
+                return [i for i in js.seen[since:] if i["type"] == "event" and i["event"] == name]
+            if not found():
+                await js.until(lambda i: i["type"] == "event" and i["event"] == name)
+            [event] = found()
+            return event["args"][0]
+
+        mark = len(js.seen)
+        edited = await js.emit_with_ack("editMessage", {"messageId": ack["id"], "content": "hello again"})
+        assert edited["content"] == "hello again" and edited["editedAt"]
+        assert await peer.expect("messageUpdated") == [edited]
+        assert await js_event("messageUpdated", mark) == edited
+        mark = len(js.seen)
+        reacted = await peer.call("reactToMessage", {"messageId": ack["id"], "emoji": "\U0001F44D", "react": True})
+        assert reacted["reactions"][0]["userIds"] == [py_user.id]
+        assert (await js_event("messageReaction", mark))["count"] == 1
+        await peer.expect("messageReaction")
+        mark = len(js.seen)
+        tombstone = await js.emit_with_ack("deleteMessage", {"messageId": ack["id"]})
+        assert tombstone["content"] == "" and tombstone["reactions"] == []
+        [deleted] = await peer.expect("messageDeleted")
+        assert deleted["messageId"] == ack["id"] and deleted["deletedBy"] == js_user.id
+        assert await js_event("messageDeleted", mark) == deleted
 
         # an error answers the ack with the envelope (emitWithAck never hangs) plus `exception`
         error = await js.emit_with_ack("sendMessage", {"recipientId": js_user.id, "content": "me"})
