@@ -1,21 +1,21 @@
-"""The Socket.IO side of Nexus Chat (docs/realtime.md): the `/chat` namespace, the main
-namespace `/` (connectable without a token, no events), the realtime hooks the domain
-services call, and ``attach_realtime`` that plugs all of it into a Runtime.
+"""The Socket.IO side of Nexus Chat (docs/realtime.md): the `/chat` namespace and the main
+namespace `/` (connectable without a token, no events), built by ``socket_layer``.
 
-Event handlers validate their payload with the same schemas as the REST routes and call the
-same services (nexus_chat/services/chat.py); only delivery to sockets lives here.
+Event handlers validate their payload with the same schemas as the REST routes, call the
+same services (nexus_chat/services/chat.py) and ack. What the services publish reaches the
+sockets through handlers/socket_delivery.py.
 """
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from marshmallow import Schema, ValidationError
 
-from nexus_chat.handlers import realtime_messages
-from nexus_chat.context import AppContext, RealtimeHooks
+from nexus_chat.context import AppContext
 from nexus_chat.errors import ApiError, db_transient_error, db_unreachable, validation_failed
 from nexus_chat.jsonutil import dumps
 from nexus_chat.realtime.engine import ERROR_MESSAGES, FORBIDDEN
@@ -23,27 +23,15 @@ from nexus_chat.realtime.rooms import InMemoryAdapter
 from nexus_chat.realtime.server import ConnectRefused, Namespace, Socket, SocketServer
 from nexus_chat.schemas import chat as s
 from nexus_chat.services import chat
-from nexus_chat.services.chat_cache import ChatCache
 from nexus_chat.services.presence import Presence
 from nexus_chat.web import error_envelope, format_errors
 
+from . import realtime_messages
+from .socket_delivery import CHAT, SocketDelivery, group_room, session_room, user_room
+
 log = logging.getLogger("nexus_chat.realtime.chat")
 
-CHAT = "/chat"
 UNAUTHORIZED = "Unauthorized"
-
-
-def user_room(user_id: str) -> str:
-    return f"user:{user_id}"
-
-
-def group_room(group_id: str) -> str:
-    return f"group:{group_id}"
-
-
-def session_room(session_id: str) -> str:
-    """The sockets opened with access tokens of one login session (revocation)."""
-    return f"session:{session_id}"
 
 
 def _bearer(value: Any) -> str | None:
@@ -65,85 +53,6 @@ def handshake_token(socket: Socket, auth: Any) -> str | None:
     return _bearer(socket.handshake.query.get("token"))
 
 
-class SocketHooks(RealtimeHooks):
-    """What the domain services tell the real-time layer; acts on connected sockets at once
-    and keeps the chat caches in step."""
-
-    def __init__(self, ctx: AppContext, server: SocketServer) -> None:
-        self.ctx = ctx
-        self.server = server
-        self.cache = ChatCache()
-        self.presence = Presence(ctx, self._publish_presence)
-        ctx.revoked_sessions.listeners.append(self.disconnect_sessions)
-        self.busy = 0          # connects and events running (shutdown waits for them)
-        self.closing = False
-
-    def sockets_of(self, user_id: str) -> list[Socket]:
-        return self.server.sockets_in_room(CHAT, user_room(user_id))
-
-    # ---- RealtimeHooks ------------------------------------------------------------------
-    def join_group(self, group_id: str, user_ids: list[str]) -> None:
-        self.cache.members_changed(group_id, list(user_ids), True)
-        for user_id in user_ids:
-            for socket in self.sockets_of(user_id):
-                socket.join(group_room(group_id))
-
-    def leave_group(self, group_id: str, user_ids: list[str]) -> None:
-        self.cache.members_changed(group_id, list(user_ids), False)
-        for user_id in user_ids:
-            for socket in self.sockets_of(user_id):
-                socket.leave(group_room(group_id))
-
-    def group_deleted(self, group_id: str) -> None:
-        self.cache.group_gone(group_id)
-        for socket in self.server.sockets_in_room(CHAT, group_room(group_id)):
-            socket.leave(group_room(group_id))
-
-    def disconnect_user(self, user_id: str) -> None:
-        self.cache.user_gone(user_id)
-        for socket in self.sockets_of(user_id):
-            socket.disconnect()
-
-    def disconnect_sessions(self, session_ids: list[str]) -> None:
-        """Revoked sessions: their sockets go at once (the handshake refuses them again)."""
-        for session_id in session_ids:
-            for socket in self.server.sockets_in_room(CHAT, session_room(session_id)):
-                socket.disconnect()
-
-    # ---- delivery -----------------------------------------------------------------------
-    def publish(self, event: str, payload: dict, audience: Any) -> None:
-        """An event a service published (services/message_access.Audience), encoded once."""
-        rooms = [user_room(user_id) for user_id in audience.users]
-        if audience.group is not None:
-            rooms.append(group_room(audience.group))
-        self.server.emit(CHAT, event, payload, room=rooms, skip_sid=audience.except_socket)
-
-    def _publish_presence(self, user_id: str, audience: list[str], payload: dict) -> None:
-        rooms = [user_room(uid) for uid in audience]
-        rooms.append(user_room(user_id))
-        self.server.emit(CHAT, "userStatusChanged", payload, room=rooms)
-
-    def deliver_message(self, origin: Socket, sent: chat.Sent) -> None:
-        """Group: every socket in the room. 1-on-1: the recipient's sockets and the
-        sender's other sockets. Encoded once either way."""
-        if sent.group_id is not None:
-            self.server.emit(CHAT, "message", sent.message, room=group_room(sent.group_id))
-        else:
-            self.server.emit(CHAT, "message", sent.message,
-                             room=[user_room(sent.recipient_id), user_room(sent.message["senderId"])],
-                             skip_sid=origin.sid)
-
-    async def close(self, grace_s: float = 5.0) -> None:
-        """Shutdown: close every connection, let running handlers finish, store presence."""
-        self.closing = True
-        self.server.close_all()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace_s
-        while self.busy and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        await self.presence.close()
-
-
 class MainNamespace(Namespace):
     """`/`: accepts any connection (no token needed) and carries no events."""
 
@@ -152,10 +61,14 @@ class MainNamespace(Namespace):
 
 
 class ChatNamespace(Namespace):
-    def __init__(self, hooks: SocketHooks) -> None:
-        self.hooks = hooks
-        self.ctx = hooks.ctx
-        self.server = hooks.server
+    """`/chat`: a valid access token to connect; each event is validated, handed to a
+    service and acked."""
+
+    def __init__(self, ctx: AppContext, presence: Presence) -> None:
+        self.ctx = ctx
+        self.presence = presence
+        self.busy = 0          # connects and events running (shutdown waits for them)
+        self.closing = False
         self.events = {
             "sendMessage": self.send_message,
             "getMessages": self.get_messages,
@@ -168,13 +81,13 @@ class ChatNamespace(Namespace):
 
     # ---- connection ---------------------------------------------------------------------
     async def on_connect(self, socket: Socket, auth: dict | None) -> None:
-        if self.hooks.closing:
+        if self.closing:
             raise ConnectRefused("Server shutting down")
-        self.hooks.busy += 1
+        self.busy += 1
         try:
             await self._connect(socket, auth)
         finally:
-            self.hooks.busy -= 1
+            self.busy -= 1
 
     async def _connect(self, socket: Socket, auth: dict | None) -> None:
         try:
@@ -190,15 +103,10 @@ class ChatNamespace(Namespace):
         socket.join(session_room(claims.sid))
         socket.data["counted"] = True
         try:
-            await self.hooks.presence.connected(user_id)
-            # Membership may change while we read it: read again until it did not, then join
-            # with no await in between (from then on the hooks reach this socket directly).
-            cache = self.hooks.cache
-            while True:
-                generation = cache.generation
-                group_ids = await chat.group_ids(self.ctx, user_id)
-                if generation == cache.generation:
-                    break
+            await self.presence.connected(user_id)
+            # Current when it returns; joined with no await in between (from then on
+            # membership records reach this socket through its user room).
+            group_ids = await chat.group_ids(self.ctx, user_id)
             if (self.ctx.revoked_users.contains(user_id)     # deleted or logged out
                     or self.ctx.revoked_sessions.contains(claims.sid)):   # while connecting
                 raise ConnectRefused(UNAUTHORIZED)
@@ -206,14 +114,14 @@ class ChatNamespace(Namespace):
                 socket.join(group_room(group_id))
         except BaseException as exc:
             socket.data["counted"] = False
-            await self.hooks.presence.disconnected(user_id)
+            await self.presence.disconnected(user_id)
             if isinstance(exc, Exception) and not isinstance(exc, ConnectRefused):
                 raise _unavailable(exc) from None
             raise
 
     async def on_disconnect(self, socket: Socket, reason: str) -> None:
         if socket.data.pop("counted", False):
-            await self.hooks.presence.disconnected(socket.data["user_id"])
+            await self.presence.disconnected(socket.data["user_id"])
 
     # ---- events -------------------------------------------------------------------------
     async def on_event(self, socket: Socket, event: str, args: list) -> list | None:
@@ -221,7 +129,7 @@ class ChatNamespace(Namespace):
         if handler is None:
             return self._fail(socket, event, ApiError(400, f"Unknown event: {event}"))
         payload = args[0] if args else {}
-        self.hooks.busy += 1
+        self.busy += 1
         try:
             result = await handler(socket, socket.data["user_id"], payload)
         except ApiError as exc:
@@ -235,7 +143,7 @@ class ChatNamespace(Namespace):
                 log.warning("transient database error event=%s error=%s", event, exc)
             return self._fail(socket, event, transient)
         finally:
-            self.hooks.busy -= 1
+            self.busy -= 1
         return None if result is None else [result]
 
     @staticmethod
@@ -271,7 +179,7 @@ class ChatNamespace(Namespace):
         sent = await chat.send_message(
             self.ctx, user_id, content=body["content"], recipient_id=body["recipientId"],
             group_id=body["groupId"], client_message_id=body["clientMessageId"], reply_to_id=body["replyToId"],
-            after_commit=lambda sent: self.hooks.deliver_message(socket, sent))
+            origin_socket=socket.sid)
         return sent.message
 
     async def get_messages(self, socket: Socket, user_id: str, payload: Any) -> list:
@@ -282,12 +190,7 @@ class ChatNamespace(Namespace):
 
     async def join_group(self, socket: Socket, user_id: str, payload: Any) -> dict:
         group_id = self._load(s.GroupRoomPayload, payload)["groupId"]
-        cache = self.hooks.cache
-        while True:   # a kick while we checked must win
-            generation = cache.generation
-            await chat.require_member(self.ctx, group_id, user_id)
-            if generation == cache.generation:
-                break
+        await chat.require_member(self.ctx, group_id, user_id)   # current: a kick meanwhile wins
         socket.join(group_room(group_id))
         return {"groupId": group_id, "joined": True}
 
@@ -298,16 +201,8 @@ class ChatNamespace(Namespace):
 
     async def typing(self, socket: Socket, user_id: str, payload: Any) -> None:
         body = self._load(s.TypingPayload, payload)
-        await chat.check_typing_target(self.ctx, user_id, recipient_id=body["recipientId"],
-                                       group_id=body["groupId"])
-        notice = {"userId": user_id, "isTyping": body["isTyping"]}
-        if body["recipientId"] is not None:
-            notice["recipientId"] = body["recipientId"]
-            self.server.emit(CHAT, "typing", notice, room=user_room(body["recipientId"]))
-        else:
-            notice["groupId"] = body["groupId"]
-            mine = {sock.sid for sock in self.hooks.sockets_of(user_id)}
-            self.server.emit(CHAT, "typing", notice, room=group_room(body["groupId"]), skip_sid=mine)
+        await chat.typing(self.ctx, user_id, is_typing=body["isTyping"], recipient_id=body["recipientId"],
+                          group_id=body["groupId"])
         return None
 
 
@@ -327,10 +222,31 @@ def handshake_error_body(code: int, request) -> bytes:
     return dumps(error_envelope(status, ERROR_MESSAGES[code], request.path, code=code))
 
 
-def attach_realtime(runtime: Any) -> list:
-    """Builds the Socket.IO server from the settings, registers `/` and `/chat`, makes it
-    the context's realtime hooks (``runtime.realtime``) and returns its routes."""
-    settings = runtime.settings
+@dataclass
+class SocketLayer:
+    """The Socket.IO server of a runtime, its `/chat` namespace and the delivery listener
+    the runtime subscribes to ``ctx.events``."""
+
+    server: SocketServer
+    chat: ChatNamespace
+    delivery: SocketDelivery
+
+    def routes(self) -> list:
+        return self.server.routes("/socket.io/")
+
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Shutdown: close every connection, let running connects and events finish."""
+        self.chat.closing = True
+        self.server.close_all()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while self.chat.busy and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+
+
+def socket_layer(ctx: AppContext, presence: Presence) -> SocketLayer:
+    """Builds the Socket.IO server from the settings with `/` and `/chat`."""
+    settings = ctx.settings
     server = SocketServer(
         ping_interval_ms=settings.realtime_ping_interval_ms,
         ping_timeout_ms=settings.realtime_ping_timeout_ms,
@@ -341,9 +257,7 @@ def attach_realtime(runtime: Any) -> list:
         adapter=InMemoryAdapter(),
         error_body=handshake_error_body,
     )
-    hooks = SocketHooks(runtime.ctx, server)
+    chat_namespace = ChatNamespace(ctx, presence)
     server.add_namespace("/", MainNamespace())
-    server.add_namespace(CHAT, ChatNamespace(hooks))
-    runtime.ctx.realtime = hooks
-    runtime.realtime = hooks
-    return server.routes("/socket.io/")
+    server.add_namespace(CHAT, chat_namespace)
+    return SocketLayer(server, chat_namespace, SocketDelivery(server))

@@ -5,14 +5,18 @@ import ipaddress
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .db import Database
+from .events import Events
 from .passwords import PasswordHasher
 from .ratelimit import RateLimiter
 from .revocation import RevokedSessions
 from .search_index import FulltextIndex, MessageIndex
 from .tokens import TokenService
+
+if TYPE_CHECKING:
+    from .services.chat_cache import ChatCache
 
 
 class RevokedUsers:
@@ -36,16 +40,6 @@ class RevokedUsers:
         return True
 
 
-class RealtimeHooks:
-    """What domain services tell the real-time layer. No-ops until a Socket.IO server is
-    attached (REST-only tests, CLI commands)."""
-
-    def join_group(self, group_id: str, user_ids: list[str]) -> None: ...
-    def leave_group(self, group_id: str, user_ids: list[str]) -> None: ...
-    def group_deleted(self, group_id: str) -> None: ...
-    def disconnect_user(self, user_id: str) -> None: ...
-
-
 @dataclass
 class AppContext:
     settings: Any
@@ -56,14 +50,15 @@ class AppContext:
     revoked_users: RevokedUsers
     revoked_sessions: RevokedSessions
     public_dir: Path
-    realtime: RealtimeHooks = field(default_factory=RealtimeHooks)
+    chat_cache: ChatCache           # the domain's caches, kept in step by membership events
+    events: Events = field(default_factory=Events)   # the port services publish on (events.py)
     mail_wakeup: Any = None   # callable: nudge the outbox sender after a commit
     trusted_networks: tuple = ()
     inflight: set = field(default_factory=set)   # handlers still working (graceful shutdown)
     search: MessageIndex = field(default_factory=FulltextIndex)   # message search engine
 
     @classmethod
-    def create(cls, settings: Any, db: Database) -> "AppContext":
+    def create(cls, settings: Any, db: Database, *, chat_cache: ChatCache) -> "AppContext":
         return cls(
             settings=settings,
             db=db,
@@ -73,6 +68,7 @@ class AppContext:
             revoked_users=RevokedUsers(settings.jwt_access_ttl_s),
             revoked_sessions=RevokedSessions(settings.jwt_access_ttl_s),
             public_dir=Path(settings.server_public_dir).resolve(),
+            chat_cache=chat_cache,
             trusted_networks=tuple(ipaddress.ip_network(n, strict=False)
                                    for n in settings.server_trusted_proxies),
         )

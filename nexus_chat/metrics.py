@@ -31,8 +31,9 @@ OUTBOX_INTERVAL_S = 15.0
 class AppMetrics:
     """The metrics of one application and the samplers that feed them."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Any, socket_server: Any = None) -> None:
         self.ctx = ctx
+        self.socket_server = socket_server   # anything with connection_count()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter("nexus_http_requests", "HTTP requests answered",
@@ -62,12 +63,10 @@ class AppMetrics:
 
     # ---- read at scrape time ----------------------------------------------------------------
     def _socket_connections(self) -> float:
-        # ctx.socket_server if attached, else the server behind the realtime hooks.
-        server = getattr(self.ctx, "socket_server", None) or getattr(self.ctx.realtime, "server", None)
-        if server is None or not hasattr(server, "connection_count"):
+        if self.socket_server is None:
             return 0
         try:
-            return float(server.connection_count())
+            return float(self.socket_server.connection_count())
         except Exception:  # a scrape must not fail because of one source
             log.warning("socket connection count failed", exc_info=True)
             return 0

@@ -8,19 +8,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import tornado.httpserver
 
 from .app import Application, make_app
 from .context import AppContext
 from .db import Database
-from .handlers.realtime import attach_realtime
+from .handlers.realtime import SocketLayer, socket_layer
 from .mail import OutboxSender
 from .web import MAX_REQUEST_BODY
 from .metrics import AppMetrics
 from .queries import users
 from .revocation import RevocationSync
+from .services.chat_cache import ChatCache
+from .services.presence import Presence
 from .sweeper import Sweeper
 
 log = logging.getLogger("nexus_chat.runtime")
@@ -44,21 +45,28 @@ class Runtime:
     outbox: OutboxSender
     background: list = field(default_factory=list)   # objects with .stop() (sync or async)
     http_server: tornado.httpserver.HTTPServer | None = None
-    realtime: Any = None      # nexus_chat.handlers.realtime.SocketHooks: the Socket.IO server's hooks
+    presence: Presence | None = None
+    sockets: SocketLayer | None = None
 
     @classmethod
     async def start(cls, settings, target: DatabaseTarget, *, mail_backend=None) -> "Runtime":
         db = await Database.connect(host=target.host, port=target.port, user=target.user,
                                     password=target.password, db=target.name,
                                     maxsize=settings.database_pool_size)
-        ctx = AppContext.create(settings, db)
+        ctx = AppContext.create(settings, db, chat_cache=ChatCache())
         # Nobody is connected yet, whatever the last run left behind.
         await users.set_all_offline(db)
         outbox = OutboxSender(db, settings, backend=mail_backend)
         ctx.mail_wakeup = outbox.wake
         runtime = cls(settings=settings, db=db, ctx=ctx, app=None, outbox=outbox)
-        # The Socket.IO server (/socket.io/) sets ctx.realtime; its routes go first.
-        runtime.app = make_app(ctx, extra_routes=attach_realtime(runtime))
+        # Published events reach the domain's cache first, then this process's sockets.
+        runtime.presence = Presence(ctx)
+        runtime.sockets = socket_layer(ctx, runtime.presence)
+        ctx.events.subscribe(ctx.chat_cache.on_record)
+        ctx.events.subscribe(runtime.sockets.delivery)
+        ctx.revoked_sessions.listeners.append(runtime.sockets.delivery.disconnect_sessions)
+        # The Socket.IO routes (/socket.io/) go first.
+        runtime.app = make_app(ctx, extra_routes=runtime.sockets.routes())
         outbox.start()
         sweeper = Sweeper(ctx, settings.stories_sweep_s)
         sweeper.start()
@@ -67,7 +75,7 @@ class Runtime:
         await revocations.load()   # sessions revoked by an earlier run or another process
         revocations.start()
         runtime.background.append(revocations)
-        runtime.app.metrics = AppMetrics(ctx).start()   # read by /metrics and the access log
+        runtime.app.metrics = AppMetrics(ctx, runtime.sockets.server).start()   # read by /metrics and the access log
         runtime.background.append(runtime.app.metrics)
         return runtime
 
@@ -87,8 +95,10 @@ class Runtime:
         deadline = asyncio.get_running_loop().time() + grace_s
         while self.ctx.inflight and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
-        if self.realtime is not None:
-            await self.realtime.close()
+        if self.sockets is not None:
+            await self.sockets.close()
+        if self.presence is not None:
+            await self.presence.close()
         for item in reversed(self.background):
             result = item.stop()
             if asyncio.iscoroutine(result):

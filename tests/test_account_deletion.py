@@ -70,7 +70,7 @@ async def test_deleting_an_account_leaves_no_orphans(api, user_factory, runtime)
     owned_message = await insert_group_message(db, with_admin, victim)
     assert len(stored_files(public, "avatars")) == 1 and len(stored_files(public, "icons")) == 1
 
-    runtime.ctx.realtime = rec = Recorder()
+    rec = Recorder(runtime.ctx)
     wrong = await api.delete("/api/auth/delete-account", json={"password": "not-it-1"}, token=victim.access)
     assert_error(wrong, 400, "Invalid password. Account deletion aborted.")
     response = await api.delete("/api/auth/delete-account", json={"password": victim.password}, token=victim.access)

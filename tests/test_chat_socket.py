@@ -151,11 +151,11 @@ async def test_invited_and_created_groups_are_live_without_reconnecting(api, use
     second = await co.send("welcome", groupId=group_id)
     assert await ci.wait_for("message") == [second]
     room = f"group:{group_id}"
-    assert {s.data["user_id"] for s in runtime.realtime.server.sockets_in_room("/chat", room)} == \
+    assert {s.data["user_id"] for s in runtime.sockets.server.sockets_in_room("/chat", room)} == \
         {owner.id, invitee.id}
     response = await api.delete(f"/api/groups/{group_id}", token=owner.access)
     assert response.status == 200, response.body
-    assert runtime.realtime.server.sockets_in_room("/chat", room) == []
+    assert runtime.sockets.server.sockets_in_room("/chat", room) == []
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from nexus_chat.events import GroupDeleted, MembershipChange, UserDeleted
+
 from .support import User, assert_error
 from .test_uploads import image_bytes, stored_files
 
@@ -13,22 +15,20 @@ GROUP_KEYS = {"id", "name", "description", "iconUrl", "membersCount", "owner", "
 
 
 class Recorder:
-    """Stands in for the Socket.IO layer: records what the services tell it."""
+    """Listens on the events port next to the socket delivery: records the membership
+    changes the services publish."""
 
-    def __init__(self) -> None:
+    def __init__(self, ctx) -> None:
         self.calls: list[tuple] = []
+        ctx.events.subscribe(self)
 
-    def join_group(self, group_id, user_ids):
-        self.calls.append(("join", group_id, sorted(user_ids)))
-
-    def leave_group(self, group_id, user_ids):
-        self.calls.append(("leave", group_id, sorted(user_ids)))
-
-    def group_deleted(self, group_id):
-        self.calls.append(("deleted", group_id))
-
-    def disconnect_user(self, user_id):
-        self.calls.append(("disconnect", user_id))
+    def __call__(self, record):
+        if isinstance(record, MembershipChange):
+            self.calls.append(("join" if record.joined else "leave", record.group_id, sorted(record.user_ids)))
+        elif isinstance(record, GroupDeleted):
+            self.calls.append(("deleted", record.group_id))
+        elif isinstance(record, UserDeleted):
+            self.calls.append(("disconnect", record.user_id))
 
 
 @dataclass
@@ -136,7 +136,7 @@ async def test_bad_group_ids_are_400(api, user_factory):
 
 @pytest.mark.gen_test
 async def test_create_group_makes_you_owner(api, user_factory, runtime):
-    runtime.ctx.realtime = rec = Recorder()
+    rec = Recorder(runtime.ctx)
     me = await user_factory("creator")
     response = await api.post("/api/groups", json={"name": "  Book club "}, token=me.access)
     assert response.status == 201
@@ -174,7 +174,7 @@ async def test_group_icon_upload_and_replacement(api, user_factory, runtime):
 async def test_invite_counts_and_errors(api, user_factory, runtime):
     owner, a, b = [await user_factory(p) for p in ("own", "a", "b")]
     gid = (await api.post("/api/groups", json={"name": "Invites"}, token=owner.access)).data["id"]
-    runtime.ctx.realtime = rec = Recorder()
+    rec = Recorder(runtime.ctx)
     first = await api.post("/api/groups/invite", json={"groupId": gid, "memberIds": [a.id]}, token=owner.access)
     assert first.status == 201 and first.data == {"count": 1, "skippedCount": 0}
     second = await api.post("/api/groups/invite", json={"groupId": gid, "memberIds": [a.id, b.id, owner.id]},
@@ -237,7 +237,7 @@ async def test_role_rules(api, user_factory):
 async def test_kick_and_leave_leave_the_live_room(api, user_factory, runtime):
     world = await make_world(api, user_factory)
     g = world.group_id
-    runtime.ctx.realtime = rec = Recorder()
+    rec = Recorder(runtime.ctx)
     assert (await api.delete(f"/api/groups/{g}/members/{world.extra.id}", token=world.admin.access)).status == 200
     assert (await api.post(f"/api/groups/{g}/leave", token=world.member.access)).status == 200
     assert rec.calls == [("leave", g, [world.extra.id]), ("leave", g, [world.member.id])]
@@ -252,7 +252,7 @@ async def test_last_member_owner_leaving_deletes_the_group(api, user_factory, ru
     me = await user_factory("alone")
     gid = (await api.post("/api/groups", token=me.access, form={"name": "Solo"},
                           files={"icon": ("i.png", image_bytes(), "image/png")})).data["id"]
-    runtime.ctx.realtime = rec = Recorder()
+    rec = Recorder(runtime.ctx)
     assert (await api.post(f"/api/groups/{gid}/leave", token=me.access)).status == 200
     assert rec.calls == [("deleted", gid)]
     assert await runtime.db.fetch_one("SELECT id FROM chat_groups WHERE id = %s", (gid,)) is None
@@ -268,7 +268,7 @@ async def test_deleting_a_group_removes_messages_memberships_and_icon(api, user_
     await runtime.db.execute(
         "INSERT INTO messages (id, group_id, sender_id, content, created_at, updated_at)"
         " VALUES (%s, %s, %s, 'hello', NOW(3), NOW(3))", (str(uuid.uuid4()), g, world.member.id))
-    runtime.ctx.realtime = rec = Recorder()
+    rec = Recorder(runtime.ctx)
     assert (await api.delete(f"/api/groups/{g}", token=world.owner.access)).status == 200
     assert rec.calls == [("deleted", g)]
     for table in ("chat_groups WHERE id", "group_members WHERE group_id", "messages WHERE group_id"):

@@ -45,8 +45,8 @@ async def delete_account(ctx: AppContext, user_id: str) -> None:
         await users.delete_conversations_of(tx, user_id)
         await users.delete_user(tx, user_id)
     ctx.revoked_users.add(user_id)
-    ctx.realtime.disconnect_user(user_id)
+    await ctx.events.user_deleted(user_id)
     for group_id in deleted_groups:
-        ctx.realtime.group_deleted(group_id)
+        await ctx.events.group_deleted(group_id)
     await uploads.remove(ctx.public_dir, *files)
     await attachments.remove_files(ctx, attachment_ids)

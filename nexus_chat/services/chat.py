@@ -2,15 +2,13 @@
 docs/realtime.md#delivery-semantics).
 
 The REST handlers and the /chat Socket.IO namespace call these same functions. They take
-the AppContext and plain values and raise ApiError; delivering to sockets is the caller's
-job, done in ``after_commit`` so that it happens after the COMMIT and, per conversation or
-group, in commit order.
+the AppContext and plain values and raise ApiError; after the COMMIT they publish what
+happened, with its audience, on ``ctx.events`` (per conversation or group in commit order).
 """
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +18,12 @@ from ..context import AppContext
 from ..db import Row, is_duplicate_key
 from ..errors import (ApiError, bad_request, conflict, forbidden, not_found, unauthorized,
                       validation_failed)
+from ..events import Audience
 from ..jsonutil import iso, utcnow
 from ..queries import chat as q
 from ..queries import groups
 from ..shapes import user_public
 from . import message_details
-from .chat_cache import cache_of
 from ..tokens import Claims
 from .auth import verify_access
 from ..metrics import MESSAGES_SENT
@@ -82,19 +80,25 @@ def _missing_parent(exc: BaseException) -> bool:
 
 # ---- lookups -------------------------------------------------------------------------------
 async def require_member(ctx: AppContext, group_id: str, user_id: str) -> None:
-    """403 unless the user belongs to the group (a missing group answers the same)."""
-    cache = cache_of(ctx)
+    """403 unless the user belongs to the group (a missing group answers the same).
+
+    The answer is current when this returns: a membership change during the database read
+    makes it read again. A caller that joins a room right after (no await in between) can
+    therefore not miss a kick."""
+    cache = ctx.chat_cache
     member = cache.is_member(group_id, user_id)
-    if member is None:
+    while member is None:
         generation = cache.generation
-        member = await groups.member_role(ctx.db, group_id, user_id) is not None
-        cache.remember_member(group_id, user_id, member, generation)
+        found = await groups.member_role(ctx.db, group_id, user_id) is not None
+        if generation == cache.generation:
+            cache.remember_member(group_id, user_id, found, generation)
+            member = found
     if not member:
         raise forbidden(NOT_A_MEMBER)
 
 
 async def _conversation_between(ctx: AppContext, user_id: str, other_id: str, *, create: bool) -> str | None:
-    cache = cache_of(ctx)
+    cache = ctx.chat_cache
     low, high = sorted((user_id, other_id))
     found = cache.conversation(low, high)
     if found is not None:
@@ -122,7 +126,7 @@ async def _conversation_between(ctx: AppContext, user_id: str, other_id: str, *,
 
 
 async def _sender(ctx: AppContext, user_id: str) -> dict:
-    cache = cache_of(ctx)
+    cache = ctx.chat_cache
     row = cache.profile(user_id)
     if row is None:
         row = await q.public_user(ctx.db, user_id)
@@ -143,12 +147,12 @@ class Sent:
 
 async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipient_id: str | None = None,
                        group_id: str | None = None, client_message_id: str | None = None,
-                       after_commit: Callable[[Sent], None] | None = None,
-                       reply_to_id: str | None = None) -> Sent:
-    """Stores a message (one INSERT, autocommitted) and calls ``after_commit`` once it is
-    committed. Messages of one conversation or group are stored and handed to
-    ``after_commit`` one at a time, so deliveries follow commit order. A reused
-    ``client_message_id`` returns the stored message unchanged and delivers nothing."""
+                       reply_to_id: str | None = None, origin_socket: str | None = None) -> Sent:
+    """Stores a message (one INSERT, autocommitted) and publishes `message` once it is
+    committed: to the group, or to both participants except ``origin_socket`` (the sending
+    connection, which gets the message as its ack). Messages of one conversation or group
+    are stored and published one at a time, so deliveries follow commit order. A reused
+    ``client_message_id`` returns the stored message unchanged and publishes nothing."""
     if (recipient_id is None) == (group_id is None):
         raise validation_failed(["target: Exactly one of recipientId or groupId is required."])
     if recipient_id is not None:
@@ -165,7 +169,7 @@ async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipie
     if reply_to_id is not None:
         reply_to = await message_details.reply_to(ctx, reply_to_id, conversation_id=conversation_id,
                                                   group_id=group_id)
-    cache = cache_of(ctx)
+    cache = ctx.chat_cache
     async with cache.locks.hold(order_key):
         now = utcnow()
         row = {"id": str(uuid.uuid4()), "content": content, "conversation_id": conversation_id,
@@ -188,14 +192,17 @@ async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipie
             raise
         sent = Sent({**message_shape(row, sender), "replyTo": reply_to}, True, recipient_id, group_id)
         MESSAGES_SENT.labels(kind="group" if group_id else "direct").inc()
-        if after_commit is not None:
-            after_commit(sent)
+        if group_id is not None:
+            audience = Audience.to_group(group_id)
+        else:
+            audience = Audience.to_conversation(recipient_id, sender_id, except_socket=origin_socket)
+        await ctx.events.publish("message", sent.message, audience)
     return sent
 
 
 def _vanished(ctx: AppContext, sender_id: str, recipient_id: str | None, group_id: str | None) -> ApiError:
     """The conversation, group or an account disappeared between the checks and the INSERT."""
-    cache = cache_of(ctx)
+    cache = ctx.chat_cache
     if group_id is not None:
         cache.group_gone(group_id)
         return forbidden(NOT_A_MEMBER)
@@ -251,20 +258,28 @@ async def recent_conversations(ctx: AppContext, user_id: str) -> list[dict[str, 
 
 
 # ---- typing --------------------------------------------------------------------------------
-async def check_typing_target(ctx: AppContext, user_id: str, *, recipient_id: str | None,
-                              group_id: str | None) -> None:
-    """A typing notice goes to another user or to a group the user belongs to."""
-    if recipient_id is not None and recipient_id == user_id:
-        raise bad_request("You cannot send a typing notice to yourself")
-    if recipient_id is not None and not await _user_exists(ctx, recipient_id):
-        raise not_found(RECIPIENT_NOT_FOUND)
-    if group_id is not None:
+async def typing(ctx: AppContext, user_id: str, *, is_typing: bool, recipient_id: str | None,
+                 group_id: str | None) -> None:
+    """A typing notice goes to another user, or to a group the user belongs to (not to the
+    typer's own connections). Volatile: never stored or replayed."""
+    notice: dict[str, Any] = {"userId": user_id, "isTyping": is_typing}
+    if recipient_id is not None:
+        if recipient_id == user_id:
+            raise bad_request("You cannot send a typing notice to yourself")
+        if not await _user_exists(ctx, recipient_id):
+            raise not_found(RECIPIENT_NOT_FOUND)
+        notice["recipientId"] = recipient_id
+        audience = Audience.to_user(recipient_id)
+    else:
         await require_member(ctx, group_id, user_id)
+        notice["groupId"] = group_id
+        audience = Audience.to_group(group_id, except_users=(user_id,))
+    await ctx.events.publish("typing", notice, audience, volatile=True)
 
 
 async def _user_exists(ctx: AppContext, user_id: str) -> bool:
     """Typing notices are frequent: the profile cache answers most of them."""
-    cache = cache_of(ctx)
+    cache = ctx.chat_cache
     if cache.profile(user_id) is not None:
         return True
     row = await q.public_user(ctx.db, user_id)
@@ -284,10 +299,15 @@ async def authenticate_token(ctx: AppContext, token: str | None) -> Claims:
 
 
 async def group_ids(ctx: AppContext, user_id: str) -> list[str]:
-    """The groups the user belongs to (remembered as memberships)."""
-    cache = cache_of(ctx)
-    generation = cache.generation
-    found = await groups.group_ids_for_user(ctx.db, user_id)
+    """The groups the user belongs to (remembered as memberships), current when this
+    returns: a membership change during the read makes it read again, so a caller joining
+    the rooms right after (no await in between) cannot miss one."""
+    cache = ctx.chat_cache
+    while True:
+        generation = cache.generation
+        found = await groups.group_ids_for_user(ctx.db, user_id)
+        if generation == cache.generation:
+            break
     for group_id in found:
         cache.remember_member(group_id, user_id, True, generation)
     return found

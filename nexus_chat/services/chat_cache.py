@@ -1,14 +1,13 @@
-"""In-memory caches of the chat services, invalidated by the realtime hooks."""
+"""In-memory caches of the chat services, kept in step by the membership events they
+receive from the events port (``ChatCache.on_record``)."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Hashable
-from typing import Any
-
-from ..context import AppContext
 from ..db import Row
+from ..events import GroupDeleted, MembershipChange, Record, UserDeleted
 
 
 class KeyedLocks:
@@ -36,8 +35,8 @@ class ChatCache:
     """What a message send would otherwise look up every time: the conversation of a user
     pair, its participants, group membership, and (briefly) the sender's public profile.
 
-    Membership changes arrive through the realtime hooks (invite, kick, leave, group and
-    account deletion). ``generation`` moves on each of them: a value read from the database
+    Membership changes arrive as records of the events port (invite, kick, leave, group and
+    account deletion), before the sockets see them. ``generation`` moves on each of them: a value read from the database
     is only remembered if no change happened while it was being read.
     """
 
@@ -52,6 +51,15 @@ class ChatCache:
         self._members: dict[str, dict[str, bool]] = {}     # group -> user -> member?
         self._member_entries = 0
         self._profiles: dict[str, tuple[float, Row]] = {}
+
+    def on_record(self, record: Record) -> None:
+        """Listener on ``ctx.events``."""
+        if isinstance(record, MembershipChange):
+            self.members_changed(record.group_id, list(record.user_ids), record.joined)
+        elif isinstance(record, GroupDeleted):
+            self.group_gone(record.group_id)
+        elif isinstance(record, UserDeleted):
+            self.user_gone(record.user_id)
 
     # conversations
     def conversation(self, low: str, high: str) -> str | None:
@@ -118,18 +126,3 @@ class ChatCache:
 
     def forget_profile(self, user_id: str) -> None:
         self._profiles.pop(user_id, None)
-
-
-class _NoCache(ChatCache):
-    """Without a realtime layer nobody reports membership changes: remember nothing."""
-
-    def remember_conversation(self, *args: Any) -> None: ...
-    def remember_member(self, *args: Any) -> None: ...
-    def remember_profile(self, *args: Any) -> None: ...
-
-
-_NO_CACHE = _NoCache()
-
-
-def cache_of(ctx: AppContext) -> ChatCache:
-    return getattr(ctx.realtime, "cache", None) or _NO_CACHE

@@ -2,7 +2,7 @@
 
 Every change runs in a transaction that first locks the group row, so concurrent role
 changes, kicks and departures of one group are applied one after the other. The live
-Socket.IO rooms are told after the commit (ctx.realtime)."""
+Socket.IO rooms learn of membership changes from the events port, after the commit."""
 from __future__ import annotations
 
 import uuid
@@ -75,7 +75,7 @@ async def create(ctx: AppContext, user_id: str, *, name: str, description: str |
     except BaseException:
         await uploads.remove(ctx.public_dir, icon_url)
         raise
-    ctx.realtime.join_group(group_id, [user_id])
+    await ctx.events.join_group(group_id, [user_id])
     return await _group(ctx, group_id, user_id)
 
 
@@ -93,7 +93,7 @@ async def invite(ctx: AppContext, user_id: str, group_id: str, member_ids: list[
         if not newcomers:
             raise conflict("All specified members are already in the group.")
         added = await groups.insert_members(tx, group_id, newcomers, MEMBER, utcnow())
-    ctx.realtime.join_group(group_id, newcomers)
+    await ctx.events.join_group(group_id, newcomers)
     return {"count": added, "skippedCount": len(wanted) - added}
 
 
@@ -142,7 +142,7 @@ async def kick(ctx: AppContext, user_id: str, group_id: str, member_id: str) -> 
         if role == ADMIN and target != MEMBER:
             raise forbidden("Admins can only remove members")
         await groups.delete_member(tx, group_id, member_id)
-    ctx.realtime.leave_group(group_id, [member_id])
+    await ctx.events.leave_group(group_id, [member_id])
 
 
 async def delete(ctx: AppContext, user_id: str, group_id: str) -> None:
@@ -155,7 +155,7 @@ async def delete(ctx: AppContext, user_id: str, group_id: str) -> None:
 
 
 async def _after_group_deleted(ctx: AppContext, group_id: str, icon_url: str | None) -> None:
-    ctx.realtime.group_deleted(group_id)
+    await ctx.events.group_deleted(group_id)
     await uploads.remove(ctx.public_dir, icon_url)
 
 
@@ -176,7 +176,7 @@ async def leave(ctx: AppContext, user_id: str, group_id: str) -> bool:
     if deleted:
         await _after_group_deleted(ctx, group_id, group["icon_url"])
     else:
-        ctx.realtime.leave_group(group_id, [user_id])
+        await ctx.events.leave_group(group_id, [user_id])
     return deleted
 
 

@@ -6,12 +6,11 @@ exist: 404, never a hint that it does.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from ..context import AppContext
 from ..db import Executor, Row
 from ..errors import not_found
+from ..events import Audience
 from ..queries import message_changes as q
 
 MESSAGE_NOT_FOUND = "Message not found"
@@ -56,25 +55,9 @@ def chat_ids(row: Row) -> dict[str, Any]:
     return {"conversationId": row["conversation_id"], "groupId": row["group_id"]}
 
 
-@dataclass(frozen=True)
-class Audience:
-    """Every connection of ``users`` and of the members of ``group``, except ``except_socket``.
-    (Stands in until the events port of nexus_chat/events.py lands; same meaning.)"""
-    users: tuple[str, ...] = ()
-    group: str | None = None
-    except_socket: str | None = None
-
-
-async def publish(ctx: AppContext, event: str, payload: dict[str, Any], to: Audience) -> None:
-    """After the COMMIT: tell ``to`` what happened (the socket layer delivers)."""
-    deliver = getattr(ctx.realtime, "publish", None)
-    if deliver is not None:
-        deliver(event, payload, to)
-
-
 def audience(row: Row) -> Audience:
     """Everyone who received the message: every connection of both participants, or the
     group's room (its current members)."""
     if row["group_id"] is not None:
-        return Audience(group=row["group_id"])
-    return Audience(users=(row["user_low_id"], row["user_high_id"]))
+        return Audience.to_group(row["group_id"])
+    return Audience.to_conversation(row["user_low_id"], row["user_high_id"])

@@ -16,7 +16,6 @@ from ..jsonutil import iso, utcnow
 from ..queries import message_changes as q
 from . import attachments
 from . import message_access as access
-from .chat_cache import cache_of
 from .message_details import detailed_message, for_everyone
 
 MESSAGE_DELETED = "This message was deleted"
@@ -27,7 +26,7 @@ async def edit_message(ctx: AppContext, user_id: str, message_id: str, content: 
     content again (a retry) changes nothing and publishes nothing."""
     row = await access.message_for(ctx.db, message_id, user_id)
     window = dt.timedelta(seconds=ctx.settings.chat_edit_window_s)
-    async with cache_of(ctx).locks.hold(access.chat_key(row)):
+    async with ctx.chat_cache.locks.hold(access.chat_key(row)):
         async with ctx.db.transaction() as tx:
             row = await access.locked_message_for(tx, message_id, user_id)
             if row["sender_id"] != user_id:
@@ -44,7 +43,7 @@ async def edit_message(ctx: AppContext, user_id: str, message_id: str, content: 
                 await q.set_content(tx, row["seq"], content, now)
         message = await detailed_message(ctx, message_id, user_id)
         if changed:
-            await access.publish(ctx, "messageUpdated", for_everyone(message), access.audience(row))
+            await ctx.events.publish("messageUpdated", for_everyone(message), access.audience(row))
     return message
 
 
@@ -53,7 +52,7 @@ async def delete_message(ctx: AppContext, user_id: str, message_id: str) -> dict
     The message stays as a tombstone (empty content, ``deletedAt``, ``deletedBy``); its
     reactions, earlier versions and attachments go. Deleting a tombstone again changes nothing."""
     row = await access.message_for(ctx.db, message_id, user_id)
-    async with cache_of(ctx).locks.hold(access.chat_key(row)):
+    async with ctx.chat_cache.locks.hold(access.chat_key(row)):
         async with ctx.db.transaction() as tx:
             row = await access.locked_message_for(tx, message_id, user_id)
             if row["sender_id"] != user_id and not access.is_group_moderator(row):
@@ -71,7 +70,7 @@ async def delete_message(ctx: AppContext, user_id: str, message_id: str) -> dict
         if deleted:
             payload = {"messageId": message_id, **access.chat_ids(row), "deletedAt": message["deletedAt"],
                        "deletedBy": user_id}
-            await access.publish(ctx, "messageDeleted", payload, access.audience(row))
+            await ctx.events.publish("messageDeleted", payload, access.audience(row))
     return message
 
 

@@ -7,29 +7,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from ..context import AppContext
 from ..errors import db_unreachable
+from ..events import Audience
 from ..jsonutil import iso, utcnow
 from ..queries import chat as q
 from ..queries import users
-from .chat_cache import KeyedLocks, cache_of
+from .chat_cache import KeyedLocks
 
 log = logging.getLogger("nexus_chat.presence")
-
-# notify(user_id, audience user ids, payload of `userStatusChanged`)
-Notify = Callable[[str, list[str], dict], None]
 
 
 class Presence:
     """Counts connected sockets per user (plain ids: the socket layer reports them) and
-    publishes transitions. Writes for one user are serialised, and each one stores the
-    *current* state, so a quick connect/disconnect can never leave a stale status behind."""
+    publishes transitions (`userStatusChanged`, volatile). Writes for one user are
+    serialised, and each one stores the *current* state, so a quick connect/disconnect can
+    never leave a stale status behind. Created by the runtime, fed by the socket layer."""
 
-    def __init__(self, ctx: AppContext, notify: Notify) -> None:
+    def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self._notify = notify
         self._counts: dict[str, int] = {}
         self._online: set[str] = set()      # users stored as online by this process
         self._locks = KeyedLocks()
@@ -79,9 +76,11 @@ class Presence:
                     self._online.add(user_id)
                 else:
                     self._online.discard(user_id)
-                cache_of(self.ctx).forget_profile(user_id)
+                self.ctx.chat_cache.forget_profile(user_id)
                 audience = await q.presence_audience(self.ctx.db, user_id)
-                self._notify(user_id, audience, {"userId": user_id, "status": status, "lastSeenAt": iso(now)})
+                await self.ctx.events.publish(
+                    "userStatusChanged", {"userId": user_id, "status": status, "lastSeenAt": iso(now)},
+                    Audience.to_users([*audience, user_id]), volatile=True)
         finally:
             self._busy -= 1
 

@@ -13,7 +13,6 @@ from ..jsonutil import utcnow
 from ..queries import reactions as q
 from ..schemas.lifecycle import MAX_DISTINCT_REACTIONS
 from . import message_access as access
-from .chat_cache import cache_of
 from .message_changes import MESSAGE_DELETED
 from .message_details import detailed_message
 
@@ -23,7 +22,7 @@ async def react(ctx: AppContext, user_id: str, message_id: str, emoji: str, reac
     A change publishes `messageReaction` {messageId, conversationId, groupId, emoji, userId,
     react, count} to the message's audience: a delta, never the whole message."""
     row = await access.message_for(ctx.db, message_id, user_id)
-    async with cache_of(ctx).locks.hold(access.chat_key(row)):
+    async with ctx.chat_cache.locks.hold(access.chat_key(row)):
         async with ctx.db.transaction() as tx:
             # The message row lock serialises this message's reactions: the count of
             # distinct emoji below cannot be passed by a concurrent reaction.
@@ -44,5 +43,5 @@ async def react(ctx: AppContext, user_id: str, message_id: str, emoji: str, reac
         if changed:
             payload = {"messageId": message_id, **access.chat_ids(row), "emoji": emoji,
                        "userId": user_id, "react": react, "count": count}
-            await access.publish(ctx, "messageReaction", payload, access.audience(row))
+            await ctx.events.publish("messageReaction", payload, access.audience(row))
     return message

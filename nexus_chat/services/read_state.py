@@ -11,17 +11,17 @@ from typing import Any
 
 from ..context import AppContext
 from ..errors import bad_request, forbidden, not_found, validation_failed
+from ..events import Audience
 from ..jsonutil import iso, utcnow
 from ..queries import chat as chat_q
 from ..queries import read_pointers as q
 from ..shapes import user_public
 from . import message_access as access
 from .chat import require_member
-from .chat_cache import cache_of
 
 
 async def _participants(ctx: AppContext, conversation_id: str, user_id: str) -> tuple[str, str]:
-    cache = cache_of(ctx)
+    cache = ctx.chat_cache
     pair = cache.participants(conversation_id)
     if pair is None:
         generation = cache.generation
@@ -75,7 +75,7 @@ async def mark_read(ctx: AppContext, user_id: str, *, conversation_id: str | Non
     if target is None:
         return receipt   # nothing to read yet
     now = utcnow()
-    async with cache_of(ctx).locks.hold(("read", chat_id, user_id)):   # events in write order
+    async with ctx.chat_cache.locks.hold(("read", chat_id, user_id)):   # events in write order
         moved = await q.advance(ctx.db, chat_id=chat_id, user_id=user_id, conversation_id=conversation_id,
                                 group_id=group_id, seq=target["seq"], now=now)
         if conversation_id is not None:
@@ -86,11 +86,14 @@ async def mark_read(ctx: AppContext, user_id: str, *, conversation_id: str | Non
             if current is not None:
                 return {**receipt, "lastReadMessageId": current["message_id"], "readAt": iso(current["read_at"])}
         receipt = {**receipt, "lastReadMessageId": target["id"], "readAt": iso(now)}
-        if await q.sends_read_receipts(ctx.db, user_id):
-            to = access.Audience(users=(user_id, *others), group=group_id, except_socket=origin_socket)
+        if not await q.sends_read_receipts(ctx.db, user_id):
+            to = Audience.to_user(user_id, except_socket=origin_socket)
+        elif group_id is not None:   # the reader too, should their socket have left the room
+            to = Audience(users=frozenset((user_id,)), groups=frozenset((group_id,)),
+                          except_socket=origin_socket)
         else:
-            to = access.Audience(users=(user_id,), except_socket=origin_socket)
-        await access.publish(ctx, "messageRead", {**receipt, "readBy": user_id}, to)
+            to = Audience.to_users((user_id, *others), except_socket=origin_socket)
+        await ctx.events.publish("messageRead", {**receipt, "readBy": user_id}, to)
     return receipt
 
 

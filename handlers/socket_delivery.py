@@ -1,0 +1,79 @@
+"""Delivery: turns the records published on the events port (nexus_chat/events.py) into
+Socket.IO room operations on the `/chat` namespace. It decides nothing: who receives what was
+decided by the service that published it.
+
+Rooms: every `/chat` connection of a user is in ``user:<id>``, in ``session:<id>`` of the login
+session its token belongs to, and in ``group:<id>`` for each group the user belongs to
+(joined on connect and kept in step by membership records).
+"""
+from __future__ import annotations
+
+from nexus_chat.events import Audience, Emit, GroupDeleted, MembershipChange, Record, UserDeleted
+from nexus_chat.realtime.server import Socket, SocketServer
+
+CHAT = "/chat"
+
+
+def user_room(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+def group_room(group_id: str) -> str:
+    return f"group:{group_id}"
+
+
+def session_room(session_id: str) -> str:
+    """The sockets opened with access tokens of one login session (revocation)."""
+    return f"session:{session_id}"
+
+
+class SocketDelivery:
+    """A listener on ``ctx.events`` that acts on the connections of this process."""
+
+    def __init__(self, server: SocketServer) -> None:
+        self.server = server
+
+    def sockets_of(self, user_id: str) -> list[Socket]:
+        return self.server.sockets_in_room(CHAT, user_room(user_id))
+
+    def __call__(self, record: Record) -> None:
+        if isinstance(record, Emit):
+            self.emit(record)
+        elif isinstance(record, MembershipChange):
+            room = group_room(record.group_id)
+            for user_id in record.user_ids:
+                for socket in self.sockets_of(user_id):
+                    if record.joined:
+                        socket.join(room)
+                    else:
+                        socket.leave(room)
+        elif isinstance(record, GroupDeleted):
+            room = group_room(record.group_id)
+            for socket in self.server.sockets_in_room(CHAT, room):
+                socket.leave(room)
+        elif isinstance(record, UserDeleted):
+            for socket in self.sockets_of(record.user_id):
+                socket.disconnect()
+
+    def disconnect_sessions(self, session_ids: list[str]) -> None:
+        """Revoked sessions (a listener of ``ctx.revoked_sessions``): their sockets go at
+        once (the handshake refuses them again)."""
+        for session_id in session_ids:
+            for socket in self.server.sockets_in_room(CHAT, session_room(session_id)):
+                socket.disconnect()
+
+    def emit(self, record: Emit) -> int:
+        """Encoded once for the whole audience; an offset travels as the last argument (the
+        Socket.IO connection-state-recovery convention)."""
+        rooms, skip = rooms_of(record.audience)
+        args = (record.payload,) if record.offset is None else (record.payload, record.offset)
+        return self.server.emit(CHAT, record.event, *args, room=rooms, skip_sid=skip)
+
+
+def rooms_of(audience: Audience) -> tuple[list[str], set[str]]:
+    """(rooms to reach, rooms to skip); a socket id is a room holding that one socket."""
+    rooms = [user_room(u) for u in audience.users] + [group_room(g) for g in audience.groups]
+    skip = {user_room(u) for u in audience.except_users}
+    if audience.except_socket is not None:
+        skip.add(audience.except_socket)
+    return rooms, skip
