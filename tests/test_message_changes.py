@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+from nexus_chat.services.message_changes import MAX_EDITS
+
 from .chat_support import NO_PRESENCE, chat, make_group, quiet  # noqa: F401  (fixture)
 from .support import assert_error
 
@@ -189,3 +191,17 @@ async def test_concurrent_edits_are_both_kept_and_the_last_one_wins(api, user_fa
     # each edit was told once, in commit order: the last event carries the final content
     updates = await cb.wait_for("messageUpdated", 2)
     assert [u["content"] for u in updates] == contents[1:]
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_the_versions_a_message_keeps_are_bounded(api, user_factory, chat):
+    a, b = await user_factory("a"), await user_factory("b")
+    ca, cb = await connect(chat, a, b)
+    sent = await ca.send("v0", recipientId=b.id)
+    for i in range(1, MAX_EDITS + 1):
+        answer = await ca.call("editMessage", {"messageId": sent["id"], "content": f"v{i}"})
+        assert answer["content"] == f"v{i}", answer
+    refused = await api.patch(path(sent["id"]), json={"content": "one too many"}, token=a.access)
+    assert_error(refused, 400, f"A message can be edited at most {MAX_EDITS} times")
+    versions = (await api.get(path(sent["id"], "/edits"), token=b.access)).data
+    assert [v["content"] for v in versions] == [f"v{i}" for i in range(MAX_EDITS + 1)]

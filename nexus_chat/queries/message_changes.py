@@ -40,6 +40,11 @@ async def set_content(db: Executor, message_seq: int, content: str, now: dt.date
         (content, now, now, message_seq))
 
 
+async def edit_count(db: Executor, message_seq: int) -> int:
+    row = await db.fetch_one("SELECT COUNT(*) AS n FROM message_edits WHERE message_seq = %s", (message_seq,))
+    return int(row["n"])
+
+
 async def edits_of(db: Executor, message_seq: int) -> list[Row]:
     """Earlier versions, oldest first."""
     return await db.fetch_all(

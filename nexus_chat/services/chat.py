@@ -245,7 +245,9 @@ async def recent_conversations(ctx: AppContext, user_id: str) -> list[dict[str, 
     the number of messages from the other person still unread."""
     rows = await q.recent_conversations(ctx.db, user_id)
     seqs = [row["last_seq"] for row in rows if row["last_seq"] is not None]
-    last = {m["seq"]: message_shape(m) for m in await q.messages_by_seq(ctx.db, seqs)}
+    last_rows = await q.messages_by_seq(ctx.db, seqs)
+    last = {row["seq"]: message for row, message in
+            zip(last_rows, await message_details.detailed(ctx, last_rows, user_id))}
     return [{
         "id": row["id"],
         "creator": user_public(row, "creator_"),

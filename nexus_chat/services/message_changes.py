@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from ..context import AppContext
-from ..errors import conflict, forbidden
+from ..errors import bad_request, conflict, forbidden
 from ..jsonutil import iso, utcnow
 from ..queries import message_changes as q
 from . import attachments
@@ -19,6 +19,7 @@ from . import message_access as access
 from .message_details import detailed_message, for_everyone
 
 MESSAGE_DELETED = "This message was deleted"
+MAX_EDITS = 100   # versions kept per message: bounds what GET …/edits can grow to
 
 
 async def edit_message(ctx: AppContext, user_id: str, message_id: str, content: str) -> dict[str, Any]:
@@ -37,6 +38,8 @@ async def edit_message(ctx: AppContext, user_id: str, message_id: str, content: 
             if now - row["created_at"] > window:
                 raise forbidden("This message can no longer be edited")
             changed = row["content"] != content
+            if changed and await q.edit_count(tx, row["seq"]) >= MAX_EDITS:
+                raise bad_request(f"A message can be edited at most {MAX_EDITS} times")
             if changed:
                 await q.insert_edit(tx, message_seq=row["seq"], content=row["content"],
                                     written_at=row["edited_at"] or row["created_at"], replaced_at=now)
