@@ -76,10 +76,10 @@ class OpenApiHandler(BaseHandler):
 class _ReferenceBase(BaseHandler):
     """Answers 404 (envelope) while `server.api_reference` is off."""
 
-    async def prepare(self) -> None:
+    async def admit(self) -> None:
         if not self.ctx.settings.server_api_reference:
             raise ApiError(404, f"Cannot {self.request.method} {self.request.path}")
-        await super().prepare()
+        await super().admit()
 
 
 class ApiReferenceHandler(_ReferenceBase):

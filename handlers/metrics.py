@@ -13,11 +13,11 @@ from nexus_chat.web import BaseHandler, Op
 class MetricsHandler(BaseHandler):
     ops = {"GET": Op("Prometheus metrics", auth=False)}
 
-    async def prepare(self) -> None:
+    async def admit(self) -> None:
         metrics = getattr(self.application, "metrics", None)
         if not self.ctx.settings.metrics_enabled or metrics is None:
             raise ApiError(404, f"Cannot {self.request.method} {self.request.path}")
-        await super().prepare()
+        await super().admit()
         token = self.ctx.settings.metrics_token
         if token:
             scheme, _, given = self.request.headers.get("Authorization", "").partition(" ")

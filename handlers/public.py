@@ -28,6 +28,9 @@ class PublicFileHandler(tornado.web.StaticFileHandler):
     def _cors_headers(self) -> None:
         BaseHandler._cors_headers(self)  # type: ignore[arg-type]
 
+    def allowed_methods(self) -> list[str]:
+        return ["GET", "HEAD"]
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         BaseHandler.write_error(self, status_code, **kwargs)  # type: ignore[arg-type]
 

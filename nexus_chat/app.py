@@ -7,7 +7,7 @@ from .context import AppContext
 from .handlers import (attachments, auth, chat, contacts, docs, groups, health, messages, metrics, public,
                        story, users)
 from .logs import log_request
-from .web import NotFoundHandler
+from .web import NotFoundHandler, OversizedRequestHandler, oversized
 
 
 class Application(tornado.web.Application):
@@ -20,6 +20,12 @@ class Application(tornado.web.Application):
             compress_response=False,   # nginx compresses; keeps CPU for the event loop
             xheaders=False,            # client IPs come from BaseHandler.client_ip (trusted_proxies)
         )
+
+    def find_handler(self, request, **kwargs):  # type: ignore[override]
+        error = oversized(request)
+        if error is not None:
+            return self.get_handler_delegate(request, OversizedRequestHandler, {"error": error})
+        return super().find_handler(request, **kwargs)
 
 
 def api_routes() -> list:

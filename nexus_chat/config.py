@@ -128,6 +128,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server_api_reference", None, lambda v: None if v is None else _bool(v),
             "Serve the API reference at /api-reference (default: on in development, off in production).",
             ("NEXUS_API_REFERENCE",)),
+    Setting("server_body_timeout_s", 60, _int(1, 3600),
+            "Seconds a request body may take to arrive in full; a slower one is answered 408 "
+            "and its connection closed.", ("NEXUS_BODY_TIMEOUT_S",)),
     Setting("server_shutdown_grace_s", 10, _int(0, 600),
             "Seconds to let in-flight requests finish on SIGTERM/SIGINT.", ("NEXUS_SHUTDOWN_GRACE_S",)),
 

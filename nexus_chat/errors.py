@@ -22,7 +22,14 @@ class ApiError(Exception):
         return reason_phrase(self.status)
 
 
+# Where Python's HTTPStatus keeps an older name: 413 as the old backend (and RFC 7231) calls
+# it, on every surface (REST, uploads, Engine.IO); 414 as RFC 9110 does.
+_PHRASES = {413: "Payload Too Large", 414: "URI Too Long"}
+
+
 def reason_phrase(status: int) -> str:
+    if status in _PHRASES:
+        return _PHRASES[status]
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -43,6 +50,10 @@ def forbidden(message: str) -> ApiError:
 
 def not_found(message: str) -> ApiError:
     return ApiError(404, message)
+
+
+def method_not_allowed(allowed: list[str]) -> ApiError:
+    return ApiError(405, "Method Not Allowed", headers={"Allow": ", ".join(allowed)})
 
 
 def conflict(message: str) -> ApiError:

@@ -16,7 +16,7 @@ from .context import AppContext
 from .db import Database
 from .handlers.realtime import SocketLayer, socket_layer
 from .mail import OutboxSender
-from .web import MAX_REQUEST_BODY
+from .web import HEADER_READ_LIMIT, MAX_REQUEST_BODY
 from .metrics import AppMetrics
 from .queries import users
 from .revocation import RevocationSync
@@ -80,11 +80,12 @@ class Runtime:
         return runtime
 
     def listen(self, port: int, address: str = "") -> tornado.httpserver.HTTPServer:
-        # Uploads set their own per-route limit while streaming (web.BaseHandler); this is the
-        # ceiling of any request. Bodies arrive in 64 KiB chunks, so buffers stay small.
+        # API handlers count bodies themselves (web.BaseHandler) and answer a slow body 408;
+        # these are the ceilings of everything else. Bodies arrive in 64 KiB chunks.
         self.http_server = tornado.httpserver.HTTPServer(
             self.app, max_body_size=MAX_REQUEST_BODY, idle_connection_timeout=75,
-            max_buffer_size=MAX_REQUEST_BODY)
+            max_buffer_size=MAX_REQUEST_BODY, max_header_size=HEADER_READ_LIMIT,
+            body_timeout=self.settings.server_body_timeout_s + 1)
         self.http_server.listen(port, address)
         return self.http_server
 

@@ -4,11 +4,17 @@ Handlers declare one ``Op`` per HTTP method (summary, auth, schemas, errors); th
 declarations validate requests here and produce the OpenAPI document (nexus_chat/openapi.py).
 Every body is streamed in and counted against the op's limit, so an oversized upload is
 refused with 413 before it is buffered.
+
+A request refused before its body is read (401, 404, 405, 413, 429, …) is answered once the
+body has been read and dropped, so the connection serves the next request (the "401, refresh
+the token, retry" flow, and nginx's upstream keep-alive pool). A body too large to drain is not
+read at all: the answer goes at once with ``Connection: close``.
 """
 from __future__ import annotations
 
 import ipaddress
 import logging
+import sys
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,19 +22,28 @@ from typing import Any
 import tornado.web
 from marshmallow import Schema, ValidationError
 from tornado import httputil
+from tornado.ioloop import IOLoop
 
 from . import ratelimit
-from .errors import (ApiError, db_transient_error, db_unreachable, reason_phrase, too_large,
-                     too_many_requests, unauthorized, validation_failed)
+from .errors import (ApiError, db_transient_error, db_unreachable, method_not_allowed, reason_phrase,
+                     too_large, too_many_requests, unauthorized, validation_failed)
 from .jsonutil import dumps, iso, loads, utcnow
 from .services.auth import verify_access
 from .tokens import Claims
 
 log = logging.getLogger("nexus_chat.web")
 
-JSON_BODY_LIMIT = 1 << 20
-# The ceiling of any request body (Runtime.listen): a 20 MB story plus multipart framing.
-MAX_REQUEST_BODY = 21 * 1024 * 1024  # 1 MiB: the largest JSON body (100 member ids) is a few KiB
+JSON_BODY_LIMIT = 1 << 20  # 1 MiB: the largest JSON body (100 member ids) is a few KiB
+# The ceiling of any request body: a 20 MB story plus multipart framing. A refused request's
+# declared body is read and dropped up to this size (keep-alive); past it the answer goes at
+# once with Connection: close. A chunked one is dropped until it ends or the body clock rings.
+MAX_REQUEST_BODY = 21 * 1024 * 1024
+# Request line and header limits, answered 414 / 431 in the envelope (Application.find_handler).
+MAX_URL_BYTES = 8 * 1024
+MAX_HEADER_BYTES = 32 * 1024
+# What Tornado buffers while looking for the end of the headers; past it the connection is
+# dropped unanswered (nothing smaller can tell a client what went wrong).
+HEADER_READ_LIMIT = 128 * 1024
 
 
 @dataclass(frozen=True)
@@ -85,7 +100,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.session_id: str | None = None
         self._chunks: list[bytes] = []
         self._received = 0
-        self._body_error: ApiError | None = None
+        self._refusal: ApiError | None = None
         self.files: dict[str, httputil.HTTPFile] = {}
         self.set_header("X-Request-Id", self.request_id)
         self.ctx.inflight.add(self)
@@ -94,6 +109,9 @@ class BaseHandler(tornado.web.RequestHandler):
         self.ctx.inflight.discard(self)
 
     def on_connection_close(self) -> None:
+        # Tornado's own fails the pending body, which ends _execute and frees its chunks.
+        super().on_connection_close()
+        self._chunks = []
         self.ctx.inflight.discard(self)
 
     # ---- headers -------------------------------------------------------------------------
@@ -131,23 +149,88 @@ class BaseHandler(tornado.web.RequestHandler):
     # ---- request life cycle --------------------------------------------------------------
     @property
     def op(self) -> Op | None:
-        return self.ops.get(self.request.method)
+        return self.ops.get("GET" if self.request.method == "HEAD" else self.request.method)
 
     def allowed_methods(self) -> list[str]:
-        return sorted(set(self.ops) | {"OPTIONS"})
+        methods = set(self.ops) | {"OPTIONS"}
+        if "GET" in methods:
+            methods.add("HEAD")
+        return sorted(methods)
 
     async def prepare(self) -> None:
+        # Bodies are counted in data_received, not by Tornado, so any body past every limit
+        # still gets the 413 envelope (Tornado answers a bare 400).
+        self.request.connection.set_max_body_size(sys.maxsize)
+        self._start_body_clock()
+        try:
+            await self.admit()
+        except ApiError as error:
+            if not self._can_drain():
+                raise   # answered now; write_error adds Connection: close
+            self.refuse(error)
+
+    async def admit(self) -> None:
+        """The checks made before the body is read: method, rate limits, size, token."""
         if self.request.method == "OPTIONS":
             return
         op = self.op
         if op is None:
-            raise ApiError(405, "Method Not Allowed")
+            raise method_not_allowed(self.allowed_methods())
         self._check_rate(ratelimit.DEFAULT, self.client_ip)
         if op.rate_limit is not None:
             self._check_rate(op.rate_limit, self.client_ip)
-        self._limit_body(op.body_limit)
+        declared = self._declared_length()
+        if declared is not None and declared > op.body_limit:
+            raise too_large(f"Request body exceeds {op.body_limit} bytes")
         if op.auth:
             self.user_id = self.authenticate()
+
+    def refuse(self, error: ApiError) -> None:
+        """Answer `error` instead of running the method, once the body is in (and dropped)."""
+        if self._refusal is None:
+            self._refusal = error
+            setattr(self, self.request.method.lower(), self._answer_refusal)
+        self._chunks = []
+
+    def _answer_refusal(self, *args: Any, **kwargs: Any) -> None:
+        assert self._refusal is not None
+        raise self._refusal
+
+    def _declared_length(self) -> int | None:
+        """The Content-Length (None when absent or chunked); 400 when it is not a number."""
+        if "Content-Length" not in self.request.headers:
+            return None
+        text = self.request.headers["Content-Length"].split(",")[0].strip()
+        if not text.isdigit():
+            raise ApiError(400, "Invalid Content-Length")
+        return int(text)
+
+    def _can_drain(self) -> bool:
+        try:
+            declared = self._declared_length()
+        except ApiError:
+            return False
+        return declared is None or declared <= MAX_REQUEST_BODY
+
+    def _start_body_clock(self) -> None:
+        """A body that has not fully arrived within server.body_timeout_s is answered 408."""
+        future = getattr(self.request, "_body_future", None)
+        if future is None or future.done():
+            return
+        loop = IOLoop.current()
+        timeout = self.ctx.settings.server_body_timeout_s
+        handle = loop.call_later(timeout, self._body_too_slow, timeout)
+        future.add_done_callback(lambda _: loop.remove_timeout(handle))
+
+    def _body_too_slow(self, timeout: int) -> None:
+        if not self._finished and not body_complete(self.request):
+            self._answer_now(self._refusal or
+                             ApiError(408, f"The request body did not arrive within {timeout} s"))
+
+    def _answer_now(self, error: ApiError) -> None:
+        """Answer while the body is still arriving; the connection is closed after it."""
+        self._chunks = []
+        self.send_error(error.status, exc_info=(type(error), error, None))
 
     def _check_rate(self, limit: ratelimit.Limit, key: str) -> None:
         wait = self.ctx.rate_limiter.hit(limit, key)
@@ -158,34 +241,18 @@ class BaseHandler(tornado.web.RequestHandler):
         """Count against (client IP, account), e.g. the e-mail of a login (docs/api.md#limits)."""
         self._check_rate(limit, f"{self.client_ip}|{account.lower()}")
 
-    def _limit_body(self, limit: int) -> None:
-        length = self.request.headers.get("Content-Length")
-        if length is None:
-            return  # chunked: counted in data_received
-        try:
-            declared = int(length)
-        except ValueError:
-            raise ApiError(400, "Invalid Content-Length") from None
-        if declared <= limit:
-            return
-        error = too_large(f"Request body exceeds {limit} bytes")
-        if declared > MAX_REQUEST_BODY or self.op.body is None:
-            # Answered at once; Tornado closes the connection without reading the body.
-            raise error
-        # Read and discard the body (data_received), then answer 413 from body_args(): a
-        # proxy still sending the body would otherwise see a broken pipe and answer 502.
-        self._body_error = error
-
     def data_received(self, chunk: bytes) -> None:
-        if self._body_error:
+        if self._finished:
             return
         self._received += len(chunk)
-        op = self.op
-        if op is not None and self._received > op.body_limit:
-            self._body_error = too_large(f"Request body exceeds {op.body_limit} bytes")
-            self._chunks = []
-            return
-        self._chunks.append(chunk)
+        if self._refusal is None:
+            limit = self.op.body_limit if self.op else JSON_BODY_LIMIT
+            if self._received <= limit:
+                self._chunks.append(chunk)
+                return
+            self.refuse(too_large(f"Request body exceeds {limit} bytes"))
+        # Dropped. A chunked body is drained to its end (bounded by the body clock): closing
+        # on a client still sending makes its kernel reset the connection, losing the answer.
 
     def access_claims(self) -> Claims:
         header = self.request.headers.get("Authorization", "")
@@ -205,8 +272,6 @@ class BaseHandler(tornado.web.RequestHandler):
 
     # ---- input ---------------------------------------------------------------------------
     def raw_body(self) -> bytes:
-        if self._body_error:
-            raise self._body_error
         return b"".join(self._chunks)
 
     def is_multipart(self) -> bool:
@@ -279,11 +344,15 @@ class BaseHandler(tornado.web.RequestHandler):
             status, message, errors = exc.status_code, exc.log_message or reason_phrase(exc.status_code), None
             if status == 405:
                 message = "Method Not Allowed"
+                self.set_header("Allow", ", ".join(self.allowed_methods()))
         else:
             status = status_code
             message = "Internal server error" if status >= 500 else reason_phrase(status)
             errors = None
-        self.set_status(status)
+        if not body_complete(self.request):
+            # The rest of the body is never read, so it must not be taken for a next request.
+            self.set_header("Connection", "close")
+        self.set_status(status, reason_phrase(status))
         self.clear_header("Content-Type")
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(dumps(error_envelope(status, message, self.request.path, errors)))
@@ -306,6 +375,12 @@ class BaseHandler(tornado.web.RequestHandler):
         # API answers are per user and change constantly; hashing every body cost ~1.5 %.
         return None
 
+    async def head(self, *args: Any, **kwargs: Any) -> None:
+        """HEAD on a GET route: the GET's status and headers (Tornado drops the body)."""
+        result = self.get(*args, **kwargs)
+        if result is not None:
+            await result
+
     def options(self, *args: Any, **kwargs: Any) -> None:
         """CORS preflight: 204 on every route; the CORS headers only for configured origins."""
         origin = self.request.headers.get("Origin")
@@ -317,6 +392,12 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("Access-Control-Max-Age", "600")
         self.set_status(204)
         self.finish()
+
+
+def body_complete(request: httputil.HTTPServerRequest) -> bool:
+    """Whether the request's body has been read to its end (or there is none to read)."""
+    future = getattr(request, "_body_future", None)   # set by Tornado for streamed bodies
+    return future is None or future.done()
 
 
 def error_envelope(status: int, message: str, path: str, errors: list[str] | None = None,
@@ -341,6 +422,27 @@ def _trusted(address: str, networks: tuple[ipaddress._BaseNetwork, ...]) -> bool
 class NotFoundHandler(BaseHandler):
     """Unknown routes: 404 in the envelope (every method)."""
 
-    async def prepare(self) -> None:
+    async def admit(self) -> None:
         raise ApiError(404, f"Cannot {self.request.method} {self.request.path}")
+
+
+class OversizedRequestHandler(BaseHandler):
+    """A request line or header section past its limit: 414 or 431 in the envelope."""
+
+    def initialize(self, error: ApiError) -> None:  # type: ignore[override]
+        super().initialize()
+        self.error = error
+
+    async def admit(self) -> None:
+        raise self.error
+
+
+def oversized(request: httputil.HTTPServerRequest) -> ApiError | None:
+    """414 for a URL past MAX_URL_BYTES, 431 for headers past MAX_HEADER_BYTES, else None."""
+    if len(request.uri or "") > MAX_URL_BYTES:
+        return ApiError(414, f"The URL exceeds {MAX_URL_BYTES} bytes")
+    size = sum(len(name) + len(value) + 4 for name, value in request.headers.get_all())
+    if size > MAX_HEADER_BYTES:
+        return ApiError(431, f"The request headers exceed {MAX_HEADER_BYTES} bytes")
+    return None
 

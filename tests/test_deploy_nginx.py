@@ -4,6 +4,7 @@ Socket.IO chat (polling, then the WebSocket upgrade) through the proxy. And the 
 passes `systemd-analyze verify`."""
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import re
@@ -254,3 +255,21 @@ def test_systemd_unit_verifies(tmp_path):
     problems = [line for line in (result.stdout + result.stderr).splitlines()
                 if line.strip() and "nexus-chat.service" in line]
     assert result.returncode == 0 and not problems, result.stdout + result.stderr
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_early_errors_keep_connections_usable_through_nginx(nginx, runtime):
+    """401 -> retry on one client connection, through nginx's upstream keep-alive pool: every
+    answer arrives (no 502 from an upstream connection the app dropped mid-body)."""
+    from .test_http_connection import read_response, request
+
+    host, port = nginx.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = b'{"contactUserId": "00000000-0000-4000-8000-000000000000"}' + b" " * 4000
+    for _ in range(20):
+        writer.write(request("POST", "/api/contacts", body, {"Content-Type": "application/json"}))
+        refused = await read_response(reader)
+        assert refused.status == 401, refused
+        writer.write(request("GET", "/api/health"))
+        assert (await read_response(reader)).status == 200
+    writer.close()
