@@ -24,7 +24,7 @@ from marshmallow import Schema, ValidationError
 from tornado import httputil
 from tornado.ioloop import IOLoop
 
-from . import ratelimit
+from . import forms, ratelimit
 from .errors import (ApiError, db_transient_error, db_unreachable, method_not_allowed, reason_phrase,
                      too_large, too_many_requests, unauthorized, validation_failed)
 from .jsonutil import dumps, iso, loads, utcnow
@@ -274,23 +274,20 @@ class BaseHandler(tornado.web.RequestHandler):
     def raw_body(self) -> bytes:
         return b"".join(self._chunks)
 
-    def is_multipart(self) -> bool:
-        return self.request.headers.get("Content-Type", "").lower().startswith("multipart/form-data")
-
     def body_args(self) -> dict[str, Any]:
-        """The validated JSON (or, where allowed, multipart form) body of this op."""
+        """The validated JSON (or, where allowed, multipart or url-encoded form) body of this op."""
         op = self.op
         assert op is not None and op.body is not None
         body = self.raw_body()
-        if op.multipart and self.is_multipart():
-            fields, self.files = self._parse_multipart(body)
-            return load_schema(op.body, fields)
         content_type = self.request.headers.get("Content-Type", "")
+        if op.multipart and forms.media_type(content_type) in forms.FORM_TYPES:
+            return load_schema(op.body, self._parse_form(content_type, body))
         if not body.strip():
             data: Any = {}
-        elif content_type.split(";")[0].strip().lower() != "application/json":
+        elif forms.media_type(content_type) != "application/json":
             raise ApiError(400, "Content-Type must be application/json"
-                           + (" or multipart/form-data" if op.multipart else ""))
+                           + (", multipart/form-data or application/x-www-form-urlencoded"
+                              if op.multipart else ""))
         else:
             try:
                 data = loads(body)
@@ -299,24 +296,19 @@ class BaseHandler(tornado.web.RequestHandler):
         self.files = {}
         return load_schema(op.body, data)
 
-    def _parse_multipart(self, body: bytes) -> tuple[dict[str, str], dict[str, httputil.HTTPFile]]:
-        arguments: dict[str, list[bytes]] = {}
-        files: dict[str, list[httputil.HTTPFile]] = {}
-        content_type = self.request.headers.get("Content-Type", "")
-        if "boundary=" not in content_type:
-            raise ApiError(400, "Malformed multipart body")
-        httputil.parse_body_arguments(content_type, body, arguments, files)
-        op = self.op
-        fields: dict[str, str] = {}
-        for name, values in arguments.items():
-            try:
-                fields[name] = values[-1].decode("utf-8")
-            except UnicodeDecodeError:
-                raise validation_failed([f"{name}: Not valid UTF-8."]) from None
-        unknown = [name for name in files if name not in op.files]
+    def _parse_form(self, content_type: str, body: bytes) -> dict[str, str]:
+        """The form's text fields; its files (only those the op declares) go to self.files."""
+        try:
+            form = forms.parse_form(content_type, body)
+        except forms.MalformedForm as exc:
+            if exc.field_name is not None:
+                raise validation_failed([str(exc)]) from None
+            raise ApiError(400, f"Malformed form body: {exc}") from None
+        unknown = [name for name in form.files if name not in self.op.files]
         if unknown:
             raise validation_failed([f"{name}: Unknown field." for name in unknown])
-        return fields, {name: items[0] for name, items in files.items()}
+        self.files = form.files
+        return form.fields
 
     def query_args(self) -> dict[str, Any]:
         op = self.op
