@@ -17,8 +17,13 @@ async def test_add_contact_defaults_alias_to_full_name(api, user_factory):
     assert response.status == 201, response.body
     contact = response.data
     assert set(contact) == CONTACT_KEYS
-    assert contact["alias"] == friend.full_name and contact["userId"] == friend.id
+    # As in the old backend: userId is the owner (who saved the contact), contactUser the other.
+    assert contact["alias"] == friend.full_name and contact["userId"] == me.id
     assert contact["contactUser"]["id"] == friend.id
+    for listed in (await api.get("/api/contacts", token=me.access)).data:
+        assert listed["userId"] == me.id and listed["contactUser"]["id"] == friend.id
+    one = await api.get(f"/api/contacts/{contact['id']}", token=me.access)
+    assert one.data["userId"] == me.id
     assert "email" not in contact["contactUser"]
     assert contact["createdAt"].endswith("Z")
 

@@ -23,7 +23,8 @@ class UpdateContactBody(Schema):
 class ContactSchema(Schema):
     id = fields.UUID()
     alias = fields.String()
-    userId = fields.UUID(metadata={"description": "The contact's user id"})
+    userId = fields.UUID(metadata={"description": "The owner's id: the user who saved the contact "
+                                                  "(the other user is `contactUser`)"})
     contactUser = fields.Nested(UserPublicSchema)
     createdAt = fields.DateTime()
     updatedAt = fields.DateTime()

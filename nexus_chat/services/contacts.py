@@ -19,7 +19,7 @@ def contact_shape(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "alias": row["alias"],
-        "userId": row["contact_user_id"],
+        "userId": row["owner_id"],   # the owner, as in the old backend; contactUser is the other
         "contactUser": user_public(row, "cu_"),
         "createdAt": iso(row["created_at"]),
         "updatedAt": iso(row["updated_at"]),
