@@ -1,12 +1,12 @@
 """Settings: defaults with help text, a TOML file, then environment variables.
 
-Every setting is declared once in ``SETTINGS``; that table drives loading, validation,
-``nexus-chat check-config`` and the documentation in ``config.example.toml``.
+Every setting is declared once in ``SETTINGS`` (default, parser, help, environment names); that
+table drives loading, validation, ``nexus-chat check-config`` and the documentation in
+``config.example.toml``. The typed ``Settings`` it fills is in ``nexus_chat.settings``.
 Precedence (lowest first): default → ``NEXUS_CONFIG`` TOML file → environment variables.
 """
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import json
 import os
@@ -15,6 +15,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+from .realtime import defaults as realtime_defaults
+from .settings import Settings
 
 
 class ConfigError(Exception):
@@ -226,17 +229,15 @@ SETTINGS: tuple[Setting, ...] = (
             "How long after sending a message its sender may edit it (seconds).",
             ("NEXUS_CHAT_EDIT_WINDOW_S",)),
 
-    Setting("realtime_ping_interval_ms", 25000, _int(100), "Engine.IO server ping interval (ms).",
-            ("NEXUS_PING_INTERVAL_MS",)),
-    Setting("realtime_ping_timeout_ms", 20000, _int(100), "Engine.IO pong deadline (ms).",
-            ("NEXUS_PING_TIMEOUT_MS",)),
-    Setting("realtime_max_payload", 1_000_000, _int(1024), "Largest Engine.IO packet/POST body (bytes).",
-            ("NEXUS_MAX_PAYLOAD",)),
-    Setting("realtime_connect_timeout_ms", 45000, _int(100), "Time a client has to CONNECT a namespace (ms).",
-            ("NEXUS_CONNECT_TIMEOUT_MS",)),
-    # A client that falls 4 MB behind is not reading; keeping more would let one slow
-    # reader hold memory that 10k idle sockets need.
-    Setting("realtime_max_buffer_bytes", 4_000_000, _int(1024),
+    Setting("realtime_ping_interval_ms", realtime_defaults.PING_INTERVAL_MS, _int(100),
+            "Engine.IO server ping interval (ms).", ("NEXUS_PING_INTERVAL_MS",)),
+    Setting("realtime_ping_timeout_ms", realtime_defaults.PING_TIMEOUT_MS, _int(100),
+            "Engine.IO pong deadline (ms).", ("NEXUS_PING_TIMEOUT_MS",)),
+    Setting("realtime_max_payload", realtime_defaults.MAX_PAYLOAD, _int(1024),
+            "Largest Engine.IO packet/POST body (bytes).", ("NEXUS_MAX_PAYLOAD",)),
+    Setting("realtime_connect_timeout_ms", realtime_defaults.CONNECT_TIMEOUT_MS, _int(100),
+            "Time a client has to CONNECT a namespace (ms).", ("NEXUS_CONNECT_TIMEOUT_MS",)),
+    Setting("realtime_max_buffer_bytes", realtime_defaults.MAX_BUFFER_BYTES, _int(1024),
             "Unsent bytes a socket may hold before it is disconnected.", ("NEXUS_MAX_BUFFER_BYTES",)),
 
     Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Log level.", ("NEXUS_LOG_LEVEL",)),
@@ -254,15 +255,6 @@ EXAMPLE_SECRET_MARKERS = ("change-me", "changeme", "secret", "your_", "example")
 _JWT_SECRETS = ("jwt_access_secret", "jwt_refresh_secret", "jwt_verify_email_secret",
                 "jwt_reset_password_secret")
 
-Settings = dataclasses.make_dataclass(
-    "Settings",
-    [(s.name, Any, dataclasses.field(default=s.default)) for s in SETTINGS]
-    + [("sources", dict, dataclasses.field(default_factory=dict)),
-       ("database_configured", bool, dataclasses.field(default=False))],
-    frozen=True,
-)
-Settings.__doc__ = "All settings, flat: `section_key` (see SETTINGS for help text)."
-
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
@@ -274,7 +266,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: {exc}") from None
 
 
-def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
+def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
     """Build Settings from defaults, the TOML file and the environment.
 
     ``overrides`` (used by tests) win over everything. Raises ConfigError with one line.
@@ -365,7 +357,7 @@ def _dev_secrets(var_dir: Path) -> dict[str, str]:
     return stored
 
 
-def describe(settings: "Settings") -> list[tuple[str, str, str]]:
+def describe(settings: Settings) -> list[tuple[str, str, str]]:
     """(name, shown value, source) for check-config; secrets are masked."""
     rows = []
     for setting in SETTINGS:

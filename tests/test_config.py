@@ -1,13 +1,20 @@
 """Settings: defaults, the TOML file, the original backend's variables, production rules."""
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import re
+import types
+import typing
 from pathlib import Path
 
 import pytest
 
 from nexus_chat.config import SETTINGS, ConfigError, load_settings, render_example
+from nexus_chat.realtime.engine import EngineServer
+from nexus_chat.realtime.server import SocketServer
+from nexus_chat.settings import Settings
 
 STRONG = "x" * 40
 
@@ -116,3 +123,61 @@ def test_config_example_documents_every_setting():
     for setting in SETTINGS:
         section, key = setting.toml_key
         assert key in sections.get(section, set()), f"config.example.toml lacks {section}.{key}"
+
+
+def conforms(value: object, hint: object) -> bool:
+    """Whether `value` is of the annotated type (the shapes Settings uses)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(conforms(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return value in args
+    if origin is tuple:
+        return isinstance(value, tuple) and all(isinstance(item, args[0]) for item in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is type(None):
+        return value is None
+    return isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+
+
+SETTING_HINTS = typing.get_type_hints(Settings)
+
+
+def test_the_settings_dataclass_and_the_table_agree():
+    """Settings has one typed field per SETTINGS row, in the same order, and nothing else but
+    the two fields load_settings derives; a row's default is a value of the field's type."""
+    names = [f.name for f in dataclasses.fields(Settings)]
+    assert names == [s.name for s in SETTINGS] + ["sources", "database_configured"], \
+        "add the new setting to nexus_chat/settings.py (typed, in the order of SETTINGS)"
+    assert dataclasses.is_dataclass(Settings) and Settings.__dataclass_params__.frozen
+    for setting in SETTINGS:
+        if setting.default is None:   # decided by load_settings: checked on loaded values below
+            continue
+        assert setting.parse(setting.default) == setting.default, setting.name
+        assert conforms(setting.default, SETTING_HINTS[setting.name]), (setting.name, setting.default)
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_loaded_settings_have_the_declared_types(tmp_path, environment):
+    values = env(tmp_path, NEXUS_ENV=environment)
+    if environment == "production":
+        values.update(MAIL_HOST="smtp.example.com", DB_HOST="db.example.com",
+                      JWT_ACCESS_TOKEN_SECRET=STRONG + "a", JWT_REFRESH_TOKEN_SECRET=STRONG + "b",
+                      JWT_VERIFY_EMAIL_SECRET=STRONG + "c", JWT_FORGOT_PASSWORD_SECRET=STRONG + "d")
+    settings = load_settings(values)
+    wrong = {name: getattr(settings, name) for name, hint in SETTING_HINTS.items()
+             if not conforms(getattr(settings, name), hint)}
+    assert wrong == {}
+
+
+def test_the_realtime_defaults_are_the_protocol_layers():
+    """One source: the realtime.* defaults are the ones EngineServer and SocketServer use alone
+    (they once said 1 MB of send buffer while the settings said 4 MB)."""
+    by_name = {s.name: s.default for s in SETTINGS}
+    for server in (EngineServer, SocketServer):
+        parameters = inspect.signature(server).parameters
+        for name in ("ping_interval_ms", "ping_timeout_ms", "max_payload", "max_buffer_bytes"):
+            assert parameters[name].default == by_name[f"realtime_{name}"], (server.__name__, name)
+    assert inspect.signature(SocketServer).parameters["connect_timeout_ms"].default == \
+        by_name["realtime_connect_timeout_ms"]

@@ -20,6 +20,7 @@ from tornado.httputil import HTTPHeaders, HTTPServerRequest
 from tornado.ioloop import IOLoop
 from tornado.routing import PathMatches, Rule
 
+from . import defaults
 from . import engineio_packets as eio
 
 if TYPE_CHECKING:
@@ -287,11 +288,11 @@ class EngineServer:
     def __init__(
         self,
         *,
-        ping_interval_ms: int = 25000,
-        ping_timeout_ms: int = 20000,
-        max_payload: int = 1_000_000,
+        ping_interval_ms: int = defaults.PING_INTERVAL_MS,
+        ping_timeout_ms: int = defaults.PING_TIMEOUT_MS,
+        max_payload: int = defaults.MAX_PAYLOAD,
         allowed_origins: list[str] | None = None,
-        max_buffer_bytes: int = 1_000_000,
+        max_buffer_bytes: int = defaults.MAX_BUFFER_BYTES,
         upgrade_timeout_ms: int = 10000,
         on_open: Callable[[Session], None] | None = None,
         on_message: Callable[[Session, str | bytes], None] | None = None,

@@ -19,6 +19,7 @@ from typing import Any
 from tornado.ioloop import IOLoop
 from tornado.routing import Rule
 
+from . import defaults
 from . import engineio_packets as eio
 from . import socketio_packets as sio
 from .engine import EngineServer, Handshake, Session
@@ -298,12 +299,12 @@ class SocketServer:
     def __init__(
         self,
         *,
-        ping_interval_ms: int = 25000,
-        ping_timeout_ms: int = 20000,
-        max_payload: int = 1_000_000,
-        connect_timeout_ms: int = 45000,
+        ping_interval_ms: int = defaults.PING_INTERVAL_MS,
+        ping_timeout_ms: int = defaults.PING_TIMEOUT_MS,
+        max_payload: int = defaults.MAX_PAYLOAD,
+        connect_timeout_ms: int = defaults.CONNECT_TIMEOUT_MS,
         allowed_origins: list[str] | None = None,
-        max_buffer_bytes: int = 1_000_000,
+        max_buffer_bytes: int = defaults.MAX_BUFFER_BYTES,
         adapter: Adapter | None = None,
         error_body: Callable[[int, Any], bytes] | None = None,
     ) -> None:
