@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
+from . import content
 from .common import CpuMeter, box_busy_seconds, latency_summary, raise_nofile, rss_kib
 from .seed import PASSWORD, User, make_group, seed_users
 from .serverctl import BenchDatabase, ceiling_server, make_workdir, nexus_server
@@ -24,7 +25,8 @@ from .sio import DEFAULT_BACKEND
 from .workers import WorkerPool
 
 BENCH_DIR = Path(__file__).resolve().parent
-SCENARIOS = ("rest-me", "rest-history", "dm-max", "group-max", "idle-conns", "login-storm", "ceiling")
+SCENARIOS = ("rest-me", "rest-history", "dm-max", "group-max", "photo-upload", "search", "idle-conns",
+             "login-storm", "ceiling")
 DM_RATES = (100, 200, 400, 800, 1600, 3200)
 GROUP_RATES = (10, 20, 40, 60, 80, 100, 130, 170, 220, 280, 360)   # sender msg/s; ×199 deliveries each
 IDLE_LEVELS = (1000, 3000, 10000)
@@ -250,6 +252,10 @@ class Bench:
             await self.guarded("dm-max", lambda: self.dm_max("nexus"))
         if "group-max" in self.selected:
             await self.guarded("group-max", self.group_max)
+        if "photo-upload" in self.selected:
+            await self.guarded("photo-upload", lambda: content.photo_upload(self))
+        if "search" in self.selected:   # last: it adds a million messages to the schema
+            await self.guarded("search", lambda: content.search(self))
         await self.stop_server()
 
     async def phase_idle_login(self) -> None:
@@ -633,6 +639,12 @@ def summary_text(r: dict) -> str:
     if s == "login-storm":
         return (f"/auth/me p99 {r['me']['p99_ms']} ms (p50 {r['me']['p50_ms']}), logins {r['logins']['per_s']}/s "
                 f"p99 {r['logins']['p99_ms']} ms")
+    if s == "search":
+        return (f"{r['messages']:,} messages: " + "; ".join(
+            f"{k} p50 {v['p50_ms']} ms p99 {v['p99_ms']} ms" for k, v in r["classes"].items()))
+    if s == "photo-upload":
+        return (f"{r['photos']} × {r['photo_bytes'] / 2**20:.1f} MiB in {r['elapsed_s']} s; "
+                f"/auth/me p99 {r['me_during']['p99_ms']} ms during the uploads")
     return json.dumps(r)[:200]
 
 
@@ -679,6 +691,22 @@ def markdown_table(results: list[dict], meta: dict) -> str:
                          f"{r['logins']['per_s']} logins/s | /auth/me p50 {r['me']['p50_ms']} ms, "
                          f"p99 {r['me']['p99_ms']} ms; login p99 {r['logins']['p99_ms']} ms | "
                          f"errors {r['me']['errors']} / {r['logins']['errors']} | {cpu_text(r['cpu'])} |")
+        elif s == "search":
+            for name, c in r["classes"].items():
+                lines.append(f"| {s} | {t} | {name} words at {r['rate_per_class']:.0f} req/s over "
+                             f"{r['messages']:,} messages ({c['mean_hits_per_page']} hits/page) | "
+                             f"p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms | errors {c['errors']} | "
+                             f"{cpu_text(r['cpu'])} |")
+            lines.append(f"| {s} | {t} | index: FULLTEXT {r['fulltext_index_mib']} MiB, table "
+                         f"{r['table_mib']} MiB, B-trees {r['btree_indexes_mib']} MiB | "
+                         f"seeded in {r['seed_s']} s | | |")
+        elif s == "photo-upload":
+            u, me = r["upload"], r["me_during"]
+            lines.append(f"| {s} | {t} | {r['photos']} photos × {r['photo_bytes'] / 2**20:.1f} MiB at once: "
+                         f"{r['elapsed_s']} s ({r['uploads_per_s']}/s) | upload p50 {u['p50_ms']} ms, "
+                         f"p99 {u['p99_ms']} ms; /auth/me at {me['rate']:.0f}/s p99 {me['p99_ms']} ms "
+                         f"(target ≤ {me['target_p99_ms']:.0f}) | errors {u['errors']} / {me['errors']} | "
+                         f"{cpu_text(r['cpu'])} |")
     return "\n".join(lines)
 
 

@@ -1,0 +1,211 @@
+"""Scenarios about what messages carry: `search` over a million stored messages and
+`photo-upload` (100 phones sending a 3 MB photo at once). Run by bench/runner.py.
+
+search: 1,000,000 messages are written straight into the schema (a bench set-up, not an API
+path: through the socket it would take longer than the whole run) over 1,000 conversations,
+50 of them with the searching user, from a Zipf-distributed vocabulary, so a word can be rare
+(a few hits), medium or common (tens of thousands). Queries go at a fixed rate, open loop, so
+latency includes any queueing.
+
+photo-upload: the thumbnails are made in the executor; the question is whether the event loop
+stays free meanwhile, measured as `/auth/me` latency from a steady probe during the uploads.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from .common import latency_summary
+
+if TYPE_CHECKING:
+    from .runner import Bench
+
+SEARCH_MESSAGES = 1_000_000
+SEARCH_CONVERSATIONS = 1000
+SEARCH_MINE = 50            # conversations that include the searching user
+VOCABULARY = 30_000
+WORDS_PER_MESSAGE = 12
+INSERT_BATCH = 2000         # rows per INSERT: big enough to amortise the round trip
+SEARCH_RATE = 20.0          # queries per second per word class
+PHOTOS = 100
+PHOTO_BYTES = 3 * 1024 * 1024
+PROBE_RATE = 50.0           # /auth/me per second during the uploads (bench/probe.py)
+
+
+def _word(rank: int) -> str:
+    """Pronounceable, distinct, ≥ 4 letters: never a stopword or below the token size."""
+    consonants, vowels = "bcdfghjklmnprstvz", "aeiou"
+    out, n = [], rank + 1
+    while n or len(out) < 4:
+        out.append(consonants[n % 17] + vowels[(n // 17) % 5])
+        n //= 85
+    return "".join(out)
+
+
+def _seed_messages(db, user_ids: list[str], me: str, count: int) -> dict:
+    """Blocking (runs in a thread): conversations and ``count`` messages by plain INSERTs."""
+    import pymysql
+    rng = random.Random(42)
+    conn = pymysql.connect(host=db.host, port=db.port, user=db.user, password=db.password,
+                           database=db.name, autocommit=False, charset="utf8mb4")
+    t0 = time.monotonic()
+    try:
+        with conn.cursor() as cur:
+            others = [u for u in user_ids if u != me]
+            pairs = {tuple(sorted((me, other))) for other in others[:SEARCH_MINE]}
+            while len(pairs) < SEARCH_CONVERSATIONS:
+                a, b = rng.sample(others, 2)
+                pairs.add(tuple(sorted((a, b))))
+            conversations = []
+            for low, high in sorted(pairs):
+                cid = str(uuid.uuid4())
+                conversations.append((cid, low, high))
+                cur.execute("INSERT INTO conversations (id, creator_id, recipient_id, user_low_id,"
+                            " user_high_id, created_at, updated_at)"
+                            " VALUES (%s, %s, %s, %s, %s, NOW(3), NOW(3))", (cid, low, high, low, high))
+            conn.commit()
+            vocabulary = [_word(i) for i in range(VOCABULARY)]
+            weights = [1.0 / (rank + 1) for rank in range(VOCABULARY)]
+            for start in range(0, count, INSERT_BATCH):
+                rows = []
+                for _ in range(min(INSERT_BATCH, count - start)):
+                    cid, low, high = conversations[rng.randrange(len(conversations))]
+                    text = " ".join(rng.choices(vocabulary, weights, k=WORDS_PER_MESSAGE))
+                    rows.append((str(uuid.uuid4()), cid, rng.choice((low, high)), text))
+                cur.executemany("INSERT INTO messages (id, conversation_id, sender_id, content,"
+                                " created_at, updated_at) VALUES (%s, %s, %s, %s, NOW(3), NOW(3))", rows)
+                conn.commit()
+            cur.execute("SELECT COUNT(*) FROM messages")
+            (rows_total,) = cur.fetchone()
+            cur.execute("SELECT DATA_LENGTH, INDEX_LENGTH FROM information_schema.TABLES"
+                        " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'messages'", (db.name,))
+            data_length, index_length = cur.fetchone()
+            cur.execute("SELECT COALESCE(SUM(ALLOCATED_SIZE), 0) FROM information_schema.INNODB_SYS_TABLESPACES"
+                        " WHERE NAME LIKE %s", (f"{db.name}/FTS%",))
+            (fts_bytes,) = cur.fetchone()
+            cur.execute("SELECT @@innodb_ft_min_token_size")
+            (min_token,) = cur.fetchone()
+    finally:
+        conn.close()
+    return {"messages": rows_total, "conversations": len(conversations), "mine": SEARCH_MINE,
+            "seed_s": round(time.monotonic() - t0, 1), "table_mib": round(data_length / 2**20, 1),
+            "btree_indexes_mib": round(index_length / 2**20, 1),
+            "fulltext_index_mib": round(int(fts_bytes) / 2**20, 1),
+            "innodb_ft_min_token_size": min_token, "vocabulary": vocabulary}
+
+
+async def _fixed_rate(session: aiohttp.ClientSession, urls: list[str], token: str, rate: float,
+                      duration: float) -> dict:
+    """GET the urls round-robin at ``rate``/s, open loop; latency counted from each due time."""
+    latencies: list[float] = []
+    hits: list[int] = []
+    errors = 0
+    t0 = time.monotonic() + 0.2
+
+    async def one(url: str, due: float) -> None:
+        nonlocal errors
+        try:
+            async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as resp:
+                body = await resp.json(content_type=None)
+                if resp.status != 200:
+                    errors += 1
+                else:
+                    hits.append(len(body["data"]["results"]))
+        except Exception:  # noqa: BLE001 - counted
+            errors += 1
+        latencies.append(time.monotonic() - due)
+
+    tasks = []
+    for i in range(int(rate * duration)):
+        due = t0 + i / rate
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        tasks.append(asyncio.create_task(one(urls[i % len(urls)], due)))
+    await asyncio.wait(tasks, timeout=60)
+    return {**latency_summary(latencies), "errors": errors,
+            "mean_hits_per_page": round(sum(hits) / len(hits), 1) if hits else 0}
+
+
+async def search(bench: Bench) -> None:
+    me = bench.users[0]
+    count = 100_000 if bench.quick else SEARCH_MESSAGES
+    seeded = await asyncio.to_thread(_seed_messages, bench.db, [u.id for u in bench.users], me.id, count)
+    vocabulary = seeded.pop("vocabulary")
+    print(f"[bench {time.strftime('%H:%M:%S')}] seeded {seeded['messages']:,} messages in "
+          f"{seeded['seed_s']} s", file=sys.stderr, flush=True)
+    classes = {"rare": vocabulary[-200:], "medium": vocabulary[500:600], "common": vocabulary[:20]}
+    duration = bench.dur(15, 5)
+    results = {}
+    m = bench.meter()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64),
+                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
+        for name, words in classes.items():
+            urls = [f"{bench.server.url}/api/chat/search?q={w}&limit=20" for w in words]
+            results[name] = await _fixed_rate(session, urls, me.token, SEARCH_RATE, duration)
+    cpu = m.stop()
+    bench.add({"scenario": "search", **seeded, "rate_per_class": SEARCH_RATE, "duration_s": duration,
+               "classes": results, "cpu": cpu,
+               "ok": all(r["errors"] == 0 for r in results.values())})
+
+
+def _photo(size: int) -> bytes:
+    """A noisy JPEG of about ``size`` bytes (noise does not compress, like a real photo)."""
+    from PIL import Image
+    side = 1800
+    while True:
+        img = Image.frombytes("RGB", (side, side * 3 // 4), random.Random(side).randbytes(side * side * 3 // 4 * 3))
+        out = io.BytesIO()
+        img.save(out, "JPEG", quality=90)
+        if out.tell() >= size * 0.9:
+            return out.getvalue()
+        side += 200
+
+
+async def photo_upload(bench: Bench) -> None:
+    photo = await asyncio.to_thread(_photo, PHOTO_BYTES)
+    senders = bench.users[:PHOTOS]
+    url = bench.server.url
+    upload_lat: list[float] = []
+    upload_errors: list[str] = []
+    probe = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.probe", url + "/api/auth/me", bench.users[-1].token, str(PROBE_RATE),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=str(Path(__file__).parent.parent))
+    m = bench.meter()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=PHOTOS),
+                                     timeout=aiohttp.ClientTimeout(total=180)) as session:
+        async def upload(user) -> None:
+            form = aiohttp.FormData()
+            form.add_field("file", photo, filename="IMG_0001.jpg", content_type="image/jpeg")
+            t = time.monotonic()
+            try:
+                async with session.post(url + "/api/chat/attachments", data=form,
+                                        headers={"Authorization": f"Bearer {user.token}"}) as resp:
+                    body = await resp.json(content_type=None)
+                    if resp.status != 201:
+                        upload_errors.append(f"{resp.status} {str(body)[:120]}")
+            except Exception as exc:  # noqa: BLE001 - counted
+                upload_errors.append(repr(exc))
+            upload_lat.append(time.monotonic() - t)
+
+        await asyncio.sleep(1.0)   # the probe's baseline before the burst
+        t0 = time.monotonic()
+        await asyncio.gather(*(upload(u) for u in senders))
+        elapsed = time.monotonic() - t0
+    probe.stdin.close()
+    out, _ = await asyncio.wait_for(probe.communicate(), timeout=90)
+    cpu = m.stop()
+    me = json.loads(out.decode().strip().splitlines()[-1])
+    bench.add({"scenario": "photo-upload", "photos": len(senders), "photo_bytes": len(photo),
+               "elapsed_s": round(elapsed, 2), "uploads_per_s": round(len(senders) / elapsed, 1),
+               "upload": {**latency_summary(upload_lat), "errors": len(upload_errors),
+                          "first_errors": upload_errors[:3]},
+               "me_during": {**me, "target_p99_ms": 50.0},
+               "cpu": cpu, "ok": not upload_errors and me["errors"] == 0})
