@@ -179,7 +179,7 @@ class ChatNamespace(Namespace):
         sent = await chat.send_message(
             self.ctx, user_id, content=body["content"], recipient_id=body["recipientId"],
             group_id=body["groupId"], client_message_id=body["clientMessageId"], reply_to_id=body["replyToId"],
-            origin_socket=socket.sid)
+            origin_socket=socket.sid, attachment_ids=body["attachmentIds"])
         return sent.message
 
     async def get_messages(self, socket: Socket, user_id: str, payload: Any) -> list:

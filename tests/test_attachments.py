@@ -4,6 +4,7 @@ sweeper's clean-up."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 import io
 import os
 import time
@@ -242,3 +243,81 @@ async def test_deleting_an_account_deletes_the_files_it_uploaded(api, user_facto
     assert not store.path(photo["id"], True).exists()
     assert store.path(theirs["id"]).exists()
     assert (await api.get(f"/api/chat/attachments/{theirs['id']}", token=friend.access)).status == 200
+
+
+# ---- attachments in messages -------------------------------------------------------------
+from .chat_support import chat, make_group  # noqa: E402,F401  (fixture)
+
+
+async def fetch(api, attachment, user=None, thumbnail=False):
+    key = "thumbnailUrl" if thumbnail else "url"
+    if user is None:
+        return await api.get(attachment[key])                       # the signed URL, no token
+    return await api.get(urlsplit(attachment[key]).path, token=user.access)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_message_carries_attachments_only_its_audience_can_read(api, user_factory, chat):
+    a, b, c = await user_factory("a"), await user_factory("b"), await user_factory("c")
+    ca, cb = await chat(a, ["websocket"]), await chat(b, ["websocket"])
+    photo = await uploaded(api, a, image("PNG", (600, 300)), "holiday.png")
+    doc = await uploaded(api, a, b"%PDF-1.4\nplan", "plan.pdf")
+
+    sent = await ca.call("sendMessage", {"recipientId": b.id, "attachmentIds": [doc["id"], photo["id"]]})
+    assert sent["content"] == "" and [x["id"] for x in sent["attachments"]] == [doc["id"], photo["id"]]
+    assert sent["attachments"][1]["width"] == 600 and sent["attachments"][1]["thumbnailUrl"]
+    [received] = await cb.wait_for("message")
+    assert [x["id"] for x in received["attachments"]] == [doc["id"], photo["id"]]
+    # the recipient reads it with a token or through the signed URLs; others never
+    assert (await fetch(api, received["attachments"][0], b)).body == b"%PDF-1.4\nplan"
+    assert (await fetch(api, received["attachments"][1], thumbnail=True)).status == 200
+    assert_error(await fetch(api, received["attachments"][0], c), 404)
+    page = (await api.get("/api/chat/messages", params={"recipientId": a.id}, token=b.access)).data
+    assert [x["name"] for x in page[0]["attachments"]] == ["plan.pdf", "holiday.png"]
+    recents = (await api.get("/api/chat/recent-messages", token=b.access)).data
+    assert [x["id"] for x in recents[0]["lastMessage"]["attachments"]] == [doc["id"], photo["id"]]
+
+    # an upload goes out once, only by its uploader, at most 10 to a message
+    for ids, why in (([doc["id"]], "attachmentIds"), ([str(uuid.uuid4())], "attachmentIds")):
+        error = await ca.call("sendMessage", {"recipientId": b.id, "content": "again", "attachmentIds": ids})
+        assert error["statusCode"] == 400 and error["errors"][0].startswith(why), error
+    theirs = await uploaded(api, c, b"c's note", "c.txt")
+    error = await ca.call("sendMessage", {"recipientId": b.id, "content": "x", "attachmentIds": [theirs["id"]]})
+    assert error["statusCode"] == 400
+    mine = await uploaded(api, a, b"twice", "t.txt")
+    error = await ca.call("sendMessage", {"recipientId": b.id, "attachmentIds": [mine["id"], mine["id"]]})
+    assert error["statusCode"] == 400
+    error = await ca.call("sendMessage", {"recipientId": b.id, "attachmentIds": [mine["id"]] * 11})
+    assert error["statusCode"] == 400 and error["errors"][0].startswith("attachmentIds")
+    error = await ca.call("sendMessage", {"recipientId": b.id, "content": "  "})
+    assert error["statusCode"] == 400 and error["errors"][0].startswith("content")
+    # a refused message claimed nothing: the upload can still be sent
+    ok = await ca.call("sendMessage", {"recipientId": b.id, "content": "now", "attachmentIds": [mine["id"]]})
+    assert [x["id"] for x in ok["attachments"]] == [mine["id"]]
+    history = (await api.get("/api/chat/messages", params={"recipientId": b.id}, token=a.access)).data
+    assert [m["content"] for m in history] == ["now", ""]      # no half-stored message
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_group_attachments_follow_membership_and_deletion(api, user_factory, chat, runtime):
+    owner, member = await user_factory("own"), await user_factory("mem")
+    group_id = await make_group(api, owner, [member])
+    co = await chat(owner, ["websocket"])
+    upload_ = await uploaded(api, owner, image("JPEG", (100, 100)), "team.jpg")
+    sent = await co.call("sendMessage", {"groupId": group_id, "content": "team photo",
+                                         "attachmentIds": [upload_["id"]]})
+    attachment = sent["attachments"][0]
+    assert (await fetch(api, attachment, member)).status == 200
+    kicked = await api.delete(f"/api/groups/{group_id}/members/{member.id}", token=owner.access)
+    assert kicked.status == 200, kicked.body
+    assert_error(await fetch(api, attachment, member), 404)       # a former member reads nothing
+    # deleting the message deletes the attachment, file and thumbnail
+    store = attachment_service.store_of(runtime.ctx)
+    assert store.path(attachment["id"]).exists()
+    deleted = await co.call("deleteMessage", {"messageId": sent["id"]})
+    assert deleted.get("deletedAt"), deleted
+    assert not store.path(attachment["id"]).exists() and not store.path(attachment["id"], True).exists()
+    assert_error(await fetch(api, attachment, owner), 404)
+    assert_error(await fetch(api, attachment), 404)                 # the signed URL too
+    page = (await api.get("/api/chat/messages", params={"groupId": group_id}, token=owner.access)).data
+    assert page[0]["attachments"] == []

@@ -14,8 +14,8 @@ from .support import assert_error
 
 MESSAGE_KEYS = {"id", "content", "senderId", "sender", "conversationId", "groupId", "isRead", "readAt",
                 "clientMessageId", "createdAt", "updatedAt",
-                # the message lifecycle (issue 12) adds these; the older ones keep their meaning
-                "editedAt", "deletedAt", "deletedBy", "replyTo", "reactions"}
+                # the message lifecycle and attachments add these; the older ones keep their meaning
+                "editedAt", "deletedAt", "deletedBy", "replyTo", "reactions", "attachments"}
 PUBLIC_KEYS = {"id", "username", "fullName", "avatarUrl", "bio", "status", "lastSeenAt"}
 
 

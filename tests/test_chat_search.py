@@ -162,3 +162,17 @@ def test_terms_drop_what_the_index_does_not_hold():
 def test_snippet_marks_whole_words_only():
     assert snippet("apple app application", ("app",)) == "apple <mark>app</mark> application"
     assert snippet("Straße STRASSE", ("strasse",)) == "<mark>Straße</mark> <mark>STRASSE</mark>"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_deleted_messages_never_match(api, user_factory, chat):
+    a, b = await user_factory("a"), await user_factory("b")
+    ca = await chat(a, ["websocket"])
+    kept = await ca.send("launch codes are fine", recipientId=b.id)
+    gone = await ca.send("launch codes are secret", recipientId=b.id)
+    deleted = await ca.call("deleteMessage", {"messageId": gone["id"]})
+    assert deleted.get("deletedAt"), deleted
+    for user in (a, b):
+        page = await search(api, user, "launch codes")
+        assert [hit["message"]["id"] for hit in page["results"]] == [kept["id"]]
+    assert contents(await search(api, a, "secret")) == []

@@ -18,7 +18,9 @@ _HIT_FROM = (
     + " LEFT JOIN chat_groups g ON g.id = m.group_id"
     " LEFT JOIN conversations c ON c.id = m.conversation_id"
     " LEFT JOIN users p ON p.id = IF(c.user_low_id = %(me)s, c.user_high_id, c.user_low_id)")
-_MATCH = "MATCH (m.content) AGAINST (%(query)s IN BOOLEAN MODE)"
+# A tombstone's content is emptied, so it leaves the index too; the deleted_at test keeps a
+# deleted message out even before the index has caught up.
+_MATCH = "MATCH (m.content) AGAINST (%(query)s IN BOOLEAN MODE) AND m.deleted_at IS NULL"
 _BEFORE = "(%(before_seq)s IS NULL OR m.seq < %(before_seq)s)"
 
 

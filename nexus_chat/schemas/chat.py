@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from .attachments import AttachmentSchema
 from .common import Trimmed, UserPublicSchema
 
 MAX_CONTENT = 5000
 MAX_CLIENT_MESSAGE_ID = 64
+MAX_ATTACHMENTS = 10
 
 
 class UuidString(fields.UUID):
@@ -41,11 +43,22 @@ class MessagesQuery(_OneTarget):
 
 class SendMessagePayload(_OneTarget):
     """The `sendMessage` event."""
-    content = Trimmed(required=True, validate=validate.Length(1, MAX_CONTENT))
+    content = Trimmed(load_default="", validate=validate.Length(0, MAX_CONTENT),
+                      metadata={"description": "1-5000 characters after trimming; may be empty "
+                                "when the message carries attachments"})
     clientMessageId = fields.String(load_default=None, allow_none=True,
                                     validate=validate.Length(1, MAX_CLIENT_MESSAGE_ID))
     replyToId = UuidString(load_default=None, allow_none=True,
                            metadata={"description": "A message of the same conversation or group"})
+    attachmentIds = fields.List(UuidString(), load_default=list,
+                                validate=validate.Length(max=MAX_ATTACHMENTS),
+                                metadata={"description": "Your uploads (POST /api/chat/attachments) "
+                                          "not sent yet, in the order to show them"})
+
+    @validates_schema
+    def _content_or_attachments(self, data, **kwargs):
+        if not data.get("content") and not data.get("attachmentIds"):
+            raise ValidationError("Shorter than minimum length 1.", "content")
 
 
 class GroupRoomPayload(Schema):
@@ -91,6 +104,7 @@ class MessageSchema(Schema):
     deletedBy = fields.UUID(allow_none=True)
     replyTo = fields.Nested(ReplyToSchema, allow_none=True)
     reactions = fields.List(fields.Nested(ReactionSchema))
+    attachments = fields.List(fields.Nested(AttachmentSchema))
 
 
 class ConversationSchema(Schema):

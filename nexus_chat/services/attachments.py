@@ -136,15 +136,19 @@ async def upload(ctx: AppContext, user_id: str, upload: Upload) -> dict[str, Any
     return attachment_shape(ctx, row)
 
 
-async def attach(tx: Executor, message_id: str, uploader_id: str, attachment_ids: list[str]) -> None:
-    """Inside the transaction that stores the message: claims the uploads or raises 400."""
-    if not attachment_ids:
-        return
+async def attach(ctx: AppContext, tx: Executor, message_id: str, uploader_id: str,
+                 attachment_ids: list[str]) -> list[dict[str, Any]]:
+    """Inside the transaction that stores the message: claims the uploads, in the order
+    given, and returns them as Attachments; raises 400 (rolling the message back) unless
+    every one is the uploader's and not sent yet."""
     if len(set(attachment_ids)) != len(attachment_ids):
         raise validation_failed(["attachmentIds: The same attachment is listed twice."])
     claimed = await q.attach_to_message(tx, message_id, uploader_id, attachment_ids)
     if claimed != len(attachment_ids):
         raise validation_failed(["attachmentIds: Unknown, not yours, or already sent."])
+    rows = await q.for_messages(tx, [message_id])
+    expires = int(time.time()) + ctx.settings.chat_attachment_url_ttl_s
+    return [attachment_shape(ctx, row, expires) for row in rows]
 
 
 # ---- reading -------------------------------------------------------------------------------

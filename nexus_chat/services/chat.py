@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from ..jsonutil import iso, utcnow
 from ..queries import chat as q
 from ..queries import groups
 from ..shapes import user_public
-from . import message_details
+from . import attachments, message_details
 from ..tokens import Claims
 from .auth import verify_access
 from ..metrics import MESSAGES_SENT
@@ -58,6 +59,7 @@ def message_shape(row: Row, sender: dict | None = None) -> dict[str, Any]:
         "deletedBy": row.get("deleted_by"),
         "replyTo": None,        # filled in by services/message_details.py
         "reactions": [],
+        "attachments": [],      # likewise
     }
 
 
@@ -147,12 +149,15 @@ class Sent:
 
 async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipient_id: str | None = None,
                        group_id: str | None = None, client_message_id: str | None = None,
-                       reply_to_id: str | None = None, origin_socket: str | None = None) -> Sent:
+                       reply_to_id: str | None = None, origin_socket: str | None = None,
+                       attachment_ids: Sequence[str] = ()) -> Sent:
     """Stores a message (one INSERT, autocommitted) and publishes `message` once it is
     committed: to the group, or to both participants except ``origin_socket`` (the sending
     connection, which gets the message as its ack). Messages of one conversation or group
     are stored and published one at a time, so deliveries follow commit order. A reused
-    ``client_message_id`` returns the stored message unchanged and publishes nothing."""
+    ``client_message_id`` returns the stored message unchanged and publishes nothing.
+    ``attachment_ids`` (the sender's unsent uploads) are claimed in the same transaction as
+    the INSERT: all of them, or the message is not stored (400)."""
     if (recipient_id is None) == (group_id is None):
         raise validation_failed(["target: Exactly one of recipientId or groupId is required."])
     if recipient_id is not None:
@@ -175,10 +180,17 @@ async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipie
         row = {"id": str(uuid.uuid4()), "content": content, "conversation_id": conversation_id,
                "group_id": group_id, "is_read": 0, "read_at": None,
                "client_message_id": client_message_id, "created_at": now, "updated_at": now}
+        insert = dict(message_id=row["id"], conversation_id=conversation_id, group_id=group_id,
+                      sender_id=sender_id, content=content, client_message_id=client_message_id,
+                      now=now, reply_to_id=reply_to_id)
+        carried: list[dict[str, Any]] = []
         try:
-            await q.insert_message(ctx.db, message_id=row["id"], conversation_id=conversation_id,
-                                   group_id=group_id, sender_id=sender_id, content=content,
-                                   client_message_id=client_message_id, now=now, reply_to_id=reply_to_id)
+            if attachment_ids:
+                async with ctx.db.transaction() as tx:
+                    await q.insert_message(tx, **insert)
+                    carried = await attachments.attach(ctx, tx, row["id"], sender_id, list(attachment_ids))
+            else:
+                await q.insert_message(ctx.db, **insert)   # the common case: one autocommit
         except pymysql.err.IntegrityError as exc:
             if client_message_id is not None and is_duplicate_key(exc):
                 stored = await q.message_by_client_id(ctx.db, sender_id, client_message_id)
@@ -190,7 +202,8 @@ async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipie
             if _missing_parent(exc):
                 raise _vanished(ctx, sender_id, recipient_id, group_id) from None
             raise
-        sent = Sent({**message_shape(row, sender), "replyTo": reply_to}, True, recipient_id, group_id)
+        sent = Sent({**message_shape(row, sender), "replyTo": reply_to, "attachments": carried},
+                    True, recipient_id, group_id)
         MESSAGES_SENT.labels(kind="group" if group_id else "direct").inc()
         if group_id is not None:
             audience = Audience.to_group(group_id)

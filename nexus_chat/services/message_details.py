@@ -14,6 +14,7 @@ from ..queries import chat as chat_q
 from ..queries import reactions as reactions_q
 from ..queries import replies as replies_q
 from ..shapes import user_public
+from . import attachments
 from . import chat as chat_service
 from .message_access import MESSAGE_NOT_FOUND
 from ..errors import not_found, validation_failed
@@ -44,15 +45,16 @@ async def _replies(ctx: AppContext, ids: list[str]) -> dict[str, dict]:
 
 async def detailed(ctx: AppContext, rows: list[Row], viewer_id: str | None) -> list[dict[str, Any]]:
     """Messages of ``rows`` (MESSAGE_COLUMNS), each with its reactions (``reactedByMe`` for
-    ``viewer_id``) and ``replyTo``."""
+    ``viewer_id``), ``replyTo`` and attachments."""
     shaped = chat_service.shape_messages(rows)
     seqs = [row["seq"] for row in rows if row["deleted_at"] is None]
     reply_ids = list({row["reply_to_id"] for row in rows if row["reply_to_id"]})
-    lookups = [_reactions(ctx, seqs, viewer_id)]
+    live = [message for row, message in zip(rows, shaped) if row["deleted_at"] is None]
+    lookups = [_reactions(ctx, seqs, viewer_id), attachments.with_attachments(ctx, live)]
     if reply_ids:
         lookups.append(_replies(ctx, reply_ids))
     found = await asyncio.gather(*lookups)
-    reactions, replies = found[0], (found[1] if reply_ids else {})
+    reactions, replies = found[0], (found[2] if reply_ids else {})
     for row, message in zip(rows, shaped):
         message["reactions"] = reactions.get(row["seq"], [])
         if row["reply_to_id"]:

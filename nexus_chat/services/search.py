@@ -12,6 +12,7 @@ from ..queries import chat as chat_queries
 from ..search_index import Scope
 from ..searchtext import snippet
 from ..shapes import user_public
+from .attachments import with_attachments
 from .chat import message_shape, require_member
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ async def search_messages(ctx: AppContext, user_id: str, text: str, *, recipient
         return empty
     rows = await ctx.search.search(ctx.db, scope, terms, before_seq=before_seq, limit=limit + 1)
     results = [hit_shape(row, terms.words) for row in rows[:limit]]
+    await with_attachments(ctx, [hit["message"] for hit in results])
     more = len(rows) > limit
     return {"results": results, "hasMore": more,
             "nextBefore": results[-1]["message"]["id"] if more else None}
