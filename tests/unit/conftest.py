@@ -1,0 +1,13 @@
+"""Fixtures of the unit tier: pure code only. Nothing here opens a socket, a database or a
+server, so `pytest tests/unit` runs in seconds on a machine with none of them."""
+from __future__ import annotations
+
+import pytest
+
+from nexus_chat.openapi import build_document
+
+
+@pytest.fixture(scope="session")
+def document() -> dict:
+    """The OpenAPI document, as GET /api/openapi.json serves it (built without a server)."""
+    return build_document()
