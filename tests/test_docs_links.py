@@ -56,3 +56,20 @@ def test_nothing_points_outside_the_repository():
                 if outside.search(line):
                     found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not found, "\n".join(found)
+
+
+def test_links_inside_the_docs_resolve():
+    """`[text](#section)` and `[text](other.md#section)` in docs/ and the README."""
+    link = re.compile(r"\]\(([a-z_]*\.md|docs/[a-z_]+\.md)?(?:#([a-z0-9-]+))?\)")
+    broken = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for number, line in enumerate(doc.read_text().splitlines(), 1):
+            for target, anchor in link.findall(line):
+                if not target and not anchor:
+                    continue
+                path = doc if not target else (doc.parent / target)
+                if not path.is_file():
+                    broken.append(f"{doc.relative_to(ROOT)}:{number}: {target} does not exist")
+                elif anchor and anchor not in anchors(path):
+                    broken.append(f"{doc.relative_to(ROOT)}:{number}: no section #{anchor} in {target or doc.name}")
+    assert not broken, "\n".join(broken)
