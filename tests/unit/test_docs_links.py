@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CITATION = re.compile(r"docs/([a-z_]+\.md)(?:#([a-z0-9-]+))?")
 
 
