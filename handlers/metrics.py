@@ -7,6 +7,7 @@ import hmac
 from prometheus_client.exposition import choose_encoder
 
 from nexus_chat.errors import ApiError, unauthorized
+from nexus_chat.tokens import bearer_token
 from nexus_chat.web import BaseHandler, Op
 
 
@@ -20,8 +21,8 @@ class MetricsHandler(BaseHandler):
         await super().admit()
         token = self.ctx.settings.metrics_token
         if token:
-            scheme, _, given = self.request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            given = bearer_token(self.request.headers.get("Authorization")) or ""
+            if not hmac.compare_digest(given.encode(), token.encode()):
                 error = unauthorized("Metrics token missing or invalid")
                 error.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
                 raise error

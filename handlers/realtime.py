@@ -13,18 +13,19 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from marshmallow import Schema, ValidationError
-
 from nexus_chat.context import AppContext
-from nexus_chat.errors import ApiError, db_transient_error, db_unreachable, validation_failed
+from nexus_chat.db import db_unreachable
+from nexus_chat.errors import ApiError, db_transient_error, error_body
 from nexus_chat.jsonutil import dumps
 from nexus_chat.realtime.engine import ERROR_MESSAGES, FORBIDDEN
 from nexus_chat.realtime.rooms import InMemoryAdapter
 from nexus_chat.realtime.server import ConnectRefused, Namespace, Socket, SocketServer
-from nexus_chat.schemas import chat as s
+from nexus_chat.schemas import chat as chat_schemas
+from nexus_chat.schemas.loading import load_schema
 from nexus_chat.services import chat
 from nexus_chat.services.presence import Presence
-from nexus_chat.web import error_envelope, format_errors
+from nexus_chat.tokens import bearer_token, token_value
+from nexus_chat.web import error_envelope
 
 from . import realtime_messages
 from .socket_delivery import CHAT, SocketDelivery, group_room, session_room, user_room
@@ -34,23 +35,14 @@ log = logging.getLogger("nexus_chat.realtime.chat")
 UNAUTHORIZED = "Unauthorized"
 
 
-def _bearer(value: Any) -> str | None:
-    """A token, with or without a leading `Bearer `."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    scheme, _, rest = value.strip().partition(" ")
-    return rest.strip() if scheme.lower() == "bearer" and rest.strip() else value.strip()
-
-
 def handshake_token(socket: Socket, auth: Any) -> str | None:
     """First match wins: CONNECT auth payload, Authorization header, `?token=`."""
     if isinstance(auth, dict) and auth.get("token"):
-        return _bearer(auth["token"])
+        return token_value(auth["token"])
     header = socket.handshake.headers.get("Authorization")
     if header:
-        scheme, _, token = header.strip().partition(" ")
-        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-    return _bearer(socket.handshake.query.get("token"))
+        return bearer_token(header)
+    return token_value(socket.handshake.query.get("token"))
 
 
 class MainNamespace(Namespace):
@@ -149,33 +141,18 @@ class ChatNamespace(Namespace):
     @staticmethod
     def _fail(socket: Socket, event: str, exc: ApiError) -> list:
         """`exception` to the socket, and the REST error envelope as the ack."""
+        extra: dict[str, Any] = {}
+        if "Retry-After" in exc.headers:   # REST's header, as a field: seconds to wait
+            extra["retryAfter"] = int(exc.headers["Retry-After"])
         notice: dict[str, Any] = {"status": "error", "statusCode": exc.status, "message": exc.message,
                                   "event": event}
-        envelope: dict[str, Any] = {"success": False, "statusCode": exc.status, "error": exc.reason,
-                                    "message": exc.message}
         if exc.errors:
-            notice["errors"] = envelope["errors"] = exc.errors
-        if "Retry-After" in exc.headers:   # REST's header, as a field: seconds to wait
-            notice["retryAfter"] = envelope["retryAfter"] = int(exc.headers["Retry-After"])
-        socket.emit("exception", notice)
-        return [envelope]
-
-    _schemas: dict[type[Schema], Schema] = {}
-
-    @classmethod
-    def _load(cls, schema_cls: type[Schema], payload: Any) -> dict[str, Any]:
-        """Validate with the route's schema; one instance per schema (building one per
-        event costs more than the validation itself)."""
-        schema = cls._schemas.get(schema_cls)
-        if schema is None:
-            schema = cls._schemas[schema_cls] = schema_cls()
-        try:
-            return schema.load(payload)
-        except ValidationError as exc:
-            raise validation_failed(format_errors(exc.messages)) from None
+            notice["errors"] = exc.errors
+        socket.emit("exception", {**notice, **extra})
+        return [error_body(exc.status, exc.message, exc.errors, **extra)]
 
     async def send_message(self, socket: Socket, user_id: str, payload: Any) -> dict:
-        body = self._load(s.SendMessagePayload, payload)
+        body = load_schema(chat_schemas.SendMessagePayload, payload)
         sent = await chat.send_message(
             self.ctx, user_id, content=body["content"], recipient_id=body["recipientId"],
             group_id=body["groupId"], client_message_id=body["clientMessageId"], reply_to_id=body["replyToId"],
@@ -183,24 +160,24 @@ class ChatNamespace(Namespace):
         return sent.message
 
     async def get_messages(self, socket: Socket, user_id: str, payload: Any) -> list:
-        args = self._load(s.MessagesQuery, payload)
+        args = load_schema(chat_schemas.MessagesQuery, payload)
         return await chat.list_messages(self.ctx, user_id, recipient_id=args["recipientId"],
                                         group_id=args["groupId"], limit=args["limit"],
                                         offset=args["offset"], before=args["before"])
 
     async def join_group(self, socket: Socket, user_id: str, payload: Any) -> dict:
-        group_id = self._load(s.GroupRoomPayload, payload)["groupId"]
+        group_id = load_schema(chat_schemas.GroupRoomPayload, payload)["groupId"]
         await chat.require_member(self.ctx, group_id, user_id)   # current: a kick meanwhile wins
         socket.join(group_room(group_id))
         return {"groupId": group_id, "joined": True}
 
     async def leave_group(self, socket: Socket, user_id: str, payload: Any) -> dict:
-        group_id = self._load(s.GroupRoomPayload, payload)["groupId"]
+        group_id = load_schema(chat_schemas.GroupRoomPayload, payload)["groupId"]
         socket.leave(group_room(group_id))
         return {"groupId": group_id, "joined": False}
 
     async def typing(self, socket: Socket, user_id: str, payload: Any) -> None:
-        body = self._load(s.TypingPayload, payload)
+        body = load_schema(chat_schemas.TypingPayload, payload)
         await chat.typing(self.ctx, user_id, is_typing=body["isTyping"], recipient_id=body["recipientId"],
                           group_id=body["groupId"])
         return None

@@ -17,7 +17,6 @@ from typing import Any, AsyncIterator, Callable, Protocol, Sequence
 import aiomysql
 import pymysql
 
-from .errors import db_unreachable
 
 log = logging.getLogger("nexus_chat.db")
 
@@ -243,5 +242,36 @@ class Database:
         return pool.size - pool.freesize, pool.size, pool.maxsize
 
 
-def is_duplicate_key(exc: BaseException) -> bool:
-    return isinstance(exc, pymysql.err.IntegrityError) and exc.args and exc.args[0] == 1062
+# ---- what a MySQL/MariaDB error means (its error code) --------------------------------------
+DUPLICATE_KEY = 1062
+MISSING_PARENT = 1452                              # a foreign key's parent row is gone
+CONTENTION = frozenset({1205, 1213})               # lock wait timeout, deadlock: rolled back, retry
+# The database cannot be reached (refused, lost, gone away, shutting down, too many connections).
+UNREACHABLE = frozenset({1040, 1053, 1927, 2002, 2003, 2006, 2013, 2055})
+
+
+def _code(exc: BaseException | None, kind: type[BaseException]) -> int | None:
+    if isinstance(exc, kind) and exc.args and isinstance(exc.args[0], int):
+        return exc.args[0]
+    return None
+
+
+def is_duplicate_key(exc: BaseException | None) -> bool:
+    return _code(exc, pymysql.err.IntegrityError) == DUPLICATE_KEY
+
+
+def is_missing_parent(exc: BaseException | None) -> bool:
+    return _code(exc, pymysql.err.IntegrityError) == MISSING_PARENT
+
+
+def is_contention(exc: BaseException | None) -> bool:
+    """Deadlock or lock wait timeout: the server rolled back; the same request will most
+    likely succeed when sent again."""
+    return _code(exc, pymysql.err.OperationalError) in CONTENTION
+
+
+def db_unreachable(exc: BaseException | None) -> bool:
+    """The database is down or the connection to it broke (an outage, not a bug)."""
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return True
+    return _code(exc, pymysql.err.OperationalError) in UNREACHABLE

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
 
-import pymysql
+from .db import db_unreachable, is_contention
 
 
 class ApiError(Exception):
@@ -34,6 +35,17 @@ def reason_phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Unknown"
+
+
+def error_body(status: int, message: str, errors: list[str] | None = None,
+               **extra: Any) -> dict[str, Any]:
+    """The one error envelope (docs/api.md#envelope), answered by REST routes (web.py adds
+    ``path`` and ``timestamp``) and as Socket.IO acks (with ``retryAfter`` on a 503)."""
+    body: dict[str, Any] = {"success": False, "statusCode": status, "error": reason_phrase(status),
+                            "message": message, **extra}
+    if errors:
+        body["errors"] = errors
+    return body
 
 
 def bad_request(message: str, errors: list[str] | None = None) -> ApiError:
@@ -74,24 +86,13 @@ def validation_failed(errors: list[str]) -> ApiError:
 
 
 # ---- the database: which failures a retry may fix -------------------------------------------
-# Rolled back by the server; the same request will most likely succeed when sent again.
-DB_CONTENTION = frozenset({1205, 1213})            # lock wait timeout, deadlock
-# The database cannot be reached (refused, lost, gone away, shutting down, too many connections).
-DB_UNREACHABLE = frozenset({1040, 1053, 1927, 2002, 2003, 2006, 2013, 2055})
 RETRY_AFTER_S = 1
-
-
-def db_unreachable(exc: BaseException | None) -> bool:
-    """The database is down or the connection to it broke (an outage, not a bug)."""
-    if isinstance(exc, pymysql.err.InterfaceError):
-        return True
-    return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and exc.args[0] in DB_UNREACHABLE
 
 
 def db_transient_error(exc: BaseException | None) -> ApiError | None:
     """The 503 a client gets (REST and Socket.IO alike) for a database failure that a retry
     may fix: contention (deadlock, lock wait timeout) or an outage. None for anything else."""
-    if isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] in DB_CONTENTION:
+    if is_contention(exc):
         return service_unavailable("The server is busy, please retry")
     if db_unreachable(exc):
         return service_unavailable("The database is unavailable, please retry")

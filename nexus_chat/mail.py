@@ -22,8 +22,7 @@ from typing import Any
 import aiosmtplib
 import jinja2
 
-from .db import Database, Executor
-from .errors import db_unreachable
+from .db import Database, Executor, db_unreachable
 from .jsonutil import utcnow
 from .queries import outbox
 

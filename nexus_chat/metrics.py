@@ -14,7 +14,7 @@ from prometheus_client import (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECT
                                Counter, Gauge, Histogram)
 from tornado.ioloop import IOLoop, PeriodicCallback
 
-from .errors import db_unreachable
+from .db import db_unreachable
 from .queries.outbox import pending_mail_count
 
 log = logging.getLogger("nexus_chat.metrics")

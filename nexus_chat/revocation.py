@@ -21,8 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from .db import Database
-from .errors import db_unreachable
+from .db import Database, db_unreachable
 from .queries import sessions
 
 log = logging.getLogger("nexus_chat.revocation")

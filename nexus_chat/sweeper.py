@@ -13,7 +13,7 @@ import tornado.ioloop
 
 from . import uploads
 from .context import AppContext
-from .errors import db_unreachable
+from .db import db_unreachable
 from .jsonutil import utcnow
 from .queries import outbox, sessions, stories
 from .services import attachments

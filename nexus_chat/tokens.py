@@ -71,3 +71,18 @@ class TokenService:
 def token_hash(token: str) -> str:
     """SHA-256 hex of a refresh token (never bcrypt: it reads only the first 72 bytes)."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None when there is none
+    or the scheme is another one."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def token_value(value: object) -> str | None:
+    """A token given as a plain value, with or without a leading ``Bearer `` (the Socket.IO
+    CONNECT payload, ``?token=``)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return bearer_token(value) or value.strip()

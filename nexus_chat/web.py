@@ -20,16 +20,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import tornado.web
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema
 from tornado import httputil
 from tornado.ioloop import IOLoop
 
 from . import forms, ratelimit
-from .errors import (ApiError, db_transient_error, db_unreachable, method_not_allowed, reason_phrase,
-                     too_large, too_many_requests, unauthorized, validation_failed)
+from .db import db_unreachable
+from .errors import (ApiError, db_transient_error, error_body, method_not_allowed, reason_phrase,
+                     too_large, too_many_requests, validation_failed)
 from .jsonutil import dumps, iso, loads, utcnow
+from .schemas.loading import load_schema
+from .services import auth
 from .services.auth import verify_access
-from .tokens import Claims
+from .tokens import Claims, bearer_token
 
 log = logging.getLogger("nexus_chat.web")
 
@@ -61,32 +64,6 @@ class Op:
     response: Any = None         # a Schema class, [Schema] for a list, or None
     rate_limit: ratelimit.Limit | None = None
     tag: str = ""
-
-
-def format_errors(messages: Any, prefix: str = "") -> list[str]:
-    """marshmallow's nested error dict -> ["field: message", …]."""
-    if isinstance(messages, list):
-        out = []
-        for item in messages:
-            if isinstance(item, (dict, list)):
-                out.extend(format_errors(item, prefix))
-            else:
-                out.append(f"{prefix}: {item}" if prefix else str(item))
-        return out
-    if isinstance(messages, dict):
-        out = []
-        for key, value in messages.items():
-            name = "body" if key == "_schema" else str(key)
-            out.extend(format_errors(value, f"{prefix}.{name}" if prefix else name))
-        return out
-    return [f"{prefix}: {messages}" if prefix else str(messages)]
-
-
-def load_schema(schema_cls: type[Schema], data: Any) -> dict[str, Any]:
-    try:
-        return schema_cls().load(data)
-    except ValidationError as exc:
-        raise validation_failed(format_errors(exc.messages)) from None
 
 
 @tornado.web.stream_request_body
@@ -255,19 +232,16 @@ class BaseHandler(tornado.web.RequestHandler):
         # on a client still sending makes its kernel reset the connection, losing the answer.
 
     def access_claims(self) -> Claims:
-        header = self.request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise unauthorized("Authentication token missing")
-        claims = verify_access(self.ctx, token.strip())
+        """The claims of the request's valid access token (the account may be gone)."""
+        claims = verify_access(self.ctx, bearer_token(self.request.headers.get("Authorization")))
         self.session_id = claims.sid
         return claims
 
     def authenticate(self) -> str:
-        """The user id of a valid access token whose account still exists."""
-        claims = self.access_claims()
-        if self.ctx.revoked_users.contains(claims.sub):
-            raise unauthorized()
+        """The user id of a valid access token whose account still exists (the same check
+        as the Socket.IO handshake's)."""
+        claims = auth.authenticate(self.ctx, bearer_token(self.request.headers.get("Authorization")))
+        self.session_id = claims.sid
         return claims.sub
 
     # ---- input ---------------------------------------------------------------------------
@@ -394,13 +368,9 @@ def body_complete(request: httputil.HTTPServerRequest) -> bool:
 
 def error_envelope(status: int, message: str, path: str, errors: list[str] | None = None,
                    **extra: Any) -> dict[str, Any]:
-    """The one error body of docs/api.md#envelope (REST, Socket.IO handshake errors, static files)."""
-    envelope = {"success": False, "statusCode": status, "error": reason_phrase(status),
-                "message": message, "path": path, "timestamp": iso(utcnow())}
-    if errors:
-        envelope["errors"] = errors
-    envelope.update(extra)
-    return envelope
+    """The error envelope of an HTTP answer (REST, Socket.IO handshake errors, static files):
+    ``errors.error_body`` with the path and a timestamp."""
+    return error_body(status, message, errors, path=path, timestamp=iso(utcnow()), **extra)
 
 
 def _trusted(address: str, networks: tuple[ipaddress._BaseNetwork, ...]) -> bool:

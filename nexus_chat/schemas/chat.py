@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from ..rules import exactly_one_problem
 from .attachments import AttachmentSchema
 from .common import Trimmed, UserPublicSchema
 
@@ -20,8 +21,9 @@ class UuidString(fields.UUID):
 
 
 def _exactly_one_target(data: dict) -> None:
-    if bool(data.get("recipientId")) == bool(data.get("groupId")):
-        raise ValidationError("Exactly one of recipientId or groupId is required.", "target")
+    problem = exactly_one_problem(recipientId=data.get("recipientId"), groupId=data.get("groupId"))
+    if problem is not None:
+        raise ValidationError(problem, "target")
 
 
 class _OneTarget(Schema):

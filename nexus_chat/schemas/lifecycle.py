@@ -5,6 +5,7 @@ from __future__ import annotations
 import regex
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from ..rules import exactly_one_problem
 from .chat import MAX_CONTENT, MessageSchema, UuidString
 from .common import Trimmed, UserPublicSchema
 
@@ -80,8 +81,9 @@ class ReadPayload(Schema):
 
     @validates_schema
     def _one_chat(self, data, **kwargs):
-        if bool(data.get("conversationId")) == bool(data.get("groupId")):
-            raise ValidationError("Exactly one of conversationId or groupId is required.", "target")
+        problem = exactly_one_problem(conversationId=data.get("conversationId"), groupId=data.get("groupId"))
+        if problem is not None:
+            raise ValidationError(problem, "target")
 
 
 class InboxQuery(Schema):

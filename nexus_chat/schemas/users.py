@@ -6,8 +6,8 @@ from typing import Any
 
 from marshmallow import Schema, fields, pre_load, validate
 
-from ..web import load_schema
 from .common import Trimmed, UserPublicSchema, username_field
+from .loading import load_schema
 
 
 class SearchQuery(Schema):

@@ -99,6 +99,15 @@ def verify_access(ctx: AppContext, token: str | None) -> Claims:
     return claims
 
 
+def authenticate(ctx: AppContext, token: str | None) -> Claims:
+    """The access check of every authenticated REST route and of the Socket.IO handshake:
+    ``verify_access``, and the account was not deleted meanwhile."""
+    claims = verify_access(ctx, token)
+    if ctx.revoked_users.contains(claims.sub):
+        raise unauthorized()
+    return claims
+
+
 def _revoked(ctx: AppContext, session_ids: list[str]) -> None:
     """After COMMIT: refuse the sessions' access tokens from now on and disconnect their
     sockets (the set's listeners)."""

@@ -16,17 +16,18 @@ from typing import Any
 import pymysql
 
 from ..context import AppContext
-from ..db import Row, is_duplicate_key
+from ..db import Row, is_duplicate_key, is_missing_parent
 from ..errors import (ApiError, bad_request, conflict, forbidden, not_found, unauthorized,
                       validation_failed)
 from ..events import Audience
 from ..jsonutil import iso, utcnow
 from ..queries import chat as q
 from ..queries import groups
+from ..rules import require_exactly_one
 from ..shapes import user_public
 from . import attachments, message_details
 from ..tokens import Claims
-from .auth import verify_access
+from .auth import authenticate
 from ..metrics import MESSAGES_SENT
 
 log = logging.getLogger("nexus_chat.chat")
@@ -76,10 +77,6 @@ def shape_messages(rows: list[Row]) -> list[dict[str, Any]]:
     return shaped
 
 
-def _missing_parent(exc: BaseException) -> bool:
-    return isinstance(exc, pymysql.err.IntegrityError) and bool(exc.args) and exc.args[0] == 1452
-
-
 # ---- lookups -------------------------------------------------------------------------------
 async def require_member(ctx: AppContext, group_id: str, user_id: str) -> None:
     """403 unless the user belongs to the group (a missing group answers the same).
@@ -117,7 +114,7 @@ async def _conversation_between(ctx: AppContext, user_id: str, other_id: str, *,
                 ctx.db, conversation_id=str(uuid.uuid4()), creator_id=user_id, recipient_id=other_id,
                 low_id=low, high_id=high, now=utcnow())
         except pymysql.err.IntegrityError as exc:
-            if _missing_parent(exc):   # the recipient was deleted meanwhile
+            if is_missing_parent(exc):   # the recipient was deleted meanwhile
                 raise not_found(RECIPIENT_NOT_FOUND) from None
             raise
         row = await q.conversation_for_pair(ctx.db, low, high)
@@ -158,8 +155,7 @@ async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipie
     ``client_message_id`` returns the stored message unchanged and publishes nothing.
     ``attachment_ids`` (the sender's unsent uploads) are claimed in the same transaction as
     the INSERT: all of them, or the message is not stored (400)."""
-    if (recipient_id is None) == (group_id is None):
-        raise validation_failed(["target: Exactly one of recipientId or groupId is required."])
+    require_exactly_one(recipientId=recipient_id, groupId=group_id)
     if recipient_id is not None:
         if recipient_id == sender_id:
             raise bad_request("You cannot send a message to yourself")
@@ -199,7 +195,7 @@ async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipie
                         raise conflict(CLIENT_ID_REUSED) from None
                     [message] = await message_details.detailed(ctx, [stored], sender_id)
                     return Sent(message, False, recipient_id, group_id)
-            if _missing_parent(exc):
+            if is_missing_parent(exc):
                 raise _vanished(ctx, sender_id, recipient_id, group_id) from None
             raise
         sent = Sent({**message_shape(row, sender), "replyTo": reply_to, "attachments": carried},
@@ -229,8 +225,7 @@ async def list_messages(ctx: AppContext, user_id: str, *, recipient_id: str | No
                         group_id: str | None = None, limit: int = 20, offset: int = 0,
                         before: str | None = None) -> list[dict[str, Any]]:
     """Newest first; ``[]`` when the two users never talked."""
-    if (recipient_id is None) == (group_id is None):
-        raise validation_failed(["target: Exactly one of recipientId or groupId is required."])
+    require_exactly_one(recipientId=recipient_id, groupId=group_id)
     if group_id is not None:
         await require_member(ctx, group_id, user_id)
         target = ("group_id", group_id)
@@ -306,9 +301,11 @@ async def _user_exists(ctx: AppContext, user_id: str) -> bool:
 
 # ---- sockets -------------------------------------------------------------------------------
 async def authenticate_token(ctx: AppContext, token: str | None) -> Claims:
-    """The claims of a valid access token of a live session of an existing account; else 401."""
-    claims = verify_access(ctx, token)
-    if ctx.revoked_users.contains(claims.sub) or await q.public_user(ctx.db, claims.sub) is None:
+    """The handshake: the access check of every REST route (``auth.authenticate``), and,
+    since a connection lives for hours and stores presence, the account exists in the
+    database (not only as far as this process knows); else 401."""
+    claims = authenticate(ctx, token)
+    if await q.public_user(ctx.db, claims.sub) is None:
         raise unauthorized()
     return claims
 

@@ -9,7 +9,7 @@ import asyncio
 import logging
 
 from ..context import AppContext
-from ..errors import db_unreachable
+from ..db import db_unreachable
 from ..events import Audience
 from ..jsonutil import iso, utcnow
 from ..queries import chat as q

@@ -15,6 +15,7 @@ from ..events import Audience
 from ..jsonutil import iso, utcnow
 from ..queries import chat as chat_q
 from ..queries import read_pointers as q
+from ..rules import require_exactly_one
 from ..shapes import user_public
 from . import message_access as access
 from .chat import require_member
@@ -56,8 +57,7 @@ async def mark_read(ctx: AppContext, user_id: str, *, conversation_id: str | Non
     `messageRead` goes to the other participants (a group: its room) and to the reader's
     other connections; a reader with ``sendReadReceipts`` off tells only their own.
     Returns {conversationId, groupId, lastReadMessageId, readAt}: where the pointer is."""
-    if (conversation_id is None) == (group_id is None):
-        raise validation_failed(["target: Exactly one of conversationId or groupId is required."])
+    require_exactly_one(conversationId=conversation_id, groupId=group_id)
     others: tuple[str, ...] = ()
     if conversation_id is not None:
         pair = await _participants(ctx, conversation_id, user_id)
