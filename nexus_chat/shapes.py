@@ -1,4 +1,5 @@
-"""Public JSON shapes of users (docs/api.md#shapes). Only these functions turn user rows into output."""
+"""Public JSON shapes of users and messages (docs/api.md#shapes). Only these functions turn user
+and message rows into output."""
 from __future__ import annotations
 
 from typing import Any
@@ -62,3 +63,42 @@ def public_columns(table: str, prefix: str) -> str:
 def short_columns(table: str, prefix: str) -> str:
     cols = ("id", "username", "full_name", "avatar_url")
     return ", ".join(f"{table}.{c} AS {prefix}{c}" for c in cols)
+
+
+def message_shape(row: Row, sender: dict | None = None) -> dict[str, Any]:
+    """Message (docs/api.md#chat). ``row`` carries the sender as ``sender_*`` columns unless
+    ``sender`` (UserPublic) is given."""
+    if sender is None:
+        sender = user_public(row, "sender_")
+    return {
+        "id": row["id"],
+        "content": row["content"],
+        "senderId": sender["id"] if sender else None,
+        "sender": sender,
+        "conversationId": row["conversation_id"],
+        "groupId": row["group_id"],
+        "isRead": bool(row["is_read"]),
+        "readAt": iso(row["read_at"]),
+        "clientMessageId": row["client_message_id"],
+        "createdAt": iso(row["created_at"]),
+        "updatedAt": iso(row["updated_at"]),
+        "editedAt": iso(row.get("edited_at")),
+        "deletedAt": iso(row.get("deleted_at")),
+        "deletedBy": row.get("deleted_by"),
+        "replyTo": None,        # filled in by services/message_details.py
+        "reactions": [],
+        "attachments": [],      # likewise
+    }
+
+
+def shape_messages(rows: list[Row]) -> list[dict[str, Any]]:
+    """Messages of one page: a conversation has two senders, so each sender's UserPublic is
+    built once, not once per row (a measurable share of a history request)."""
+    senders: dict[str | None, dict | None] = {}
+    shaped = []
+    for row in rows:
+        key = row["sender_id"]
+        if key not in senders:
+            senders[key] = user_public(row, "sender_")
+        shaped.append(message_shape(row, senders[key]) if key is not None else message_shape(row))
+    return shaped

@@ -12,6 +12,7 @@ from tornado.tcpclient import TCPClient
 from tornado.web import Application
 from tornado.websocket import websocket_connect
 
+from nexus_chat.realtime.endpoint import engine_routes
 from nexus_chat.realtime.engine import EngineServer
 from nexus_chat.realtime.engineio_packets import message_frame
 
@@ -146,7 +147,7 @@ async def test_polling_get_aborted_by_the_client_frees_the_slot(fx):
 @pytest.mark.gen_test(timeout=TIMEOUT)
 async def test_polling_body_over_max_payload_is_413(io_loop):
     engine = EngineServer(max_payload=100, on_message=lambda s, d: s.send([message_frame(d)]))
-    running = serve(Application(engine.routes("/engine.io/")), engine)
+    running = serve(Application(engine_routes(engine, "/engine.io/")), engine)
     try:
         sid = await open_polling(running.url)
         assert (await fetch(polling_url(running.url, sid), "POST", b"4" + b"x" * 99)).code == 200
@@ -178,7 +179,7 @@ async def test_websocket_invalid_packet_closes(fx):
 @pytest.mark.gen_test(timeout=TIMEOUT)
 async def test_websocket_message_over_max_payload_closes(io_loop):
     engine = EngineServer(max_payload=100, on_message=lambda s, d: s.send([message_frame(d)]))
-    running = serve(Application(engine.routes("/engine.io/")), engine)
+    running = serve(Application(engine_routes(engine, "/engine.io/")), engine)
     try:
         conn, _ = await eio_ws(running.ws)
         await conn.write_message("4" + "x" * 500)
@@ -337,7 +338,7 @@ async def test_second_probe_websocket_is_closed(fx):
 @pytest.mark.gen_test(timeout=TIMEOUT)
 async def test_origin_allow_list(io_loop):
     engine = EngineServer(allowed_origins=["https://app.example"])
-    running = serve(Application(engine.routes("/socket.io/")), engine)
+    running = serve(Application(engine_routes(engine, "/socket.io/")), engine)
     base = f"{running.url}/socket.io/?EIO=4&transport=polling"
     try:
         refused = await fetch(base, headers={"Origin": "https://evil.example"})
@@ -361,7 +362,7 @@ async def test_origin_allow_list(io_loop):
 @pytest.mark.gen_test(timeout=TIMEOUT)
 async def test_polling_client_over_buffer_bound_is_closed(io_loop):
     engine = EngineServer(max_buffer_bytes=1000, on_message=lambda s, d: s.send([message_frame("x" * 2000)]))
-    running = serve(Application(engine.routes("/engine.io/")), engine)
+    running = serve(Application(engine_routes(engine, "/engine.io/")), engine)
     try:
         sid = await open_polling(running.url)
         await fetch(polling_url(running.url, sid), "POST", b"4go")
@@ -382,7 +383,7 @@ async def test_websocket_client_that_does_not_read_is_closed(io_loop):
             sent.append(i)
 
     engine = EngineServer(max_buffer_bytes=1_000_000, on_message=flood, ping_interval_ms=60000)
-    running = serve(Application(engine.routes("/engine.io/")), engine)
+    running = serve(Application(engine_routes(engine, "/engine.io/")), engine)
     try:
         conn, _ = await eio_ws(running.ws)
         await conn.write_message("4go")

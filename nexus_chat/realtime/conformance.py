@@ -13,6 +13,7 @@ import sys
 
 import tornado.web
 
+from .endpoint import engine_routes
 from .engine import EngineServer, Session
 from .engineio_packets import message_frame
 from .server import Namespace, SocketServer
@@ -50,7 +51,7 @@ def make_app() -> tuple[tornado.web.Application, EngineServer, SocketServer]:
     server = SocketServer(**config, connect_timeout_ms=CONNECT_TIMEOUT_MS)
     server.add_namespace("/", MainNamespace())
     server.add_namespace("/custom", AuthEcho())
-    app = tornado.web.Application(engine.routes("/engine.io/") + server.routes("/socket.io/"))
+    app = tornado.web.Application(engine_routes(engine, "/engine.io/") + server.routes("/socket.io/"))
     return app, engine, server
 
 

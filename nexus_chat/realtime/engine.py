@@ -1,30 +1,27 @@
 """Engine.IO v4 server: sessions, heartbeat, upgrade and write queues.
 
 The transports live in ``polling.py`` and ``websocket.py``; this module holds
-the state they share. Everything runs on the IOLoop thread, so no locks.
+the state they share and knows a transport only by ``transport.FrameTransport``
+(``endpoint.py`` routes requests to the transports). Everything runs on the IOLoop thread, so no locks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
 from tornado.ioloop import IOLoop
-from tornado.routing import PathMatches, Rule
 
 from . import defaults
 from . import engineio_packets as eio
-
-if TYPE_CHECKING:
-    from .websocket import EngineWebSocketHandler
+from .transport import FrameTransport
 
 log = logging.getLogger("nexus_chat.realtime")
 
@@ -65,8 +62,8 @@ class Session:
         self.sid = secrets.token_urlsafe(15)
         self.handshake = handshake
         self.transport = transport  # "polling" or "websocket"
-        self.ws: EngineWebSocketHandler | None = None
-        self.probe: EngineWebSocketHandler | None = None  # websocket being upgraded to
+        self.ws: FrameTransport | None = None
+        self.probe: FrameTransport | None = None  # websocket being upgraded to
         self.closed = False
         self.app: Any = None  # owned by the layer above (the Socket.IO connection)
         self._queue: deque[eio.Frame] = deque()
@@ -198,7 +195,7 @@ class Session:
     def can_upgrade(self) -> bool:
         return not self.closed and self.transport == "polling" and self.probe is None
 
-    def begin_probe(self, ws: EngineWebSocketHandler) -> None:
+    def begin_probe(self, ws: FrameTransport) -> None:
         self.probe = ws
         timeout = self.engine.upgrade_timeout_ms / 1000
         self._upgrade_timer = self._loop.call_later(timeout, self._upgrade_timed_out, ws)
@@ -207,7 +204,7 @@ class Session:
         """After ``3probe``: end the pending GET so the client can pause polling."""
         self._answer_poll()
 
-    def finish_upgrade(self, ws: EngineWebSocketHandler) -> None:
+    def finish_upgrade(self, ws: FrameTransport) -> None:
         self._cancel(self._upgrade_timer)
         self._upgrade_timer = None
         self.probe = None
@@ -217,14 +214,14 @@ class Session:
         self.send(self._drain())
         log.debug("session %s upgraded to websocket", self.sid)
 
-    def abort_probe(self, ws: EngineWebSocketHandler) -> None:
+    def abort_probe(self, ws: FrameTransport) -> None:
         if self.probe is ws:
             self.probe = None
             self._cancel(self._upgrade_timer)
             self._upgrade_timer = None
             self._answer_poll()
 
-    def _upgrade_timed_out(self, ws: EngineWebSocketHandler) -> None:
+    def _upgrade_timed_out(self, ws: FrameTransport) -> None:
         if self.probe is ws:
             self.abort_probe(ws)
             ws.close()
@@ -265,21 +262,6 @@ class Session:
             self._loop.remove_timeout(timer)
 
 
-class _TransportMatcher(PathMatches):
-    """Matches the endpoint path, split by the ``transport`` query argument."""
-
-    def __init__(self, path: str, websocket: bool) -> None:
-        super().__init__(re.escape(path.rstrip("/")) + "/?$")
-        self.websocket = websocket
-
-    def match(self, request: HTTPServerRequest) -> dict[str, Any] | None:
-        matched = super().match(request)
-        if matched is None:
-            return None
-        is_ws = request.query_arguments.get("transport", [b""])[0] == b"websocket"
-        return matched if is_ws == self.websocket else None
-
-
 class EngineServer:
     """Owns the sessions and the configuration; the layer above plugs in with
     ``on_open(session)``, ``on_message(session, str | bytes)`` and
@@ -312,16 +294,6 @@ class EngineServer:
         self.on_close = on_close
         self.sessions: dict[str, Session] = {}
         self._lingering: dict[str, Session] = {}
-
-    def routes(self, path: str = "/engine.io/") -> list[Rule]:
-        from .polling import PollingHandler
-        from .websocket import EngineWebSocketHandler
-
-        kwargs = {"engine": self}
-        return [
-            Rule(_TransportMatcher(path, websocket=True), EngineWebSocketHandler, kwargs),
-            Rule(_TransportMatcher(path, websocket=False), PollingHandler, kwargs),
-        ]
 
     # ------------------------------------------------------------ requests
     def origin_allowed(self, origin: str | None) -> bool:

@@ -22,6 +22,7 @@ from tornado.routing import Rule
 from . import defaults
 from . import engineio_packets as eio
 from . import socketio_packets as sio
+from .endpoint import engine_routes
 from .engine import EngineServer, Handshake, Session
 from .rooms import Adapter, InMemoryAdapter
 
@@ -329,7 +330,7 @@ class SocketServer:
         self.namespaces[name] = namespace
 
     def routes(self, path: str = "/socket.io/") -> list[Rule]:
-        return self.engine.routes(path)
+        return engine_routes(self.engine, path)
 
     def close_all(self) -> None:
         self.engine.close_all()

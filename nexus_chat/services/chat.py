@@ -16,7 +16,7 @@ from typing import Any
 import pymysql
 
 from ..context import AppContext
-from ..db import Row, is_duplicate_key, is_missing_parent
+from ..db import is_duplicate_key, is_missing_parent
 from ..errors import (ApiError, bad_request, conflict, forbidden, not_found, unauthorized,
                       validation_failed)
 from ..events import Audience
@@ -24,7 +24,7 @@ from ..jsonutil import iso, utcnow
 from ..queries import chat as q
 from ..queries import groups
 from ..rules import require_exactly_one
-from ..shapes import user_public
+from ..shapes import message_shape, user_public
 from . import attachments, message_details
 from ..tokens import Claims
 from .auth import authenticate
@@ -35,46 +35,6 @@ log = logging.getLogger("nexus_chat.chat")
 NOT_A_MEMBER = "You are not a member of this group"
 RECIPIENT_NOT_FOUND = "Recipient not found"
 CLIENT_ID_REUSED = "clientMessageId was already used for a message to another recipient or group"
-
-
-# ---- shapes --------------------------------------------------------------------------------
-def message_shape(row: Row, sender: dict | None = None) -> dict[str, Any]:
-    """Message (docs/api.md#chat). ``row`` carries the sender as ``sender_*`` columns unless
-    ``sender`` (UserPublic) is given."""
-    if sender is None:
-        sender = user_public(row, "sender_")
-    return {
-        "id": row["id"],
-        "content": row["content"],
-        "senderId": sender["id"] if sender else None,
-        "sender": sender,
-        "conversationId": row["conversation_id"],
-        "groupId": row["group_id"],
-        "isRead": bool(row["is_read"]),
-        "readAt": iso(row["read_at"]),
-        "clientMessageId": row["client_message_id"],
-        "createdAt": iso(row["created_at"]),
-        "updatedAt": iso(row["updated_at"]),
-        "editedAt": iso(row.get("edited_at")),
-        "deletedAt": iso(row.get("deleted_at")),
-        "deletedBy": row.get("deleted_by"),
-        "replyTo": None,        # filled in by services/message_details.py
-        "reactions": [],
-        "attachments": [],      # likewise
-    }
-
-
-def shape_messages(rows: list[Row]) -> list[dict[str, Any]]:
-    """Messages of one page: a conversation has two senders, so each sender's UserPublic is
-    built once, not once per row (a measurable share of a history request)."""
-    senders: dict[str | None, dict | None] = {}
-    shaped = []
-    for row in rows:
-        key = row["sender_id"]
-        if key not in senders:
-            senders[key] = user_public(row, "sender_")
-        shaped.append(message_shape(row, senders[key]) if key is not None else message_shape(row))
-    return shaped
 
 
 # ---- lookups -------------------------------------------------------------------------------

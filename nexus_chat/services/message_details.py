@@ -13,9 +13,8 @@ from ..db import Row
 from ..queries import chat as chat_q
 from ..queries import reactions as reactions_q
 from ..queries import replies as replies_q
-from ..shapes import user_public
+from ..shapes import shape_messages, user_public
 from . import attachments
-from . import chat as chat_service
 from .message_access import MESSAGE_NOT_FOUND
 from ..errors import not_found, validation_failed
 
@@ -46,7 +45,7 @@ async def _replies(ctx: AppContext, ids: list[str]) -> dict[str, dict]:
 async def detailed(ctx: AppContext, rows: list[Row], viewer_id: str | None) -> list[dict[str, Any]]:
     """Messages of ``rows`` (MESSAGE_COLUMNS), each with its reactions (``reactedByMe`` for
     ``viewer_id``), ``replyTo`` and attachments."""
-    shaped = chat_service.shape_messages(rows)
+    shaped = shape_messages(rows)
     seqs = [row["seq"] for row in rows if row["deleted_at"] is None]
     reply_ids = list({row["reply_to_id"] for row in rows if row["reply_to_id"]})
     live = [message for row, message in zip(rows, shaped) if row["deleted_at"] is None]

@@ -11,9 +11,9 @@ from ..errors import validation_failed
 from ..queries import chat as chat_queries
 from ..search_index import Scope
 from ..searchtext import snippet
-from ..shapes import user_public
+from ..shapes import message_shape, user_public
 from .attachments import with_attachments
-from .chat import message_shape, require_member
+from .chat import require_member
 
 if TYPE_CHECKING:
     from ..context import AppContext

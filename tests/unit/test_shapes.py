@@ -12,7 +12,7 @@ import uuid
 import jsonschema
 import pytest
 
-from nexus_chat.services.chat import message_shape, shape_messages
+from nexus_chat.shapes import message_shape, shape_messages
 from nexus_chat.services.contacts import contact_shape
 from nexus_chat.services.groups import group_shape, member_shape
 from nexus_chat.services.message_details import reaction_shape, reply_shape
