@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from tornado.websocket import websocket_connect
 
 from nexus_chat.realtime.conformance import make_app
+from nexus_chat.realtime.engine import ConnectionOrderHTTPServer
 
 TIMEOUT = 10
 BIN1, BIN2 = bytes([1, 2, 3]), bytes([4, 5, 6])
@@ -22,7 +22,7 @@ PLACEHOLDERS = '{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}'
 
 def serve(app, *owners):
     sock, port = bind_unused_port()
-    http = HTTPServer(app)
+    http = ConnectionOrderHTTPServer(app)
     http.add_sockets([sock])
 
     def stop():
@@ -40,7 +40,7 @@ def serve(app, *owners):
 
 @pytest.fixture
 def fx(io_loop):
-    """The conformance fixture server (pingInterval 300, pingTimeout 200, connect timeout 1000)."""
+    """The conformance fixture server (pingInterval 300, pingTimeout 200, connect timeout 5000)."""
     app, engine, server = make_app()
     running = serve(app, engine, server)
     running.engine, running.server = engine, server

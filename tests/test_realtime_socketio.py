@@ -13,6 +13,7 @@ from tornado.web import Application
 from tornado.websocket import websocket_connect
 
 from nexus_chat.realtime import server as server_module
+from nexus_chat.realtime.conformance import make_app
 from nexus_chat.realtime.engineio_packets import message_frame
 from nexus_chat.realtime.rooms import InMemoryAdapter
 from nexus_chat.realtime.server import ConnectRefused, Namespace, SocketServer
@@ -80,11 +81,16 @@ async def test_socketio_invalid_handshake_closes(fx):
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_socketio_connect_timeout(fx):
-    started = time.monotonic()
-    conn, _ = await eio_ws(fx.ws, "/socket.io/")
-    await wait_closed(conn)  # pings are answered: this is the connect timeout
-    assert 0.9 < time.monotonic() - started < 3
+async def test_socketio_connect_timeout(io_loop):
+    app, engine, server = make_app(connect_timeout_ms=1000)
+    running = serve(app, engine, server)
+    try:
+        started = time.monotonic()
+        conn, _ = await eio_ws(running.ws, "/socket.io/")
+        await wait_closed(conn)  # pings are answered: this is the connect timeout
+        assert 0.9 < time.monotonic() - started < 3
+    finally:
+        await running.shutdown()
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)

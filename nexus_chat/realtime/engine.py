@@ -8,6 +8,7 @@ the state they share and knows a transport only by ``transport.FrameTransport``
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 from collections import deque
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from tornado.httpserver import HTTPServer
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
+from tornado.iostream import IOStream
 from tornado.ioloop import IOLoop
 
 from . import defaults
@@ -54,6 +57,27 @@ class Handshake:
         return cls(request.headers, query, request.remote_ip)
 
 
+class DuplicatePoll(Exception):
+    """A long-polling GET that came while another was pending for the same session."""
+
+
+_accepted = itertools.count(1)
+
+
+class ConnectionOrderHTTPServer(HTTPServer):
+    """An HTTPServer that numbers connections as it accepts them (``stream.accept_order``),
+    so that of two concurrent long-polling GETs the one sent first can be told apart."""
+
+    def handle_stream(self, stream: IOStream, address: tuple) -> None:
+        stream.accept_order = next(_accepted)  # type: ignore[attr-defined]
+        super().handle_stream(stream, address)
+
+
+def accept_order(request: HTTPServerRequest) -> int:
+    stream = getattr(request.connection, "stream", None)
+    return getattr(stream, "accept_order", 0)
+
+
 class Session:
     """One Engine.IO connection, whichever transport currently carries it."""
 
@@ -69,12 +93,19 @@ class Session:
         self._queue: deque[eio.Frame] = deque()
         self._queued_bytes = 0
         self._poll: asyncio.Future[bytes] | None = None
+        self._poll_order = 0
         self._final: list[eio.Frame] | None = None  # what a lingering closed session still owes
         self._loop = IOLoop.current()
         self._ping_timer: object | None = None
         self._pong_timer: object | None = None
         self._upgrade_timer: object | None = None
-        self._pong_deadline: float | None = None
+        # The heartbeat runs on deadlines, not on when a timer happens to fire: the pong for
+        # the next ping is due at ``_ping_due + ping_timeout`` even if the loop was busy.
+        self._ping_due: float | None = None
+        self._ping_left_at: float | None = None
+        self._ping_queued = False
+        self._awaiting_pong = False
+        self._opened_at = self._loop.time()
 
     # ------------------------------------------------------------ handshake
     def open_packet(self) -> eio.Frame:
@@ -89,7 +120,9 @@ class Session:
         return eio.text_frame(eio.OPEN, orjson.dumps(body).decode())
 
     def start(self) -> None:
-        self._schedule_ping()
+        # From the handshake request, not from the end of its answer: a client that waited
+        # pingInterval + pingTimeout after receiving the handshake must find the session gone.
+        self._schedule_ping(self._opened_at)
 
     # ------------------------------------------------------------ outgoing
     def send(self, frames: list[eio.Frame]) -> bool:
@@ -112,6 +145,9 @@ class Session:
         return True
 
     def _drain(self) -> list[eio.Frame]:
+        if self._ping_queued:
+            self._ping_queued = False
+            self._ping_left_at = self._loop.time()
         frames = list(self._queue)
         self._queue.clear()
         self._queued_bytes = 0
@@ -130,11 +166,24 @@ class Session:
         poll, self._poll = self._poll, None
         poll.set_result(eio.encode_payload(frames))
 
-    def poll(self) -> asyncio.Future[bytes] | None:
-        """A long-polling GET: a future for the body, None on a concurrent GET."""
-        if self._poll is not None and not self._poll.done():
-            return None
-        poll = self._poll = asyncio.get_running_loop().create_future()
+    def poll(self, order: int = 0) -> asyncio.Future[bytes]:
+        """A long-polling GET: a future for the body.
+
+        Two concurrent GETs are a protocol error: the session closes, the original GET gets
+        the CLOSE and the duplicate's future fails with DuplicatePoll. Which one is original
+        goes by ``order`` (when the HTTP connection was accepted, see ConnectionOrderHTTPServer),
+        not by arrival: a client's two requests on two new connections may be read in either order.
+        """
+        poll = asyncio.get_running_loop().create_future()
+        current = self._poll
+        if current is not None and not current.done():
+            if order < self._poll_order:
+                current.set_exception(DuplicatePoll())
+                self._poll, self._poll_order = poll, order
+            else:
+                poll.set_exception(DuplicatePoll())
+            return poll
+        self._poll, self._poll_order = poll, order
         if self._final is not None:
             self._answer_poll(self._final)
             self.engine.forget(self)
@@ -165,31 +214,55 @@ class Session:
             self.close("parse error", graceful=False)
 
     def check_heartbeat(self) -> None:
-        """Close now if the pong deadline passed, whatever the timer says."""
-        if self._pong_deadline is not None and self._loop.time() >= self._pong_deadline:
+        """Close now if the pong deadline passed, whatever the timers say (a busy loop
+        runs them late; a request arriving after the deadline must not find the session)."""
+        deadline = self._pong_deadline()
+        if deadline is not None and self._loop.time() >= deadline:
             self.close("ping timeout", graceful=False)
 
     # ------------------------------------------------------------ heartbeat
-    def _schedule_ping(self) -> None:
-        self._ping_timer = self._loop.call_later(self.engine.ping_interval_ms / 1000, self._ping)
+    def _pong_deadline(self) -> float | None:
+        """pingTimeout after the ping left, or after it was due if it has not left yet
+        (a ping waiting in the queue of a client that does not poll counts from its due time)."""
+        if self._ping_due is None:
+            return None
+        left = self._ping_left_at if self._ping_left_at is not None else self._ping_due
+        return max(left, self._ping_due) + self.engine.ping_timeout_ms / 1000
+
+    def _schedule_ping(self, since: float) -> None:
+        self._ping_due = since + self.engine.ping_interval_ms / 1000
+        self._ping_left_at = None
+        self._ping_timer = self._loop.call_at(self._ping_due, self._ping)
 
     def _ping(self) -> None:
         self._ping_timer = None
         if self.closed:
             return
-        # The deadline starts when the ping is queued, not when a poll picks it up.
-        timeout = self.engine.ping_timeout_ms / 1000
-        self._pong_deadline = self._loop.time() + timeout
-        self._pong_timer = self._loop.call_later(timeout, self.close, "ping timeout", graceful=False)
+        self._awaiting_pong = True
+        if self.transport == "websocket":
+            self._ping_left_at = self._loop.time()
+        else:
+            self._ping_queued = True  # leaves with the next poll answer (see _drain)
+        self._pong_timer = self._loop.call_at(self._pong_deadline(), self._pong_check)
         self.send([PING_FRAME])
 
-    def _on_pong(self) -> None:
-        if self._pong_timer is None:
-            return  # unsolicited pong: harmless
-        self._loop.remove_timeout(self._pong_timer)
+    def _pong_check(self) -> None:
         self._pong_timer = None
-        self._pong_deadline = None
-        self._schedule_ping()
+        deadline = self._pong_deadline()
+        if deadline is None or self.closed:
+            return
+        if self._loop.time() >= deadline:
+            self.close("ping timeout", graceful=False)
+        else:  # the ping left late, so its deadline moved
+            self._pong_timer = self._loop.call_at(deadline, self._pong_check)
+
+    def _on_pong(self) -> None:
+        if not self._awaiting_pong:
+            return  # unsolicited pong: harmless
+        self._awaiting_pong = False
+        self._cancel(self._pong_timer)
+        self._pong_timer = None
+        self._schedule_ping(self._loop.time())
 
     # ------------------------------------------------------------ upgrade
     def can_upgrade(self) -> bool:
@@ -234,7 +307,7 @@ class Session:
         self.closed = True
         for timer in (self._ping_timer, self._pong_timer, self._upgrade_timer):
             self._cancel(timer)
-        self._pong_deadline = None
+        self._ping_due = None
         if client_closed:
             final = [NOOP_FRAME]
         elif graceful:
@@ -245,8 +318,10 @@ class Session:
         linger = False
         if self._poll is not None and not self._poll.done():
             self._answer_poll(final)
-        elif graceful and not client_closed and self.transport == "polling":
-            self._final = final  # the next GET gets it
+        elif (graceful or client_closed) and self.transport == "polling":
+            # The next GET gets it: after a server close the queued packets and CLOSE; after
+            # the client's CLOSE a NOOP for the GET it sent alongside, which may arrive second.
+            self._final = final
             linger = True
         for ws in (self.ws, self.probe):
             if ws is not None:

@@ -11,10 +11,12 @@ from .engine import (
     BAD_HANDSHAKE_METHOD,
     BAD_REQUEST,
     FORBIDDEN,
+    DuplicatePoll,
     UNKNOWN_SID,
     EngineServer,
     Handshake,
     Session,
+    accept_order,
 )
 
 TEXT_PLAIN = "text/plain; charset=UTF-8"
@@ -125,16 +127,16 @@ class PollingHandler(web.RequestHandler):
         return self._error(BAD_REQUEST)
 
     async def _get(self, session: Session) -> None:
-        poll = session.poll()
-        if poll is None:
-            # A second concurrent GET: the first one gets CLOSE, this one an error.
-            session.close("transport error", graceful=False)
-            return self._error(BAD_REQUEST)
+        poll = session.poll(accept_order(self.request))
         self._session, self._poll = session, poll
         try:
             body = await poll
         except asyncio.CancelledError:
             return None  # the client went away
+        except DuplicatePoll:
+            # One of two concurrent GETs: the other one gets CLOSE, this one an error.
+            session.close("transport error", graceful=False)
+            return self._error(BAD_REQUEST)
         finally:
             self._poll = None
         self._text(body)

@@ -21,6 +21,10 @@ RESERVED_EVENTS = frozenset(
 )
 MAX_ACK_ID_DIGITS = 15
 MAX_ATTACHMENTS = 1000
+# Deepest nesting of arrays/objects a decoded payload may have. Chat payloads are a few
+# levels deep; without a limit, ~1,000 levels (2 KB on the wire) overflow the Python stack
+# in every recursive walk over the data (placeholders, validation, encoding).
+MAX_DEPTH = 32
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 __all__ = ["ProtocolError", "Packet", "encode", "decode", "Decoder", "deconstruct", "reconstruct"]
@@ -156,8 +160,27 @@ def decode(text: str) -> Packet:
             data = orjson.loads(text[i:])
         except orjson.JSONDecodeError as exc:
             raise ProtocolError("invalid JSON payload") from exc
+        if nesting_depth(data) > MAX_DEPTH:
+            raise ProtocolError(f"payload nested deeper than {MAX_DEPTH} levels")
     _validate(ptype, data, ack_id)
     return Packet(ptype, namespace, data, ack_id, attachments)
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply arrays/objects nest in decoded JSON (a scalar is 0), without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 def _validate(ptype: int, data: Any, ack_id: int | None) -> None:
@@ -182,21 +205,35 @@ def _validate(ptype: int, data: Any, ack_id: int | None) -> None:
 
 class Decoder:
     """Turns a stream of Engine.IO messages into complete Socket.IO packets,
-    collecting the binary attachments that follow a binary packet."""
+    collecting the binary attachments that follow a binary packet.
 
-    def __init__(self) -> None:
+    ``max_pending_bytes`` bounds the attachment bytes held for one incomplete packet (a
+    client announcing 1,000 attachments and never sending the last would otherwise keep
+    up to 1,000 x max_payload in memory)."""
+
+    def __init__(self, max_pending_bytes: int | None = None) -> None:
+        self.max_pending_bytes = max_pending_bytes
         self._pending: Packet | None = None
         self._buffers: list[bytes] = []
+        self._pending_bytes = 0
 
     @property
     def waiting(self) -> bool:
         return self._pending is not None
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_bytes
 
     def feed(self, message: str | bytes) -> Packet | None:
         """Return a complete packet, or None while attachments are missing."""
         if isinstance(message, (bytes, bytearray, memoryview)):
             if self._pending is None:
                 raise ProtocolError("unexpected binary attachment")
+            self._pending_bytes += len(message)
+            if self.max_pending_bytes is not None and self._pending_bytes > self.max_pending_bytes:
+                self._reset()
+                raise ProtocolError(f"binary attachments exceed {self.max_pending_bytes} bytes")
             self._buffers.append(bytes(message))
             if len(self._buffers) < self._pending.attachments:
                 return None
@@ -208,14 +245,17 @@ class Decoder:
             if packet.type in (BINARY_EVENT, BINARY_ACK):
                 return self._finish(packet, [])
             return packet
+        self._reset()
         self._pending = packet
-        self._buffers = []
         return None
 
     def _complete(self) -> Packet:
         packet, buffers = self._pending, self._buffers
-        self._pending, self._buffers = None, []
+        self._reset()
         return self._finish(packet, buffers)
+
+    def _reset(self) -> None:
+        self._pending, self._buffers, self._pending_bytes = None, [], 0
 
     @staticmethod
     def _finish(packet: Packet, buffers: list[bytes]) -> Packet:
