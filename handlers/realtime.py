@@ -13,11 +13,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from nexus_chat import ratelimit
 from nexus_chat.context import AppContext
 from nexus_chat.db import db_unreachable
-from nexus_chat.errors import ApiError, db_transient_error, error_body
+from nexus_chat.errors import ApiError, db_transient_error, error_body, too_many_requests
 from nexus_chat.jsonutil import dumps
-from nexus_chat.realtime.engine import ERROR_MESSAGES, FORBIDDEN
+from nexus_chat.realtime.engine import FORBIDDEN, Handshake, Refusal
 from nexus_chat.realtime.rooms import InMemoryAdapter
 from nexus_chat.realtime.server import ConnectRefused, Namespace, Socket, SocketServer
 from nexus_chat.schemas import chat as chat_schemas
@@ -25,7 +26,7 @@ from nexus_chat.schemas.loading import load_schema
 from nexus_chat.services import chat
 from nexus_chat.services.presence import Presence
 from nexus_chat.tokens import bearer_token, token_value
-from nexus_chat.web import error_envelope
+from nexus_chat.web import client_ip, error_envelope
 
 from . import realtime_messages
 from .socket_delivery import CHAT, SocketDelivery, group_room, session_room, user_room
@@ -46,7 +47,11 @@ def handshake_token(socket: Socket, auth: Any) -> str | None:
 
 
 class MainNamespace(Namespace):
-    """`/`: accepts any connection (no token needed) and carries no events."""
+    """`/`: accepts any connection (no token needed) and carries no events. Being in it
+    proves nothing, so a session only in `/` is closed at the connect timeout like one in
+    no namespace, and counts against the caps on unauthenticated sessions."""
+
+    admits_session = False
 
     async def on_event(self, socket: Socket, event: str, args: list) -> list | None:
         return None
@@ -193,10 +198,26 @@ def _unavailable(exc: Exception) -> Exception:
                                               "retryAfter": int(transient.headers["Retry-After"])})
 
 
-def handshake_error_body(code: int, request) -> bytes:
-    """Engine.IO handshake errors in the API's envelope, keeping the protocol's `code`."""
-    status = 403 if code == FORBIDDEN else 400
-    return dumps(error_envelope(status, ERROR_MESSAGES[code], request.path, code=code))
+def handshake_error_body(refusal: Refusal, request) -> bytes:
+    """Engine.IO request errors in the API's envelope, keeping the protocol's `code`."""
+    return dumps(error_envelope(refusal.status, refusal.message, request.path, code=refusal.code))
+
+
+def handshake_limits(ctx: AppContext):
+    """The client address of a handshake (behind trusted proxies as for REST), and the
+    per-IP rate limit every handshake counts against, as a REST request does."""
+
+    def client_address(handshake: Handshake) -> str:
+        return client_ip(handshake.remote_ip, handshake.headers, ctx.trusted_networks)
+
+    def admit(handshake: Handshake) -> Refusal | None:
+        wait = ctx.rate_limiter.hit(ratelimit.DEFAULT, client_address(handshake))
+        if not wait:
+            return None
+        limited = too_many_requests(wait)
+        return Refusal(limited.status, FORBIDDEN, limited.message, wait)
+
+    return client_address, admit
 
 
 @dataclass
@@ -224,6 +245,7 @@ class SocketLayer:
 def socket_layer(ctx: AppContext, presence: Presence) -> SocketLayer:
     """Builds the Socket.IO server from the settings with `/` and `/chat`."""
     settings = ctx.settings
+    client_address, admit = handshake_limits(ctx)
     server = SocketServer(
         ping_interval_ms=settings.realtime_ping_interval_ms,
         ping_timeout_ms=settings.realtime_ping_timeout_ms,
@@ -233,6 +255,14 @@ def socket_layer(ctx: AppContext, presence: Presence) -> SocketLayer:
         max_buffer_bytes=settings.realtime_max_buffer_bytes,
         adapter=InMemoryAdapter(),
         error_body=handshake_error_body,
+        max_attachment_bytes=settings.realtime_max_attachment_bytes or None,
+        attachment_timeout_ms=settings.realtime_attachment_timeout_ms,
+        max_unadmitted=settings.realtime_max_unauthenticated,
+        # A per-IP limit like the rate limits, and switched with them (bench/ turns them off).
+        max_unadmitted_per_client=(settings.realtime_max_unauthenticated_per_ip
+                                   if settings.server_rate_limits else None),
+        client_address=client_address,
+        admit=admit,
     )
     chat_namespace = ChatNamespace(ctx, presence)
     server.add_namespace("/", MainNamespace())

@@ -239,6 +239,19 @@ SETTINGS: tuple[Setting, ...] = (
             "Time a client has to CONNECT a namespace (ms).", ("NEXUS_CONNECT_TIMEOUT_MS",)),
     Setting("realtime_max_buffer_bytes", realtime_defaults.MAX_BUFFER_BYTES, _int(1024),
             "Unsent bytes a socket may hold before it is disconnected.", ("NEXUS_MAX_BUFFER_BYTES",)),
+    Setting("realtime_max_attachment_bytes", 0, _int(0),
+            "Binary attachment bytes one connection may hold for a packet still incomplete; "
+            "past it the connection is closed (0: realtime.max_payload).",
+            ("NEXUS_MAX_ATTACHMENT_BYTES",)),
+    Setting("realtime_attachment_timeout_ms", realtime_defaults.ATTACHMENT_TIMEOUT_MS, _int(100),
+            "Time a binary packet's attachments may take to arrive before the connection is closed (ms).",
+            ("NEXUS_ATTACHMENT_TIMEOUT_MS",)),
+    Setting("realtime_max_unauthenticated", realtime_defaults.MAX_UNAUTHENTICATED, _int(1),
+            "Engine.IO sessions not yet in an authenticated namespace (/chat), all clients together; "
+            "further handshakes get 503.", ("NEXUS_MAX_UNAUTHENTICATED",)),
+    Setting("realtime_max_unauthenticated_per_ip", realtime_defaults.MAX_UNAUTHENTICATED_PER_IP, _int(1),
+            "Such sessions per client IP; further handshakes get 429 (with server.rate_limits on).",
+            ("NEXUS_MAX_UNAUTHENTICATED_PER_IP",)),
 
     Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Log level.", ("NEXUS_LOG_LEVEL",)),
     Setting("log_format", "kv", _choice("kv", "json"), "Log line format: key=value or JSON.", ("NEXUS_LOG_FORMAT",)),

@@ -79,6 +79,10 @@ class Settings:
     realtime_max_payload: int
     realtime_connect_timeout_ms: int
     realtime_max_buffer_bytes: int
+    realtime_max_attachment_bytes: int       # 0: realtime_max_payload
+    realtime_attachment_timeout_ms: int
+    realtime_max_unauthenticated: int
+    realtime_max_unauthenticated_per_ip: int
 
     log_level: Literal["debug", "info", "warning", "error"]
     log_format: Literal["kv", "json"]

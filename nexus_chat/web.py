@@ -114,14 +114,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     @property
     def client_ip(self) -> str:
-        remote = self.request.remote_ip or ""
-        forwarded = self.request.headers.get("X-Forwarded-For")
-        if forwarded and _trusted(remote, self.ctx.trusted_networks):
-            # The right-most address not belonging to a trusted proxy is the client.
-            for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-                if not _trusted(hop, self.ctx.trusted_networks):
-                    return hop
-        return remote
+        return client_ip(self.request.remote_ip, self.request.headers, self.ctx.trusted_networks)
 
     # ---- request life cycle --------------------------------------------------------------
     @property
@@ -371,6 +364,19 @@ def error_envelope(status: int, message: str, path: str, errors: list[str] | Non
     """The error envelope of an HTTP answer (REST, Socket.IO handshake errors, static files):
     ``errors.error_body`` with the path and a timestamp."""
     return error_body(status, message, errors, path=path, timestamp=iso(utcnow()), **extra)
+
+
+def client_ip(remote_ip: str | None, headers: httputil.HTTPHeaders,
+              networks: tuple[ipaddress._BaseNetwork, ...]) -> str:
+    """The client's address: the peer's, or behind a trusted proxy the right-most
+    X-Forwarded-For hop that is not itself a trusted proxy (REST and Socket.IO handshakes)."""
+    remote = remote_ip or ""
+    forwarded = headers.get("X-Forwarded-For")
+    if forwarded and _trusted(remote, networks):
+        for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+            if not _trusted(hop, networks):
+                return hop
+    return remote
 
 
 def _trusted(address: str, networks: tuple[ipaddress._BaseNetwork, ...]) -> bool:

@@ -396,3 +396,69 @@ async def test_websocket_client_that_does_not_read_is_closed(io_loop):
         conn.close()
     finally:
         running.stop()
+
+
+# ------------------------------------------------------------------ Engine.IO: on a loaded machine
+# The official suites failed these, depending on load, before the fixes: the event loop ran the
+# heartbeat timers late, and the client's two concurrent requests were read in either order.
+# Blocking the loop (the server's and this test's) with time.sleep stands in for a busy machine.
+
+
+@pytest.mark.gen_test(timeout=TIMEOUT)
+async def test_polling_ping_timeout_holds_when_the_loop_runs_late(fx):
+    sid = await open_polling(fx.url)
+    time.sleep(0.3 + 0.2 + 0.1)  # no timer could fire: the ping is not even sent yet
+    poll = await fetch(polling_url(fx.url, sid))
+    assert poll.code == 400 and error_of(poll)["code"] == 1  # gone, not 200 with a ping
+    assert fx.engine.connection_count() == 0
+
+
+@pytest.mark.gen_test(timeout=TIMEOUT)
+async def test_polling_pong_deadline_counts_from_when_the_ping_left(fx):
+    sid = await open_polling(fx.url)
+    pending = asyncio.ensure_future(fetch(polling_url(fx.url, sid)))
+    await asyncio.sleep(0.05)
+    time.sleep(0.4)  # the ping, due at 0.3 s, leaves at ~0.45 s with the pending GET
+    poll = await pending
+    assert (poll.code, poll.body) == (200, b"2")
+    await asyncio.sleep(0.1)  # past due + pingTimeout, within pingTimeout of the ping leaving
+    assert (await fetch(polling_url(fx.url, sid), "POST", b"3")).code == 200
+    assert fx.engine.connection_count() == 1
+
+
+async def _raw_get(stream, sid):
+    await stream.write(f"GET /engine.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n"
+                       "Host: x\r\nConnection: close\r\n\r\n".encode())
+
+
+async def _raw_response(stream):
+    head = (await stream.read_until(b"\r\n\r\n")).decode()
+    length = int(head.lower().split("content-length:")[1].split("\r\n")[0])
+    return int(head.split(" ")[1]), await stream.read_bytes(length)
+
+
+@pytest.mark.gen_test(timeout=TIMEOUT)
+async def test_duplicate_poll_the_first_connection_wins_whichever_request_is_read_first(fx):
+    """The suite opens two connections, GETs on the first, 5 ms later on the second: the
+    first must get CLOSE. Under load the second request may be read first."""
+    sid = await open_polling(fx.url)
+    first = await TCPClient().connect("127.0.0.1", fx.port)
+    second = await TCPClient().connect("127.0.0.1", fx.port)
+    await _raw_get(second, sid)
+    await asyncio.sleep(0.05)  # the second connection's GET is now the pending poll
+    await _raw_get(first, sid)
+    assert await _raw_response(first) == (200, b"1")
+    status, body = await _raw_response(second)
+    assert status == 400 and json.loads(body)["code"] == 3
+    assert (await fetch(polling_url(fx.url, sid))).code == 400
+
+
+@pytest.mark.gen_test(timeout=TIMEOUT)
+async def test_polling_close_post_read_before_the_get_sent_with_it(fx):
+    """The suite sends a GET and a POST `1` at once; when the POST is read first, the GET
+    still gets the NOOP, and only the next GET finds the session gone."""
+    sid = await open_polling(fx.url)
+    assert (await fetch(polling_url(fx.url, sid), "POST", b"1")).code == 200
+    poll = await fetch(polling_url(fx.url, sid))
+    assert (poll.code, poll.body) == (200, b"6")
+    assert (await fetch(polling_url(fx.url, sid))).code == 400

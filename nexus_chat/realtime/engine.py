@@ -46,6 +46,23 @@ NOOP_FRAME = eio.text_frame(eio.NOOP)
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Why a request is refused: the HTTP status, the protocol's error ``code`` and message."""
+
+    status: int
+    code: int
+    message: str
+    retry_after_s: int | None = None
+
+    @classmethod
+    def protocol(cls, code: int) -> Refusal:
+        return cls(403 if code == FORBIDDEN else 400, code, ERROR_MESSAGES[code])
+
+
+PAYLOAD_TOO_LARGE = Refusal(413, BAD_REQUEST, "Payload too large")
+
+
+@dataclass(frozen=True)
 class Handshake:
     headers: HTTPHeaders
     query: dict[str, str]
@@ -354,10 +371,13 @@ class EngineServer:
         on_open: Callable[[Session], None] | None = None,
         on_message: Callable[[Session, str | bytes], None] | None = None,
         on_close: Callable[[Session, str], None] | None = None,
-        error_body: Callable[[int, HTTPServerRequest], bytes] | None = None,
+        admit: Callable[[Handshake], Refusal | None] | None = None,
+        error_body: Callable[[Refusal, HTTPServerRequest], bytes] | None = None,
     ) -> None:
         # The protocol suites expect {"code", "message"}; the product wraps it in its envelope.
-        self.error_body = error_body or (lambda code, request: protocol_error_body(code))
+        self.error_body = error_body or (lambda refusal, request: protocol_error_body(refusal))
+        # Asked before a handshake opens a session (rate limits, caps); None lets it in.
+        self.admit = admit or (lambda handshake: None)
         self.ping_interval_ms = int(ping_interval_ms)
         self.ping_timeout_ms = int(ping_timeout_ms)
         self.max_payload = int(max_payload)
@@ -376,15 +396,15 @@ class EngineServer:
             return True
         return origin.rstrip("/") in self.allowed_origins
 
-    def check_request(self, request: HTTPServerRequest, transport: str) -> int | None:
-        """Error code for a request that must be refused, else None."""
+    def check_request(self, request: HTTPServerRequest, transport: str) -> Refusal | None:
+        """Why a request must be refused, else None."""
         args = request.query_arguments
         if args.get("EIO", [b""])[0] != b"4":
-            return UNSUPPORTED_VERSION
+            return Refusal.protocol(UNSUPPORTED_VERSION)
         if args.get("transport", [b""])[0] != transport.encode():
-            return TRANSPORT_UNKNOWN
+            return Refusal.protocol(TRANSPORT_UNKNOWN)
         if not self.origin_allowed(request.headers.get("Origin")):
-            return FORBIDDEN
+            return Refusal.protocol(FORBIDDEN)
         return None
 
     def lookup(self, sid: str) -> Session | None:
@@ -439,5 +459,5 @@ class EngineServer:
             session.close("server error", graceful=False)
 
 
-def protocol_error_body(code: int) -> bytes:
-    return orjson.dumps({"code": code, "message": ERROR_MESSAGES[code]})
+def protocol_error_body(refusal: Refusal) -> bytes:
+    return orjson.dumps({"code": refusal.code, "message": refusal.message})

@@ -10,11 +10,12 @@ from . import engineio_packets as eio
 from .engine import (
     BAD_HANDSHAKE_METHOD,
     BAD_REQUEST,
-    FORBIDDEN,
+    PAYLOAD_TOO_LARGE,
     DuplicatePoll,
     UNKNOWN_SID,
     EngineServer,
     Handshake,
+    Refusal,
     Session,
     accept_order,
 )
@@ -91,12 +92,14 @@ class PollingHandler(web.RequestHandler):
             self._session.cancel_poll(self._poll)
 
     # ------------------------------------------------------------------
-    def _error(self, code: int, status: int = 400) -> None:
-        if code == FORBIDDEN:
-            status = 403
-        self.set_status(status)
+    def _error(self, refusal: Refusal | int) -> None:
+        if isinstance(refusal, int):
+            refusal = Refusal.protocol(refusal)
+        self.set_status(refusal.status)
+        if refusal.retry_after_s is not None:
+            self.set_header("Retry-After", str(refusal.retry_after_s))
         self.set_header("Content-Type", "application/json")
-        self.finish(self.engine.error_body(code, self.request))
+        self.finish(self.engine.error_body(refusal, self.request))
 
     def _text(self, body: bytes) -> None:
         self.set_header("Content-Type", TEXT_PLAIN)
@@ -104,14 +107,18 @@ class PollingHandler(web.RequestHandler):
 
     async def _handle(self) -> None:
         engine, method = self.engine, self.request.method
-        code = engine.check_request(self.request, "polling")
-        if code is not None:
-            return self._error(code)
+        refusal = engine.check_request(self.request, "polling")
+        if refusal is not None:
+            return self._error(refusal)
         sid = self.get_query_argument("sid", None)
         if not sid:
             if method != "GET":
                 return self._error(BAD_HANDSHAKE_METHOD)
-            session = engine.open_session(Handshake.from_request(self.request), "polling")
+            handshake = Handshake.from_request(self.request)
+            refusal = engine.admit(handshake)
+            if refusal is not None:
+                return self._error(refusal)
+            session = engine.open_session(handshake, "polling")
             self._text(eio.encode_payload([session.open_packet()]))
             engine.started(session)
             return None
@@ -145,7 +152,7 @@ class PollingHandler(web.RequestHandler):
     def _post(self, session: Session) -> None:
         if self._too_large:
             session.close("payload too large", graceful=False)
-            return self._error(BAD_REQUEST, status=413)
+            return self._error(PAYLOAD_TOO_LARGE)
         try:
             packets = eio.decode_payload(bytes(self._body))
         except eio.ProtocolError:

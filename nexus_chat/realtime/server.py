@@ -23,7 +23,7 @@ from . import defaults
 from . import engineio_packets as eio
 from . import socketio_packets as sio
 from .endpoint import engine_routes
-from .engine import EngineServer, Handshake, Session
+from .engine import FORBIDDEN, EngineServer, Handshake, Refusal, Session
 from .rooms import Adapter, InMemoryAdapter
 
 log = logging.getLogger("nexus_chat.realtime")
@@ -42,7 +42,13 @@ class ConnectRefused(Exception):
 
 
 class Namespace:
-    """Base class with no-op handlers; subclass and override what you need."""
+    """Base class with no-op handlers; subclass and override what you need.
+
+    ``admits_session``: a CONNECT here vouches for the client (it authenticated), which ends
+    the session's probation: the connect timeout and the caps on sessions without one. Set
+    it False on a namespace anybody may join without credentials."""
+
+    admits_session = True
 
     async def on_connect(self, socket: Socket, auth: dict | None) -> None:
         return None
@@ -138,14 +144,17 @@ class _Connection:
     def __init__(self, server: SocketServer, session: Session) -> None:
         self.server = server
         self.session = session
-        self.decoder = sio.Decoder()
+        self.decoder = sio.Decoder(max_pending_bytes=server.max_attachment_bytes)
         self.sockets: dict[str, Socket] = {}  # namespace -> connected socket
         self.connecting: set[str] = set()
         self.closed_reason: str | None = None
+        self.client = server.client_address(session.handshake)
+        self.admitted = False  # a socket connected to a namespace that admits_session
         self._inbox: deque[Callable[[], Awaitable[None]]] = deque()
         self._worker: asyncio.Task | None = None
         self._loop = IOLoop.current().asyncio_loop
         self._timer = IOLoop.current().call_later(server.connect_timeout_ms / 1000, self._connect_timeout)
+        self._attachment_timer: object | None = None
 
     # -------------------------------------------------------------- inbox
     def enqueue(self, job: Callable[[], Awaitable[None]]) -> None:
@@ -168,14 +177,37 @@ class _Connection:
         try:
             packet = self.decoder.feed(data)
         except eio.ProtocolError as exc:
-            log.debug("socket.io: bad packet on %s: %s", self.session.sid, exc)
+            log.info("socket.io: bad packet on %s from %s: %s", self.session.sid, self.client, exc)
             self.session.close("parse error", graceful=False)
             return
+        self._watch_attachments()
         if packet is not None:
             self.enqueue(lambda: self._handle(packet))
 
+    def _watch_attachments(self) -> None:
+        """A binary packet's attachments must all arrive within the attachment timeout."""
+        loop = IOLoop.current()
+        if self.decoder.waiting and self._attachment_timer is None:
+            self._attachment_timer = loop.call_later(self.server.attachment_timeout_ms / 1000,
+                                                     self._attachments_timed_out)
+        elif not self.decoder.waiting and self._attachment_timer is not None:
+            loop.remove_timeout(self._attachment_timer)
+            self._attachment_timer = None
+
+    def _attachments_timed_out(self) -> None:
+        self._attachment_timer = None
+        log.info("socket.io: %s from %s did not finish a binary packet (%d bytes held)",
+                 self.session.sid, self.client, self.decoder.pending_bytes)
+        self.session.close("attachment timeout", graceful=False)
+
     def on_close(self, reason: str) -> None:
         IOLoop.current().remove_timeout(self._timer)
+        if self._attachment_timer is not None:
+            IOLoop.current().remove_timeout(self._attachment_timer)
+            self._attachment_timer = None
+        self.decoder = sio.Decoder()  # drop any attachments held
+        if not self.admitted:
+            self.server.probation_ended(self.client)
         self.closed_reason = reason
         gone = list(self.sockets.values())
         for socket in gone:
@@ -184,7 +216,8 @@ class _Connection:
             self.enqueue(lambda s=socket: self.notify_disconnect(s, reason))
 
     def _connect_timeout(self) -> None:
-        if not self.sockets and not self.connecting and self.closed_reason is None:
+        admitting = [nsp for nsp in self.sockets if self.server.namespaces[nsp].admits_session]
+        if not admitting and not self.connecting and self.closed_reason is None:
             self.session.close("connect timeout")
 
     # -------------------------------------------------------------- packets
@@ -239,6 +272,9 @@ class _Connection:
             await self.notify_disconnect(socket, self.closed_reason)
             return
         self.sockets[nsp] = socket
+        if namespace.admits_session and not self.admitted:
+            self.admitted = True
+            self.server.probation_ended(self.client)
         self.session.send(encode_frames(sio.Packet(sio.CONNECT, nsp, {"sid": socket.sid})))
         socket._mark_connected()
 
@@ -307,9 +343,29 @@ class SocketServer:
         allowed_origins: list[str] | None = None,
         max_buffer_bytes: int = defaults.MAX_BUFFER_BYTES,
         adapter: Adapter | None = None,
-        error_body: Callable[[int, Any], bytes] | None = None,
+        error_body: Callable[[Refusal, Any], bytes] | None = None,
+        max_attachment_bytes: int | None = None,
+        attachment_timeout_ms: int = defaults.ATTACHMENT_TIMEOUT_MS,
+        max_unadmitted: int | None = None,
+        max_unadmitted_per_client: int | None = None,
+        client_address: Callable[[Handshake], str] | None = None,
+        admit: Callable[[Handshake], Refusal | None] | None = None,
     ) -> None:
+        """``max_attachment_bytes`` (default: ``max_payload``) bounds the binary attachments
+        held for one incomplete packet, ``attachment_timeout_ms`` how long they may take.
+        ``max_unadmitted`` / ``max_unadmitted_per_client`` cap the sessions that have not
+        connected a namespace that ``admits_session`` (all of them / per ``client_address``,
+        default the peer address); past a cap, handshakes are refused with 503 / 429.
+        ``admit`` is asked first for every handshake (e.g. a rate limit)."""
         self.connect_timeout_ms = int(connect_timeout_ms)
+        self.max_attachment_bytes = int(max_payload if max_attachment_bytes is None else max_attachment_bytes)
+        self.attachment_timeout_ms = int(attachment_timeout_ms)
+        self.max_unadmitted = max_unadmitted
+        self.max_unadmitted_per_client = max_unadmitted_per_client
+        self.client_address = client_address or (lambda handshake: handshake.remote_ip or "")
+        self._app_admit = admit
+        self._unadmitted: dict[str, int] = {}  # client address -> sessions on probation
+        self._unadmitted_total = 0
         self.adapter: Adapter = adapter if adapter is not None else InMemoryAdapter()
         self.adapter.attach(self._deliver)
         self.namespaces: dict[str, Namespace] = {"/": Namespace()}
@@ -323,6 +379,7 @@ class SocketServer:
             on_open=self._on_open,
             on_message=lambda session, data: session.app.on_message(data),
             on_close=lambda session, reason: session.app.on_close(reason),
+            admit=self._admit,
             error_body=error_body,
         )
 
@@ -376,4 +433,38 @@ class SocketServer:
         return socket._send(frames) if socket is not None else False
 
     def _on_open(self, session: Session) -> None:
-        session.app = _Connection(self, session)
+        session.app = conn = _Connection(self, session)
+        self._unadmitted[conn.client] = self._unadmitted.get(conn.client, 0) + 1
+        self._unadmitted_total += 1
+
+    # -------------------------------------------------------------- admission
+    def unadmitted_sessions(self, client: str | None = None) -> int:
+        """Sessions that have not connected a namespace that admits_session (yet)."""
+        return self._unadmitted_total if client is None else self._unadmitted.get(client, 0)
+
+    def probation_ended(self, client: str) -> None:
+        left = self._unadmitted.get(client, 0) - 1
+        if left > 0:
+            self._unadmitted[client] = left
+        else:
+            self._unadmitted.pop(client, None)
+        self._unadmitted_total -= 1
+
+    def _admit(self, handshake: Handshake) -> Refusal | None:
+        if self._app_admit is not None:
+            refusal = self._app_admit(handshake)
+            if refusal is not None:
+                return refusal
+        # A session on probation ends by the connect timeout at the latest.
+        wait_s = max(1, -(-self.connect_timeout_ms // 1000))
+        client = self.client_address(handshake)
+        if self.max_unadmitted_per_client is not None and \
+                self._unadmitted.get(client, 0) >= self.max_unadmitted_per_client:
+            log.info("socket.io: handshake from %s refused: %d sessions without a namespace",
+                     client, self._unadmitted[client])
+            return Refusal(429, FORBIDDEN, "Too many unauthenticated connections", wait_s)
+        if self.max_unadmitted is not None and self._unadmitted_total >= self.max_unadmitted:
+            log.warning("socket.io: handshake refused: %d sessions without a namespace in all",
+                        self._unadmitted_total)
+            return Refusal(503, FORBIDDEN, "Too many unauthenticated connections", wait_s)
+        return None

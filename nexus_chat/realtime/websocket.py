@@ -12,7 +12,7 @@ from tornado import websocket
 from tornado.iostream import StreamClosedError
 
 from . import engineio_packets as eio
-from .engine import BAD_REQUEST, FORBIDDEN, UNKNOWN_SID, EngineServer, Handshake, Session, log
+from .engine import BAD_REQUEST, UNKNOWN_SID, EngineServer, Handshake, Refusal, Session, log
 
 
 class EngineWebSocketHandler(websocket.WebSocketHandler):
@@ -32,18 +32,30 @@ class EngineWebSocketHandler(websocket.WebSocketHandler):
         return None
 
     async def get(self, *args: object, **kwargs: object) -> None:
-        code = self.engine.check_request(self.request, "websocket")
-        sid = self.get_query_argument("sid", None)
-        if code is None and sid and self.engine.lookup(sid) is None:
-            code = UNKNOWN_SID
-        if code is None and self.request.headers.get("Upgrade", "").lower() != "websocket":
-            code = BAD_REQUEST
-        if code is not None:
-            self.set_status(403 if code == FORBIDDEN else 400)
+        refusal = self._refusal()
+        if refusal is not None:
+            self.set_status(refusal.status)
+            if refusal.retry_after_s is not None:
+                self.set_header("Retry-After", str(refusal.retry_after_s))
             self.set_header("Content-Type", "application/json")
-            self.finish(self.engine.error_body(code, self.request))
+            self.finish(self.engine.error_body(refusal, self.request))
             return
         await super().get(*args, **kwargs)
+
+    def _refusal(self) -> Refusal | None:
+        refusal = self.engine.check_request(self.request, "websocket")
+        if refusal is not None:
+            return refusal
+        sid = self.get_query_argument("sid", None)
+        if sid and self.engine.lookup(sid) is None:
+            return Refusal.protocol(UNKNOWN_SID)
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            return Refusal.protocol(BAD_REQUEST)
+        if not sid:
+            # open() runs right after the upgrade, with no await in between: no other
+            # handshake can slip past a cap before this one's session is counted.
+            return self.engine.admit(Handshake.from_request(self.request))
+        return None
 
     def open(self, *args: object, **kwargs: object) -> None:
         # Small frames must not wait for the peer's delayed ACK (Nagle): without this, delivery
