@@ -223,7 +223,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Attachment storage per user (bytes).", ("NEXUS_USER_QUOTA_BYTES",)),
     Setting("chat_attachment_accel_prefix", "", _str,
             "Behind nginx: internal location that serves the attachment directory "
-            "(X-Accel-Redirect), e.g. /_attachments/. Empty: the app sends the files.",
+            "(X-Accel-Redirect), e.g. /_nexus_attachments/ as in deploy/nginx.conf. Empty: the app sends the files.",
             ("NEXUS_ATTACHMENT_ACCEL_PREFIX",)),
     Setting("chat_edit_window_s", 172800, _int(0),
             "How long after sending a message its sender may edit it (seconds).",
@@ -407,4 +407,23 @@ def render_example() -> str:
             lines.append(f"# {key} = {json.dumps(default)}")
         else:
             lines.append(f"# {key} = {default}")
+    return "\n".join(lines) + "\n"
+
+
+def render_settings_table() -> str:
+    """The settings table of the README (Configuration): one row per setting."""
+    def shown(setting: Setting) -> str:
+        default = setting.default
+        if default is None:
+            return "`—`"
+        if isinstance(default, bool):
+            return "`on`" if default else "`off`"
+        if isinstance(default, tuple):
+            return "`" + ", ".join(default) + "`"
+        return f"`{default}`"
+    lines = ["| Setting (`[section] key`) | Environment | Default | Meaning |", "|---|---|---|---|"]
+    for setting in SETTINGS:
+        section, key = setting.toml_key
+        env = ", ".join(f"`{name}`" for name in setting.env) or "–"
+        lines.append(f"| `[{section}] {key}` | {env} | {shown(setting)} | {setting.help} |")
     return "\n".join(lines) + "\n"
