@@ -1,4 +1,4 @@
-"""`nexus-chat` command line: serve, migrate, check-config, conformance-server."""
+"""`nexus-chat` command line: serve, migrate, check-config, mail, conformance-server."""
 from __future__ import annotations
 
 import argparse
@@ -117,6 +117,26 @@ def cmd_check_config(settings) -> int:
     return 0
 
 
+def cmd_mail(settings, last: int, recipient: str | None, links_only: bool) -> int:
+    """The newest mails the development `file` backend wrote, with their links whole."""
+    from .mail import stored_mails
+    directory = Path(settings.server_var_dir) / "mail"
+    mails = [m for m in stored_mails(directory) if recipient is None or m.recipient.lower() == recipient.lower()]
+    if not mails:
+        print(f"no mail in {directory}/" + (f" to {recipient}" if recipient else "")
+              + ("" if settings.mail_backend == "file" else f" (mail.backend is {settings.mail_backend})"),
+              file=sys.stderr)
+        return 1
+    for mail in mails[-last:]:
+        if links_only:
+            print("\n".join(mail.links))
+            continue
+        print(f"{mail.date}  to {mail.recipient}  {mail.subject!r}  ({mail.path.name})")
+        for link in mail.links:
+            print(f"  {link}")
+    return 0
+
+
 def cmd_conformance_server(port: int) -> int:
     from .realtime.conformance import main as conformance_main
     conformance_main(port)
@@ -137,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply pending database migrations and exit (run after upgrading)")
     sub.add_parser("check-config", help="validate the settings, show each value and its source "
                                         "(secrets masked), and test the database connection")
+    mail = sub.add_parser("mail", help="show the newest mails the development `file` mail backend "
+                                       "wrote to var/mail/, with their links (oldest first)")
+    mail.add_argument("--last", type=int, default=5, metavar="N", help="how many (default 5)")
+    mail.add_argument("--to", metavar="ADDRESS", help="only mails to this address")
+    mail.add_argument("--links", action="store_true", help="print only the links, one per line")
     conf = sub.add_parser("conformance-server",
                           help="run the fixture server of the official Engine.IO/Socket.IO protocol test suites")
     conf.add_argument("--port", type=int, default=3000)
@@ -163,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_serve(settings)
         if args.command == "migrate":
             return cmd_migrate(settings)
+        if args.command == "mail":
+            return cmd_mail(settings, max(1, args.last), args.to, args.links)
         return cmd_check_config(settings)
     except EmbeddedDatabaseError as exc:
         print(f"nexus-chat: {exc}", file=sys.stderr)

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import email
 import email.policy
 import logging
 import os
+import re
 import uuid
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from importlib.resources import files
@@ -130,6 +133,28 @@ class FileBackend:
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(data)
             os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class StoredMail:
+    """A mail the file backend wrote, as `nexus-chat mail` shows it."""
+    path: Path
+    recipient: str
+    subject: str
+    date: str
+    links: list[str]
+
+
+def stored_mails(directory: Path) -> list[StoredMail]:
+    """The .eml files of the file backend, oldest first (their names sort by time)."""
+    mails = []
+    for path in sorted(directory.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        body = message.get_body(("plain",))
+        text = body.get_content() if body is not None else ""
+        mails.append(StoredMail(path, str(message["To"]), str(message["Subject"]), str(message["Date"]),
+                                re.findall(r"https?://\S+", text)))
+    return mails
 
 
 def make_backend(settings) -> SmtpBackend | FileBackend:

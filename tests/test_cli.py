@@ -126,3 +126,32 @@ def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path, db_server):
             server.kill()
             server.wait()
         drop_database(db_server, name)
+
+
+def test_mail_shows_the_newest_mails_with_whole_links(tmp_path):
+    import asyncio
+
+    from nexus_chat.mail import FileBackend, build_message, render
+
+    empty = run(["mail"], tmp_path)
+    assert empty.returncode == 1 and "no mail in" in empty.stderr
+
+    async def deliver() -> None:
+        backend = FileBackend(tmp_path / "var" / "mail")
+        for n, to in enumerate(["ada@example.com", "charles@example.com", "ada@example.com"]):
+            link = f"http://localhost:3000/api/auth/verify-email?token=ey{'J' * 150}.{n}=="
+            text, html = render("verify_email", subject="Verify", full_name="A", link=link, valid_for="1 day")
+            await backend.deliver(build_message("Nexus Chat <noreply@nexus-chat.local>",
+                                                {"recipient": to, "subject": f"Verify {n}",
+                                                 "text_body": text, "html_body": html}))
+    asyncio.run(deliver())
+    links = run(["mail", "--links", "--to", "ADA@example.com"], tmp_path)
+    assert links.returncode == 0, links.stderr
+    assert links.stdout.splitlines() == [
+        f"http://localhost:3000/api/auth/verify-email?token=ey{'J' * 150}.{n}==" for n in (0, 2)]
+    last = run(["mail", "--last", "1"], tmp_path)
+    assert last.returncode == 0
+    lines = last.stdout.splitlines()
+    assert len(lines) == 2 and "to ada@example.com" in lines[0] and "'Verify 2'" in lines[0]
+    assert lines[1].strip().endswith(".2==")
+    assert "mail" in run(["--help"], tmp_path).stdout

@@ -101,13 +101,15 @@ def curl_env(tmp_path):
 
     def make(port: int) -> dict[str, str]:
         (home / ".curlrc").write_text(f"connect-to = localhost:3000:127.0.0.1:{port}\n")
-        return clean_env(tmp_path, CURL_HOME=str(home), HOME=str(home))
+        # The reader's shell: in the checkout, with bin/serve's settings (var/ under it).
+        return clean_env(tmp_path, CURL_HOME=str(home), HOME=str(home), NEXUS_VAR_DIR="var")
     return make
 
 
 def walk(document: str, tmp_path: Path, db_server, curl_env):
     workdir = tmp_path / "checkout"
     workdir.mkdir()
+    (workdir / ".venv").symlink_to(Path(sys.prefix))   # bin/serve's virtualenv: .venv/bin/nexus-chat
     server = Server(workdir, db_server)
     try:
         session = run_document(ROOT / document, document, workdir, curl_env(server.port),
