@@ -67,7 +67,7 @@ class OpenApiHandler(BaseHandler):
         app = self.application
         body = getattr(app, "openapi_json", None)
         if body is None:
-            body = app.openapi_json = dumps(build_document())
+            body = app.openapi_json = dumps(build_document(app.api_routes))
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-cache")
         self.finish(body)

@@ -4,9 +4,8 @@ from __future__ import annotations
 import tornado.web
 
 from .context import AppContext
-from .handlers import (attachments, auth, chat, contacts, docs, groups, health, messages, metrics, public,
-                       story, users)
 from .logs import log_request
+from .routes import api_routes, app_routes
 from .web import NotFoundHandler, OversizedRequestHandler, oversized
 
 
@@ -28,12 +27,7 @@ class Application(tornado.web.Application):
         return super().find_handler(request, **kwargs)
 
 
-def api_routes() -> list:
-    """Every REST route, in one list (also read by the OpenAPI generator)."""
-    return [*health.routes, *auth.routes, *users.routes, *contacts.routes, *groups.routes,
-            *chat.routes, *messages.routes, *attachments.routes, *story.routes, *public.routes,
-            *docs.routes]
-
-
 def make_app(ctx: AppContext, extra_routes: list | None = None) -> Application:
-    return Application(ctx, [*(extra_routes or []), *api_routes(), *docs.page_routes, *metrics.routes])
+    app = Application(ctx, app_routes(extra_routes))
+    app.api_routes = api_routes()   # what /api/openapi.json describes
+    return app

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from .openapi import route_rules, route_template
+from .routing import route_rules, route_template
 
 access = logging.getLogger("nexus_chat.access")
 

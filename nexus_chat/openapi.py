@@ -14,99 +14,11 @@ from marshmallow import RAISE, Schema, fields, missing, validate
 
 from . import __version__
 from .errors import reason_phrase
+from .routing import route_template
 from .web import BaseHandler, Op
 
 OPENAPI_VERSION = "3.1.0"
 API_PREFIX = "/api/"
-
-
-# ---- route regexes -> templated paths ----------------------------------------------------------
-
-def route_template(pattern: str) -> str:
-    """`/api/groups/(?P<groupId>[^/]+)/members/([^/]+)$` -> `/api/groups/{groupId}/members/{memberId}`.
-
-    Named groups keep their names; an unnamed group is named after the path segment before it
-    (`members/(…)` -> `memberId`). Raises ValueError on regex syntax a route should not need.
-    """
-    text = pattern[1:] if pattern.startswith("^") else pattern
-    if text.endswith("$") and not text.endswith("\\$"):
-        text = text[:-1]
-    out: list[str] = []
-    names: list[str] = []
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            if i + 1 >= len(text) or text[i + 1].isalnum():
-                raise ValueError(f"unsupported escape in route {pattern!r}")
-            out.append(text[i + 1])
-            i += 2
-        elif char == "(":
-            end = _group_end(text, i, pattern)
-            body = text[i + 1:end]
-            named = re.match(r"\?P<([A-Za-z_][A-Za-z0-9_]*)>", body)
-            if named:
-                name = named.group(1)
-            elif body.startswith("?"):
-                raise ValueError(f"unsupported group in route {pattern!r}")
-            elif body in (".*", ".+"):
-                name = "path"      # a catch-all: the rest of the path (static files)
-            else:
-                name = _derived_name("".join(out), len(names))
-            while name in names:
-                name += "_"
-            names.append(name)
-            out.append("{" + name + "}")
-            i = end + 1
-        elif char == "?" and out:
-            out.pop()          # `x?` (e.g. an optional trailing slash): the path without it
-            i += 1
-        elif char in "[]*+|{}.^$":
-            raise ValueError(f"unsupported regex syntax {char!r} in route {pattern!r}")
-        else:
-            out.append(char)
-            i += 1
-    return "".join(out)
-
-
-def _group_end(text: str, start: int, pattern: str) -> int:
-    depth, i = 0, start
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text[i] == "(":
-            depth += 1
-        elif text[i] == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    raise ValueError(f"unbalanced parentheses in route {pattern!r}")
-
-
-def _derived_name(prefix: str, index: int) -> str:
-    segments = [s for s in prefix.split("/") if s]
-    last = segments[-1] if segments else ""
-    if not last or "{" in last:
-        return f"param{index + 1}"
-    if last.endswith("ies"):
-        last = last[:-3] + "y"
-    elif last.endswith("s") and not last.endswith("ss"):
-        last = last[:-1]
-    words = re.split(r"[-_.]", last)
-    camel = words[0] + "".join(w[:1].upper() + w[1:] for w in words[1:])
-    return camel + "Id"
-
-
-def route_rules(app: tornado.web.Application) -> list[tuple[str, type]]:
-    """(regex pattern, handler class) of every route the application serves."""
-    rules = []
-    for rule in app.wildcard_router.rules:
-        regex = getattr(rule.matcher, "regex", None)
-        if regex is not None and isinstance(rule.target, type):
-            rules.append((regex.pattern, rule.target))
-    return rules
 
 
 def documented(template: str, handler: type) -> bool:
@@ -443,11 +355,9 @@ class _Builder:
                     "404": {"description": "Not Found"}}}
 
 
-def build_document(routes: Iterable[Any] | None = None) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of `routes` (default: every REST route of the application)."""
-    if routes is None:
-        from .app import api_routes
-        routes = api_routes()
+def build_document(routes: Iterable[Any]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of `routes` (``nexus_chat.routes.api_routes()``: the table
+    the application serves)."""
     builder = _Builder()
     paths: dict[str, dict[str, Any]] = {}
     for pattern, handler in _route_pairs(routes):

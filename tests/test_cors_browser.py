@@ -15,9 +15,9 @@ import pytest
 import tornado.web
 from PIL import Image
 
-from nexus_chat.app import api_routes
+from nexus_chat.routes import api_routes
 from nexus_chat.embedded_db import free_port
-from nexus_chat.openapi import route_template
+from nexus_chat.routing import route_template
 
 from .chat_support import ChatClient
 

@@ -10,7 +10,6 @@ from .chat import MAX_CONTENT, MessageSchema, UuidString
 from .common import Trimmed, UserPublicSchema
 
 MAX_SHORTCODE = 32
-MAX_DISTINCT_REACTIONS = 20
 
 _ONE_GRAPHEME = regex.compile(r"\X")
 _PICTOGRAPHIC = regex.compile(r"\p{Extended_Pictographic}|\p{Regional_Indicator}")

@@ -11,10 +11,11 @@ from ..context import AppContext
 from ..errors import bad_request, conflict
 from ..jsonutil import utcnow
 from ..queries import reactions as q
-from ..schemas.lifecycle import MAX_DISTINCT_REACTIONS
 from . import message_access as access
 from .message_changes import MESSAGE_DELETED
 from .message_details import detailed_message
+
+MAX_DISTINCT_REACTIONS = 20   # different emoji on one message
 
 
 async def react(ctx: AppContext, user_id: str, message_id: str, emoji: str, react: bool) -> dict[str, Any]:

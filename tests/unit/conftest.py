@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from nexus_chat.openapi import build_document
+from nexus_chat.routes import api_routes
 
 
 @pytest.fixture(scope="session")
 def document() -> dict:
     """The OpenAPI document, as GET /api/openapi.json serves it (built without a server)."""
-    return build_document()
+    return build_document(api_routes())
