@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from nexus_chat.attachment_files import THUMBNAIL_TYPE
 from nexus_chat.errors import ApiError, forbidden
-from nexus_chat.schemas import attachments as s
+from nexus_chat.schemas import attachments as attachments_schemas
 from nexus_chat.services import attachments
 from nexus_chat.web import MAX_REQUEST_BODY, BaseHandler, Op
 
@@ -22,9 +22,9 @@ INVALID_LINK = "This link is invalid or has expired"
 
 class AttachmentsHandler(BaseHandler):
     ops = {"POST": Op("Upload a photo, video or file to attach to a message (multipart `file`)",
-                      body=s.UploadBody, multipart=True, files={"file": "The file (up to 20 MB)"},
+                      body=attachments_schemas.UploadBody, multipart=True, files={"file": "The file (up to 20 MB)"},
                       body_limit=MAX_REQUEST_BODY, status=201, errors=(400, 401, 413, 415),
-                      response=s.AttachmentSchema, tag=TAG)}
+                      response=attachments_schemas.AttachmentSchema, tag=TAG)}
 
     async def post(self) -> None:
         self.body_args()
@@ -118,7 +118,7 @@ class _FileHandler(BaseHandler):
         await self._serve(attachmentId, False)
 
 
-_READ_OP = dict(auth=False, query=s.SignedUrlQuery, errors=(401, 403, 404, 416), tag=TAG)
+_READ_OP = dict(auth=False, query=attachments_schemas.SignedUrlQuery, errors=(401, 403, 404, 416), tag=TAG)
 
 
 class AttachmentFileHandler(_FileHandler):

@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 from nexus_chat import ratelimit
 from nexus_chat.errors import ApiError, too_many_requests
-from nexus_chat.schemas import auth as s
+from nexus_chat.schemas import auth as auth_schemas
 from nexus_chat.schemas.common import UserSchema
 from nexus_chat.services import accounts, auth
 from nexus_chat.tokens import InvalidToken
@@ -17,7 +17,7 @@ log = logging.getLogger("nexus_chat.auth")
 
 class RegisterHandler(BaseHandler):
     ops = {"POST": Op("Register a new account and queue a verification e-mail", auth=False,
-                      body=s.RegisterBody, status=201, errors=(400, 409, 429), response=UserSchema,
+                      body=auth_schemas.RegisterBody, status=201, errors=(400, 409, 429), response=UserSchema,
                       rate_limit=ratelimit.REGISTER, tag=TAG)}
 
     async def post(self) -> None:
@@ -29,7 +29,7 @@ class RegisterHandler(BaseHandler):
 
 class VerifyEmailHandler(BaseHandler):
     ops = {"GET": Op("Verify an e-mail address (redirects to the front end)", auth=False,
-                     query=s.VerifyEmailQuery, status=302, tag=TAG)}
+                     query=auth_schemas.VerifyEmailQuery, status=302, tag=TAG)}
 
     async def get(self) -> None:
         token = self.get_query_argument("token", "")
@@ -45,8 +45,8 @@ class VerifyEmailHandler(BaseHandler):
 
 
 class LoginHandler(BaseHandler):
-    ops = {"POST": Op("Log in; returns an access and a refresh token", auth=False, body=s.LoginBody,
-                      errors=(400, 401, 403, 429), response=s.TokensSchema,
+    ops = {"POST": Op("Log in; returns an access and a refresh token", auth=False, body=auth_schemas.LoginBody,
+                      errors=(400, 401, 403, 429), response=auth_schemas.TokensSchema,
                       tag=TAG)}
 
     async def post(self) -> None:
@@ -86,7 +86,7 @@ class MeHandler(BaseHandler):
 
 class RefreshHandler(BaseHandler):
     ops = {"POST": Op("Exchange a refresh token for new tokens (rotation)", auth=False,
-                      body=s.RefreshBody, errors=(400, 401), response=s.TokensSchema, tag=TAG)}
+                      body=auth_schemas.RefreshBody, errors=(400, 401), response=auth_schemas.TokensSchema, tag=TAG)}
 
     async def post(self) -> None:
         body = self.body_args()
@@ -96,7 +96,7 @@ class RefreshHandler(BaseHandler):
 
 class ForgotPasswordHandler(BaseHandler):
     ops = {"POST": Op("Queue a password reset e-mail (same answer whether or not the account exists)",
-                      auth=False, body=s.EmailBody, errors=(400, 429),
+                      auth=False, body=auth_schemas.EmailBody, errors=(400, 429),
                       tag=TAG)}
 
     async def post(self) -> None:
@@ -108,7 +108,7 @@ class ForgotPasswordHandler(BaseHandler):
 
 class ResetPasswordHandler(BaseHandler):
     ops = {"POST": Op("Set a new password with a reset token (single use)", auth=False,
-                      body=s.ResetPasswordBody, errors=(400, 401), tag=TAG)}
+                      body=auth_schemas.ResetPasswordBody, errors=(400, 401), tag=TAG)}
 
     async def post(self) -> None:
         body = self.body_args()
@@ -118,7 +118,7 @@ class ResetPasswordHandler(BaseHandler):
 
 class ResendVerificationHandler(BaseHandler):
     ops = {"POST": Op("Queue a new verification e-mail for an unverified account", auth=False,
-                      body=s.EmailBody, errors=(400, 429), tag=TAG)}
+                      body=auth_schemas.EmailBody, errors=(400, 429), tag=TAG)}
 
     async def post(self) -> None:
         body = self.body_args()
@@ -128,7 +128,7 @@ class ResendVerificationHandler(BaseHandler):
 
 
 class ChangePasswordHandler(BaseHandler):
-    ops = {"POST": Op("Change the password; every session is revoked", body=s.ChangePasswordBody,
+    ops = {"POST": Op("Change the password; every session is revoked", body=auth_schemas.ChangePasswordBody,
                       errors=(400, 401), tag=TAG)}
 
     async def post(self) -> None:
@@ -139,7 +139,7 @@ class ChangePasswordHandler(BaseHandler):
 
 class DeleteAccountHandler(BaseHandler):
     ops = {"DELETE": Op("Delete the account and everything that belongs to it only",
-                        body=s.DeleteAccountBody, errors=(400, 401), tag=TAG)}
+                        body=auth_schemas.DeleteAccountBody, errors=(400, 401), tag=TAG)}
 
     async def delete(self) -> None:
         body = self.body_args()

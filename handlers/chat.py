@@ -1,7 +1,7 @@
 """Chat REST routes (docs/api.md#chat); the real-time half is handlers/realtime.py."""
 from __future__ import annotations
 
-from nexus_chat.schemas import chat as s
+from nexus_chat.schemas import chat as chat_schemas
 from nexus_chat.schemas import search as search_schemas
 from nexus_chat.services import chat, search
 from nexus_chat.web import BaseHandler, Op
@@ -11,7 +11,7 @@ TAG = "Chat"
 
 class MessagesHandler(BaseHandler):
     ops = {"GET": Op("Messages of a 1-on-1 conversation or a group, newest first",
-                     query=s.MessagesQuery, errors=(400, 401, 403), response=[s.MessageSchema], tag=TAG)}
+                     query=chat_schemas.MessagesQuery, errors=(400, 401, 403), response=[chat_schemas.MessageSchema], tag=TAG)}
 
     async def get(self) -> None:
         args = self.query_args()
@@ -23,7 +23,7 @@ class MessagesHandler(BaseHandler):
 
 class RecentMessagesHandler(BaseHandler):
     ops = {"GET": Op("Your 1-on-1 conversations, most recent activity first, with the last "
-                     "message and the unread count", errors=(401,), response=[s.ConversationSchema],
+                     "message and the unread count", errors=(401,), response=[chat_schemas.ConversationSchema],
                      tag=TAG)}
 
     async def get(self) -> None:

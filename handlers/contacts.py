@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from nexus_chat.schemas import contacts as s
+from nexus_chat.schemas import contacts as contacts_schemas
 from nexus_chat.schemas.users import path_ids
 from nexus_chat.services import contacts
 from nexus_chat.web import BaseHandler, Op
@@ -11,9 +11,9 @@ TAG = "Contacts"
 class ContactsHandler(BaseHandler):
     ops = {
         "POST": Op("Add a user to your contacts under an alias (they are not told)",
-                   body=s.CreateContactBody, status=201, errors=(400, 401, 404, 409),
-                   response=s.ContactSchema, tag=TAG),
-        "GET": Op("Your contacts, ordered by alias", errors=(401,), response=[s.ContactSchema], tag=TAG),
+                   body=contacts_schemas.CreateContactBody, status=201, errors=(400, 401, 404, 409),
+                   response=contacts_schemas.ContactSchema, tag=TAG),
+        "GET": Op("Your contacts, ordered by alias", errors=(401,), response=[contacts_schemas.ContactSchema], tag=TAG),
     }
 
     async def post(self) -> None:
@@ -27,24 +27,24 @@ class ContactsHandler(BaseHandler):
 
 class ContactHandler(BaseHandler):
     ops = {
-        "GET": Op("One of your contacts", errors=(400, 401, 404), response=s.ContactSchema, tag=TAG),
-        "PUT": Op("Rename one of your contacts", body=s.UpdateContactBody, errors=(400, 401, 404),
-                  response=s.ContactSchema, tag=TAG),
+        "GET": Op("One of your contacts", errors=(400, 401, 404), response=contacts_schemas.ContactSchema, tag=TAG),
+        "PUT": Op("Rename one of your contacts", body=contacts_schemas.UpdateContactBody, errors=(400, 401, 404),
+                  response=contacts_schemas.ContactSchema, tag=TAG),
         "DELETE": Op("Remove one of your contacts", errors=(400, 401, 404), tag=TAG),
     }
 
     async def get(self, id: str) -> None:
-        ids = path_ids(s.ContactPath, id=id)
+        ids = path_ids(contacts_schemas.ContactPath, id=id)
         self.respond(await contacts.get(self.ctx, self.user_id, ids["id"]), "Contact retrieved successfully")
 
     async def put(self, id: str) -> None:
-        ids = path_ids(s.ContactPath, id=id)
+        ids = path_ids(contacts_schemas.ContactPath, id=id)
         body = self.body_args()
         contact = await contacts.rename(self.ctx, self.user_id, ids["id"], body["alias"])
         self.respond(contact, "Contact updated successfully")
 
     async def delete(self, id: str) -> None:
-        ids = path_ids(s.ContactPath, id=id)
+        ids = path_ids(contacts_schemas.ContactPath, id=id)
         await contacts.remove(self.ctx, self.user_id, ids["id"])
         self.respond(None, "Contact deleted successfully")
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from nexus_chat import uploads
-from nexus_chat.schemas import groups as s
+from nexus_chat.schemas import groups as groups_schemas
 from nexus_chat.schemas.users import path_ids
 from nexus_chat.services import groups
 from nexus_chat.web import BaseHandler, Op
@@ -18,8 +18,8 @@ def _icon(handler: BaseHandler) -> bytes | None:
 
 class GroupsHandler(BaseHandler):
     ops = {"POST": Op("Create a group; you become its owner (JSON, or multipart with an `icon`)",
-                      body=s.CreateGroupBody, multipart=True, files=ICON, body_limit=ICON_LIMIT,
-                      status=201, errors=(400, 401, 413), response=s.GroupSchema, tag=TAG)}
+                      body=groups_schemas.CreateGroupBody, multipart=True, files=ICON, body_limit=ICON_LIMIT,
+                      status=201, errors=(400, 401, 413), response=groups_schemas.GroupSchema, tag=TAG)}
 
     async def post(self) -> None:
         body = self.body_args()
@@ -29,8 +29,8 @@ class GroupsHandler(BaseHandler):
 
 
 class InviteHandler(BaseHandler):
-    ops = {"POST": Op("Add members to a group (owner or admin)", body=s.InviteBody, status=201,
-                      errors=(400, 401, 403, 404, 409), response=s.InviteResultSchema, tag=TAG)}
+    ops = {"POST": Op("Add members to a group (owner or admin)", body=groups_schemas.InviteBody, status=201,
+                      errors=(400, 401, 403, 404, 409), response=groups_schemas.InviteResultSchema, tag=TAG)}
 
     async def post(self) -> None:
         body = self.body_args()
@@ -41,7 +41,7 @@ class InviteHandler(BaseHandler):
 
 class MyGroupsHandler(BaseHandler):
     ops = {"GET": Op("The groups you belong to, newest first", errors=(401,),
-                     response=[s.GroupSchema], tag=TAG)}
+                     response=[groups_schemas.GroupSchema], tag=TAG)}
 
     async def get(self) -> None:
         self.respond(await groups.my_groups(self.ctx, self.user_id), "Groups retrieved successfully")
@@ -50,21 +50,21 @@ class MyGroupsHandler(BaseHandler):
 class GroupHandler(BaseHandler):
     ops = {
         "PATCH": Op("Update a group's name, description or icon (owner or admin)",
-                    body=s.UpdateGroupBody, multipart=True, files=ICON, body_limit=ICON_LIMIT,
-                    errors=(400, 401, 403, 404, 413), response=s.GroupSchema, tag=TAG),
+                    body=groups_schemas.UpdateGroupBody, multipart=True, files=ICON, body_limit=ICON_LIMIT,
+                    errors=(400, 401, 403, 404, 413), response=groups_schemas.GroupSchema, tag=TAG),
         "DELETE": Op("Delete a group with its messages and memberships (owner only)",
                      errors=(400, 401, 403, 404), tag=TAG),
     }
 
     async def patch(self, groupId: str) -> None:
-        ids = path_ids(s.GroupPath, groupId=groupId)
+        ids = path_ids(groups_schemas.GroupPath, groupId=groupId)
         body = self.body_args()
         group = await groups.update(self.ctx, self.user_id, ids["groupId"], name=body.get("name"),
                                     description=body.get("description", groups.KEEP), icon=_icon(self))
         self.respond(group, "Group updated successfully")
 
     async def delete(self, groupId: str) -> None:
-        ids = path_ids(s.GroupPath, groupId=groupId)
+        ids = path_ids(groups_schemas.GroupPath, groupId=groupId)
         await groups.delete(self.ctx, self.user_id, ids["groupId"])
         self.respond(None, "Group deleted successfully")
 
@@ -74,7 +74,7 @@ class LeaveHandler(BaseHandler):
                       errors=(400, 401, 404), tag=TAG)}
 
     async def post(self, groupId: str) -> None:
-        ids = path_ids(s.GroupPath, groupId=groupId)
+        ids = path_ids(groups_schemas.GroupPath, groupId=groupId)
         deleted = await groups.leave(self.ctx, self.user_id, ids["groupId"])
         self.respond(None, "You left the group; it was deleted as you were its last member"
                      if deleted else "You left the group successfully")
@@ -85,7 +85,7 @@ class MemberHandler(BaseHandler):
                         errors=(400, 401, 403, 404), tag=TAG)}
 
     async def delete(self, groupId: str, memberId: str) -> None:
-        ids = path_ids(s.MemberPath, groupId=groupId, memberId=memberId)
+        ids = path_ids(groups_schemas.MemberPath, groupId=groupId, memberId=memberId)
         await groups.kick(self.ctx, self.user_id, ids["groupId"], ids["memberId"])
         self.respond(None, "Member removed successfully")
 
@@ -93,10 +93,10 @@ class MemberHandler(BaseHandler):
 class RoleHandler(BaseHandler):
     ops = {"PUT": Op("Change a member's role; setting `owner` hands over ownership (owner), "
                      "admins may only promote members to admin",
-                     body=s.RoleBody, errors=(400, 401, 403, 404), response=s.MemberSchema, tag=TAG)}
+                     body=groups_schemas.RoleBody, errors=(400, 401, 403, 404), response=groups_schemas.MemberSchema, tag=TAG)}
 
     async def put(self, groupId: str, memberId: str) -> None:
-        ids = path_ids(s.MemberPath, groupId=groupId, memberId=memberId)
+        ids = path_ids(groups_schemas.MemberPath, groupId=groupId, memberId=memberId)
         body = self.body_args()
         member = await groups.change_role(self.ctx, self.user_id, ids["groupId"], ids["memberId"],
                                           body["role"])
@@ -105,20 +105,20 @@ class RoleHandler(BaseHandler):
 
 class MembersHandler(BaseHandler):
     ops = {"GET": Op("The members of a group (members only)", errors=(400, 401, 403, 404),
-                     response=[s.MemberSchema], tag=TAG)}
+                     response=[groups_schemas.MemberSchema], tag=TAG)}
 
     async def get(self, groupId: str) -> None:
-        ids = path_ids(s.GroupPath, groupId=groupId)
+        ids = path_ids(groups_schemas.GroupPath, groupId=groupId)
         self.respond(await groups.members(self.ctx, self.user_id, ids["groupId"]),
                      "Group members retrieved successfully")
 
 
 class ProfileHandler(BaseHandler):
     ops = {"GET": Op("A group's profile with its member count (members only)",
-                     errors=(400, 401, 403, 404), response=s.GroupSchema, tag=TAG)}
+                     errors=(400, 401, 403, 404), response=groups_schemas.GroupSchema, tag=TAG)}
 
     async def get(self, groupId: str) -> None:
-        ids = path_ids(s.GroupPath, groupId=groupId)
+        ids = path_ids(groups_schemas.GroupPath, groupId=groupId)
         self.respond(await groups.profile(self.ctx, self.user_id, ids["groupId"]),
                      "Group profile retrieved successfully")
 

@@ -5,7 +5,7 @@ shapes (handlers/realtime_messages.py)."""
 from __future__ import annotations
 
 from nexus_chat.schemas import chat as chat_s
-from nexus_chat.schemas import lifecycle as s
+from nexus_chat.schemas import lifecycle as lifecycle_schemas
 from nexus_chat.schemas.users import path_ids
 from nexus_chat.services import inbox, message_changes, reactions, read_state
 from nexus_chat.web import BaseHandler, Op
@@ -16,30 +16,30 @@ TAG = "Chat"
 class MessageHandler(BaseHandler):
     ops = {
         "PATCH": Op("Edit your message (within the edit window); earlier versions are kept",
-                    body=s.EditBody, errors=(400, 401, 403, 404, 409), response=chat_s.MessageSchema, tag=TAG),
+                    body=lifecycle_schemas.EditBody, errors=(400, 401, 403, 404, 409), response=chat_s.MessageSchema, tag=TAG),
         "DELETE": Op("Delete a message (yours, or any of a group you own or administer); it stays "
                      "in history as a tombstone", errors=(400, 401, 403, 404),
                      response=chat_s.MessageSchema, tag=TAG),
     }
 
     async def patch(self, messageId: str) -> None:
-        ids = path_ids(s.MessagePath, messageId=messageId)
+        ids = path_ids(lifecycle_schemas.MessagePath, messageId=messageId)
         body = self.body_args()
         message = await message_changes.edit_message(self.ctx, self.user_id, ids["messageId"], body["content"])
         self.respond(message, "Message updated successfully")
 
     async def delete(self, messageId: str) -> None:
-        ids = path_ids(s.MessagePath, messageId=messageId)
+        ids = path_ids(lifecycle_schemas.MessagePath, messageId=messageId)
         message = await message_changes.delete_message(self.ctx, self.user_id, ids["messageId"])
         self.respond(message, "Message deleted successfully")
 
 
 class EditsHandler(BaseHandler):
     ops = {"GET": Op("Every version of a message, oldest first; the last is the current one",
-                     errors=(400, 401, 404), response=[s.EditVersionSchema], tag=TAG)}
+                     errors=(400, 401, 404), response=[lifecycle_schemas.EditVersionSchema], tag=TAG)}
 
     async def get(self, messageId: str) -> None:
-        ids = path_ids(s.MessagePath, messageId=messageId)
+        ids = path_ids(lifecycle_schemas.MessagePath, messageId=messageId)
         versions = await message_changes.message_edits(self.ctx, self.user_id, ids["messageId"])
         self.respond(versions, "Message versions retrieved successfully")
 
@@ -59,25 +59,25 @@ class ReactionHandler(BaseHandler):
         await self._react(messageId, emoji, False)
 
     async def _react(self, message_id: str, emoji: str, react: bool) -> None:
-        ids = path_ids(s.ReactionPath, messageId=message_id, emoji=emoji)
+        ids = path_ids(lifecycle_schemas.ReactionPath, messageId=message_id, emoji=emoji)
         message = await reactions.react(self.ctx, self.user_id, ids["messageId"], ids["emoji"], react)
         self.respond(message, "Reaction saved" if react else "Reaction removed")
 
 
 class ReceiptsHandler(BaseHandler):
     ops = {"GET": Op("Who of the conversation or group has read a message (from their read pointers)",
-                     errors=(400, 401, 404), response=s.ReceiptsSchema, tag=TAG)}
+                     errors=(400, 401, 404), response=lifecycle_schemas.ReceiptsSchema, tag=TAG)}
 
     async def get(self, messageId: str) -> None:
-        ids = path_ids(s.MessagePath, messageId=messageId)
+        ids = path_ids(lifecycle_schemas.MessagePath, messageId=messageId)
         self.respond(await read_state.receipts(self.ctx, self.user_id, ids["messageId"]),
                      "Read receipts retrieved successfully")
 
 
 class ReadHandler(BaseHandler):
     ops = {"POST": Op("Mark a conversation or group read up to a message (default: the newest); "
-                      "your read pointer only moves forward", body=s.ReadPayload,
-                      errors=(400, 401, 403, 404), response=s.ReadStateSchema, tag=TAG)}
+                      "your read pointer only moves forward", body=lifecycle_schemas.ReadPayload,
+                      errors=(400, 401, 403, 404), response=lifecycle_schemas.ReadStateSchema, tag=TAG)}
 
     async def post(self) -> None:
         body = self.body_args()
@@ -90,7 +90,7 @@ class ReadHandler(BaseHandler):
 class ConversationsHandler(BaseHandler):
     ops = {"GET": Op("Your inbox: 1-on-1 conversations and groups, most recent activity first, "
                      "with the last message and unread count; paged by `cursor`",
-                     query=s.InboxQuery, errors=(400, 401), response=s.InboxSchema, tag=TAG)}
+                     query=lifecycle_schemas.InboxQuery, errors=(400, 401), response=lifecycle_schemas.InboxSchema, tag=TAG)}
 
     async def get(self) -> None:
         args = self.query_args()

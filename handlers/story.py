@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from nexus_chat import uploads
-from nexus_chat.schemas import stories as s
+from nexus_chat.schemas import stories as stories_schemas
 from nexus_chat.schemas.users import path_ids
 from nexus_chat.services import stories
 from nexus_chat.web import BaseHandler, Op
@@ -12,12 +12,12 @@ TAG = "Stories"
 class StoriesHandler(BaseHandler):
     ops = {
         "POST": Op("Post a story: a caption and/or one file, `image` or `video`, up to 20 MB",
-                   body=s.CreateStoryBody, multipart=True,
+                   body=stories_schemas.CreateStoryBody, multipart=True,
                    files={"image": "JPEG, PNG or WEBP image", "video": "MP4, MOV or MKV video"},
                    body_limit=uploads.STORY_MAX + uploads.MULTIPART_SLACK, status=201,
-                   errors=(400, 401, 413), response=s.StorySchema, tag=TAG),
+                   errors=(400, 401, 413), response=stories_schemas.StorySchema, tag=TAG),
         "GET": Op("Your active stories, oldest first, with view counts", errors=(401,),
-                  response=[s.OwnStorySchema], tag=TAG),
+                  response=[stories_schemas.OwnStorySchema], tag=TAG),
     }
 
     async def post(self) -> None:
@@ -34,7 +34,7 @@ class StoriesHandler(BaseHandler):
 
 class FeedHandler(BaseHandler):
     ops = {"GET": Op("Active stories of your mutual contacts, oldest first, under your aliases",
-                     errors=(401,), response=[s.FeedStorySchema], tag=TAG)}
+                     errors=(401,), response=[stories_schemas.FeedStorySchema], tag=TAG)}
 
     async def get(self) -> None:
         self.respond(await stories.feed(self.ctx, self.user_id), "Story feed retrieved successfully")
@@ -44,7 +44,7 @@ class StoryHandler(BaseHandler):
     ops = {"DELETE": Op("Delete one of your stories and its media file", errors=(400, 401, 404), tag=TAG)}
 
     async def delete(self, id: str) -> None:
-        ids = path_ids(s.StoryPath, id=id)
+        ids = path_ids(stories_schemas.StoryPath, id=id)
         await stories.delete(self.ctx, self.user_id, ids["id"])
         self.respond(None, "Story deleted successfully")
 
@@ -53,17 +53,17 @@ class SeenHandler(BaseHandler):
     ops = {"POST": Op("Mark a mutual contact's story as seen (idempotent)", errors=(400, 401, 404), tag=TAG)}
 
     async def post(self, storyId: str) -> None:
-        ids = path_ids(s.StoryIdPath, storyId=storyId)
+        ids = path_ids(stories_schemas.StoryIdPath, storyId=storyId)
         await stories.mark_seen(self.ctx, self.user_id, ids["storyId"])
         self.respond(None, "Story marked as seen")
 
 
 class ViewersHandler(BaseHandler):
     ops = {"GET": Op("Who saw your story, newest first, under your aliases (owner only)",
-                     errors=(400, 401, 403, 404), response=[s.ViewerSchema], tag=TAG)}
+                     errors=(400, 401, 403, 404), response=[stories_schemas.ViewerSchema], tag=TAG)}
 
     async def get(self, storyId: str) -> None:
-        ids = path_ids(s.StoryIdPath, storyId=storyId)
+        ids = path_ids(stories_schemas.StoryIdPath, storyId=storyId)
         self.respond(await stories.viewers(self.ctx, self.user_id, ids["storyId"]),
                      "Story viewers retrieved successfully")
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from nexus_chat import uploads
-from nexus_chat.schemas import users as s
+from nexus_chat.schemas import users as users_schemas
 from nexus_chat.schemas.common import UserSchema
 from nexus_chat.services import users
 from nexus_chat.web import BaseHandler, Op
@@ -11,7 +11,7 @@ TAG = "Users"
 
 class SearchHandler(BaseHandler):
     ops = {"GET": Op("Search users by username or full name (at least 3 characters, up to 20 results)",
-                     query=s.SearchQuery, errors=(400, 401), response=[s.UserSearchResultSchema], tag=TAG)}
+                     query=users_schemas.SearchQuery, errors=(400, 401), response=[users_schemas.UserSearchResultSchema], tag=TAG)}
 
     async def get(self) -> None:
         query = self.query_args()
@@ -20,7 +20,7 @@ class SearchHandler(BaseHandler):
 
 class ProfileHandler(BaseHandler):
     ops = {"PATCH": Op("Update your profile (JSON, or multipart with an `avatar` image up to 2 MB)",
-                       body=s.ProfileBody, multipart=True,
+                       body=users_schemas.ProfileBody, multipart=True,
                        files={"avatar": "JPEG, PNG or WEBP image, at most 2 MB"},
                        body_limit=uploads.AVATAR_MAX + uploads.MULTIPART_SLACK,
                        errors=(400, 401, 409, 413), response=UserSchema, tag=TAG)}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .db import Executor, Row
-from .queries import search as q
+from .queries import search as search_queries
 from .searchtext import SearchTerms, boolean_query, search_terms
 
 
@@ -42,8 +42,8 @@ class FulltextIndex:
         self._stopwords: frozenset[str] = frozenset()
 
     async def _load_settings(self, db: Executor) -> None:
-        row = await q.index_settings(db)
-        stopwords = await q.default_stopwords(db) if row and row["stopwords_enabled"] else []
+        row = await search_queries.index_settings(db)
+        stopwords = await search_queries.default_stopwords(db) if row and row["stopwords_enabled"] else []
         self._stopwords = frozenset(word.casefold() for word in stopwords)
         self._min_chars = int(row["min_token_size"]) if row else 3
 
@@ -56,9 +56,9 @@ class FulltextIndex:
                      before_seq: int | None, limit: int) -> list[Row]:
         query = boolean_query(terms)
         if scope.conversation_id is not None:
-            return await q.search_conversation(db, scope.user_id, scope.conversation_id, query,
+            return await search_queries.search_conversation(db, scope.user_id, scope.conversation_id, query,
                                                before_seq=before_seq, limit=limit)
         if scope.group_id is not None:
-            return await q.search_group(db, scope.user_id, scope.group_id, query,
+            return await search_queries.search_group(db, scope.user_id, scope.group_id, query,
                                         before_seq=before_seq, limit=limit)
-        return await q.search_everywhere(db, scope.user_id, query, before_seq=before_seq, limit=limit)
+        return await search_queries.search_everywhere(db, scope.user_id, query, before_seq=before_seq, limit=limit)

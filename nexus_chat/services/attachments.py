@@ -22,7 +22,7 @@ from ..attachment_files import AttachmentStore, Inspected, Rejected, display_nam
 from ..db import Executor
 from ..errors import ApiError, not_found, too_large, validation_failed
 from ..jsonutil import utcnow
-from ..queries import attachments as q
+from ..queries import attachments as attachments_queries
 
 if TYPE_CHECKING:
     from ..context import AppContext
@@ -77,7 +77,7 @@ def attachment_shape(ctx: AppContext, row: dict[str, Any], expires: int | None =
 
 async def with_attachments(ctx: AppContext, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Sets ``attachments`` on each shaped message, with one query for all of them."""
-    rows = await q.for_messages(ctx.db, [m["id"] for m in messages])
+    rows = await attachments_queries.for_messages(ctx.db, [m["id"] for m in messages])
     expires = int(time.time()) + ctx.settings.chat_attachment_url_ttl_s
     by_message: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -120,11 +120,11 @@ async def upload(ctx: AppContext, user_id: str, upload: Upload) -> dict[str, Any
         raise validation_failed([f"file: {exc}"]) from None
     try:
         async with ctx.db.transaction() as tx:
-            await q.lock_uploader(tx, user_id)
-            used = await q.bytes_stored_by(tx, user_id)
+            await attachments_queries.lock_uploader(tx, user_id)
+            used = await attachments_queries.bytes_stored_by(tx, user_id)
             if used + len(inspected.data) > ctx.settings.chat_user_quota_bytes:
                 raise too_large("Storage quota exceeded: delete some attachments first")
-            await q.insert_attachment(
+            await attachments_queries.insert_attachment(
                 tx, attachment_id=attachment_id, uploader_id=user_id, kind=inspected.kind,
                 mime_type=inspected.mime_type, size=len(inspected.data), name=name,
                 width=inspected.width, height=inspected.height,
@@ -132,7 +132,7 @@ async def upload(ctx: AppContext, user_id: str, upload: Upload) -> dict[str, Any
     except BaseException:
         await remove_files(ctx, [attachment_id])
         raise
-    row = await q.attachment_by_id(ctx.db, attachment_id)
+    row = await attachments_queries.attachment_by_id(ctx.db, attachment_id)
     return attachment_shape(ctx, row)
 
 
@@ -143,10 +143,10 @@ async def attach(ctx: AppContext, tx: Executor, message_id: str, uploader_id: st
     every one is the uploader's and not sent yet."""
     if len(set(attachment_ids)) != len(attachment_ids):
         raise validation_failed(["attachmentIds: The same attachment is listed twice."])
-    claimed = await q.attach_to_message(tx, message_id, uploader_id, attachment_ids)
+    claimed = await attachments_queries.attach_to_message(tx, message_id, uploader_id, attachment_ids)
     if claimed != len(attachment_ids):
         raise validation_failed(["attachmentIds: Unknown, not yours, or already sent."])
-    rows = await q.for_messages(tx, [message_id])
+    rows = await attachments_queries.for_messages(tx, [message_id])
     expires = int(time.time()) + ctx.settings.chat_attachment_url_ttl_s
     return [attachment_shape(ctx, row, expires) for row in rows]
 
@@ -159,9 +159,9 @@ async def readable(ctx: AppContext, attachment_id: str, user_id: str | None) -> 
     except ValueError:
         raise not_found(NOT_FOUND) from None
     if user_id is None:
-        row = await q.attachment_by_id(ctx.db, attachment_id)
+        row = await attachments_queries.attachment_by_id(ctx.db, attachment_id)
     else:
-        row = await q.readable_attachment(ctx.db, attachment_id, user_id)
+        row = await attachments_queries.readable_attachment(ctx.db, attachment_id, user_id)
     if row is None:
         raise not_found(NOT_FOUND)
     return row
@@ -176,8 +176,8 @@ async def remove_files(ctx: AppContext, attachment_ids: list[str]) -> None:
 async def delete_for_message(tx: Executor, message_id: str) -> list[str]:
     """Inside the transaction that deletes a message: drops its attachment rows; returns the
     ids whose files the caller removes after the commit (``remove_files``)."""
-    ids = await q.ids_of_message(tx, message_id)
-    await q.delete_attachments(tx, ids)
+    ids = await attachments_queries.ids_of_message(tx, message_id)
+    await attachments_queries.delete_attachments(tx, ids)
     return ids
 
 
@@ -186,10 +186,10 @@ async def sweep_unattached(ctx: AppContext, batch: int = 500) -> int:
     cutoff = utcnow() - dt.timedelta(seconds=ctx.settings.chat_attachment_orphan_ttl_s)
     total = 0
     while True:
-        ids = await q.unattached_before(ctx.db, cutoff, batch)
+        ids = await attachments_queries.unattached_before(ctx.db, cutoff, batch)
         if not ids:
             return total
-        await q.delete_attachments(ctx.db, ids)
+        await attachments_queries.delete_attachments(ctx.db, ids)
         await remove_files(ctx, ids)
         total += len(ids)
         if len(ids) < batch:
@@ -208,7 +208,7 @@ async def sweep_stray_files(ctx: AppContext, batch: int = 500) -> int:
     removed = 0
     for start in range(0, len(on_disk), batch):
         chunk = on_disk[start:start + batch]
-        present = await q.existing_ids(ctx.db, chunk)
+        present = await attachments_queries.existing_ids(ctx.db, chunk)
         gone = [i for i in chunk if i not in present]
         await remove_files(ctx, gone)
         removed += len(gone)

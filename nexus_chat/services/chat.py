@@ -21,7 +21,7 @@ from ..errors import (ApiError, bad_request, conflict, forbidden, not_found, una
                       validation_failed)
 from ..events import Audience
 from ..jsonutil import iso, utcnow
-from ..queries import chat as q
+from ..queries import chat as chat_queries
 from ..queries import groups
 from ..rules import require_exactly_one
 from ..shapes import message_shape, user_public
@@ -63,21 +63,21 @@ async def _conversation_between(ctx: AppContext, user_id: str, other_id: str, *,
     if found is not None:
         return found
     generation = cache.generation
-    row = await q.conversation_for_pair(ctx.db, low, high)
+    row = await chat_queries.conversation_for_pair(ctx.db, low, high)
     if row is None:
         if not create:
             return None
-        if await q.public_user(ctx.db, other_id) is None:
+        if await chat_queries.public_user(ctx.db, other_id) is None:
             raise not_found(RECIPIENT_NOT_FOUND)
         try:
-            await q.insert_conversation_if_absent(
+            await chat_queries.insert_conversation_if_absent(
                 ctx.db, conversation_id=str(uuid.uuid4()), creator_id=user_id, recipient_id=other_id,
                 low_id=low, high_id=high, now=utcnow())
         except pymysql.err.IntegrityError as exc:
             if is_missing_parent(exc):   # the recipient was deleted meanwhile
                 raise not_found(RECIPIENT_NOT_FOUND) from None
             raise
-        row = await q.conversation_for_pair(ctx.db, low, high)
+        row = await chat_queries.conversation_for_pair(ctx.db, low, high)
         if row is None:
             raise not_found(RECIPIENT_NOT_FOUND)
     cache.remember_conversation(row["id"], low, high, generation)
@@ -88,7 +88,7 @@ async def _sender(ctx: AppContext, user_id: str) -> dict:
     cache = ctx.chat_cache
     row = cache.profile(user_id)
     if row is None:
-        row = await q.public_user(ctx.db, user_id)
+        row = await chat_queries.public_user(ctx.db, user_id)
         if row is None:
             raise unauthorized()   # the account is gone
         cache.remember_profile(user_id, row)
@@ -143,13 +143,13 @@ async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipie
         try:
             if attachment_ids:
                 async with ctx.db.transaction() as tx:
-                    await q.insert_message(tx, **insert)
+                    await chat_queries.insert_message(tx, **insert)
                     carried = await attachments.attach(ctx, tx, row["id"], sender_id, list(attachment_ids))
             else:
-                await q.insert_message(ctx.db, **insert)   # the common case: one autocommit
+                await chat_queries.insert_message(ctx.db, **insert)   # the common case: one autocommit
         except pymysql.err.IntegrityError as exc:
             if client_message_id is not None and is_duplicate_key(exc):
-                stored = await q.message_by_client_id(ctx.db, sender_id, client_message_id)
+                stored = await chat_queries.message_by_client_id(ctx.db, sender_id, client_message_id)
                 if stored is not None:
                     if (stored["conversation_id"], stored["group_id"]) != (conversation_id, group_id):
                         raise conflict(CLIENT_ID_REUSED) from None
@@ -196,14 +196,14 @@ async def list_messages(ctx: AppContext, user_id: str, *, recipient_id: str | No
         target = ("conversation_id", conversation_id)
     before_seq = None
     if before is not None:
-        position = await q.message_position(ctx.db, before)
+        position = await chat_queries.message_position(ctx.db, before)
         if position is None or position[target[0]] != target[1]:
             raise validation_failed(["before: Not a message of this conversation."])
         before_seq = position["seq"]
     if group_id is not None:
-        rows = await q.group_messages(ctx.db, group_id, limit=limit, offset=offset, before_seq=before_seq)
+        rows = await chat_queries.group_messages(ctx.db, group_id, limit=limit, offset=offset, before_seq=before_seq)
     else:
-        rows = await q.conversation_messages(ctx.db, target[1], limit=limit, offset=offset,
+        rows = await chat_queries.conversation_messages(ctx.db, target[1], limit=limit, offset=offset,
                                              before_seq=before_seq)
     return await message_details.detailed(ctx, rows, user_id)
 
@@ -211,9 +211,9 @@ async def list_messages(ctx: AppContext, user_id: str, *, recipient_id: str | No
 async def recent_conversations(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
     """The user's 1-on-1 conversations, latest activity first, with the last message and
     the number of messages from the other person still unread."""
-    rows = await q.recent_conversations(ctx.db, user_id)
+    rows = await chat_queries.recent_conversations(ctx.db, user_id)
     seqs = [row["last_seq"] for row in rows if row["last_seq"] is not None]
-    last_rows = await q.messages_by_seq(ctx.db, seqs)
+    last_rows = await chat_queries.messages_by_seq(ctx.db, seqs)
     last = {row["seq"]: message for row, message in
             zip(last_rows, await message_details.detailed(ctx, last_rows, user_id))}
     return [{
@@ -252,7 +252,7 @@ async def _user_exists(ctx: AppContext, user_id: str) -> bool:
     cache = ctx.chat_cache
     if cache.profile(user_id) is not None:
         return True
-    row = await q.public_user(ctx.db, user_id)
+    row = await chat_queries.public_user(ctx.db, user_id)
     if row is None:
         return False
     cache.remember_profile(user_id, row)
@@ -265,7 +265,7 @@ async def authenticate_token(ctx: AppContext, token: str | None) -> Claims:
     since a connection lives for hours and stores presence, the account exists in the
     database (not only as far as this process knows); else 401."""
     claims = authenticate(ctx, token)
-    if await q.public_user(ctx.db, claims.sub) is None:
+    if await chat_queries.public_user(ctx.db, claims.sub) is None:
         raise unauthorized()
     return claims
 

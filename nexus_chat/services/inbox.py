@@ -9,7 +9,7 @@ from typing import Any
 from ..context import AppContext
 from ..errors import validation_failed
 from ..queries import chat as chat_q
-from ..queries import inbox as q
+from ..queries import inbox as inbox_queries
 from ..shapes import user_public
 from .message_details import detailed
 
@@ -32,10 +32,10 @@ async def conversations(ctx: AppContext, user_id: str, *, limit: int = 20,
     """{items: [{kind, id, partner, group, lastMessage, unreadCount, lastReadMessageId}],
     nextCursor}: four queries a page, whatever its size."""
     after = _parse_cursor(cursor) if cursor else None
-    rows = await q.chats_page(ctx.db, user_id, limit=limit + 1, after=after)
+    rows = await inbox_queries.chats_page(ctx.db, user_id, limit=limit + 1, after=after)
     more = len(rows) > limit
     rows = rows[:limit]
-    unread = await q.unread_counts(ctx.db, user_id, rows)
+    unread = await inbox_queries.unread_counts(ctx.db, user_id, rows)
     seqs = [row["last_seq"] for row in rows if row["last_seq"]]
     by_seq = {}
     if seqs:

@@ -11,7 +11,7 @@ from typing import Any
 from ..db import Executor, Row
 from ..errors import not_found
 from ..events import Audience
-from ..queries import message_changes as q
+from ..queries import message_changes as message_changes_queries
 
 MESSAGE_NOT_FOUND = "Message not found"
 OWNER, ADMIN = "owner", "admin"
@@ -31,12 +31,12 @@ def _checked(row: Row | None, user_id: str) -> Row:
 
 async def message_for(db: Executor, message_id: str, user_id: str) -> Row:
     """The message (with its chat and the user's group role) if the user takes part in its chat."""
-    return _checked(await q.message_for_actor(db, message_id, user_id), user_id)
+    return _checked(await message_changes_queries.message_for_actor(db, message_id, user_id), user_id)
 
 
 async def locked_message_for(db: Executor, message_id: str, user_id: str) -> Row:
     """As ``message_for``, locked until the transaction ends."""
-    return _checked(await q.message_for_actor_locked(db, message_id, user_id), user_id)
+    return _checked(await message_changes_queries.message_for_actor_locked(db, message_id, user_id), user_id)
 
 
 def is_group_moderator(row: Row) -> bool:

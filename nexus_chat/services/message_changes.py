@@ -13,7 +13,7 @@ from typing import Any
 from ..context import AppContext
 from ..errors import bad_request, conflict, forbidden
 from ..jsonutil import iso, utcnow
-from ..queries import message_changes as q
+from ..queries import message_changes as message_changes_queries
 from . import attachments
 from . import message_access as access
 from .message_details import detailed_message, for_everyone
@@ -38,12 +38,12 @@ async def edit_message(ctx: AppContext, user_id: str, message_id: str, content: 
             if now - row["created_at"] > window:
                 raise forbidden("This message can no longer be edited")
             changed = row["content"] != content
-            if changed and await q.edit_count(tx, row["seq"]) >= MAX_EDITS:
+            if changed and await message_changes_queries.edit_count(tx, row["seq"]) >= MAX_EDITS:
                 raise bad_request(f"A message can be edited at most {MAX_EDITS} times")
             if changed:
-                await q.insert_edit(tx, message_seq=row["seq"], content=row["content"],
+                await message_changes_queries.insert_edit(tx, message_seq=row["seq"], content=row["content"],
                                     written_at=row["edited_at"] or row["created_at"], replaced_at=now)
-                await q.set_content(tx, row["seq"], content, now)
+                await message_changes_queries.set_content(tx, row["seq"], content, now)
         message = await detailed_message(ctx, message_id, user_id)
         if changed:
             await ctx.events.publish("messageUpdated", for_everyone(message), access.audience(row))
@@ -63,9 +63,9 @@ async def delete_message(ctx: AppContext, user_id: str, message_id: str) -> dict
             deleted, files = False, []
             if row["deleted_at"] is None:
                 now = utcnow()
-                await q.tombstone(tx, row["seq"], user_id, now)
-                await q.delete_reactions_of(tx, row["seq"])
-                await q.delete_edits_of(tx, row["seq"])
+                await message_changes_queries.tombstone(tx, row["seq"], user_id, now)
+                await message_changes_queries.delete_reactions_of(tx, row["seq"])
+                await message_changes_queries.delete_edits_of(tx, row["seq"])
                 files = await attachments.delete_for_message(tx, message_id)
                 deleted = True
         await attachments.remove_files(ctx, files)
@@ -84,7 +84,7 @@ async def message_edits(ctx: AppContext, user_id: str, message_id: str) -> list[
         row = await access.message_for(tx, message_id, user_id)
         if row["deleted_at"] is not None:
             return []
-        earlier = await q.edits_of(tx, row["seq"])
+        earlier = await message_changes_queries.edits_of(tx, row["seq"])
     versions = [{"content": e["content"], "writtenAt": iso(e["written_at"]), "replacedAt": iso(e["replaced_at"])}
                 for e in earlier]
     versions.append({"content": row["content"], "writtenAt": iso(row["edited_at"] or row["created_at"]),

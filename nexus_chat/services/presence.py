@@ -12,7 +12,7 @@ from ..context import AppContext
 from ..db import db_unreachable
 from ..events import Audience
 from ..jsonutil import iso, utcnow
-from ..queries import chat as q
+from ..queries import chat as chat_queries
 from ..queries import users
 from .chat_cache import KeyedLocks
 
@@ -77,7 +77,7 @@ class Presence:
                 else:
                     self._online.discard(user_id)
                 self.ctx.chat_cache.forget_profile(user_id)
-                audience = await q.presence_audience(self.ctx.db, user_id)
+                audience = await chat_queries.presence_audience(self.ctx.db, user_id)
                 await self.ctx.events.publish(
                     "userStatusChanged", {"userId": user_id, "status": status, "lastSeenAt": iso(now)},
                     Audience.to_users([*audience, user_id]), volatile=True)
@@ -107,4 +107,4 @@ class Presence:
         online, self._online = list(self._online), set()
         self._counts.clear()
         if online:
-            await q.mark_offline(self.ctx.db, online, utcnow())
+            await chat_queries.mark_offline(self.ctx.db, online, utcnow())

@@ -10,7 +10,7 @@ from typing import Any
 from ..context import AppContext
 from ..errors import bad_request, conflict
 from ..jsonutil import utcnow
-from ..queries import reactions as q
+from ..queries import reactions as reactions_queries
 from . import message_access as access
 from .message_changes import MESSAGE_DELETED
 from .message_details import detailed_message
@@ -30,15 +30,15 @@ async def react(ctx: AppContext, user_id: str, message_id: str, emoji: str, reac
             row = await access.locked_message_for(tx, message_id, user_id)
             if row["deleted_at"] is not None:
                 raise conflict(MESSAGE_DELETED)
-            counts = await q.emoji_counts(tx, row["seq"], emoji)
+            counts = await reactions_queries.emoji_counts(tx, row["seq"], emoji)
             count = int(counts["emoji_count"])
             if react:
                 if count == 0 and int(counts["distinct_emoji"]) >= MAX_DISTINCT_REACTIONS:
                     raise bad_request(f"A message carries at most {MAX_DISTINCT_REACTIONS} different reactions")
-                changed = await q.insert_reaction(tx, row["seq"], emoji, user_id, utcnow()) == 1
+                changed = await reactions_queries.insert_reaction(tx, row["seq"], emoji, user_id, utcnow()) == 1
                 count += changed
             else:
-                changed = await q.delete_reaction(tx, row["seq"], emoji, user_id) == 1
+                changed = await reactions_queries.delete_reaction(tx, row["seq"], emoji, user_id) == 1
                 count -= changed
         message = await detailed_message(ctx, message_id, user_id)
         if changed:

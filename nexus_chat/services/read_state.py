@@ -14,7 +14,7 @@ from ..errors import bad_request, forbidden, not_found, validation_failed
 from ..events import Audience
 from ..jsonutil import iso, utcnow
 from ..queries import chat as chat_q
-from ..queries import read_pointers as q
+from ..queries import read_pointers as read_pointers_queries
 from ..rules import require_exactly_one
 from ..shapes import user_public
 from . import message_access as access
@@ -45,8 +45,8 @@ async def _target(ctx: AppContext, user_id: str, chat: tuple[str, str], message_
             raise validation_failed(["messageId: Not a message of this conversation or group."])
         return {"seq": position["seq"], "id": message_id}
     if column == "group_id":
-        return await q.newest_group_message_not_from(ctx.db, chat_id, user_id)
-    return await q.newest_conversation_message_not_from(ctx.db, chat_id, user_id)
+        return await read_pointers_queries.newest_group_message_not_from(ctx.db, chat_id, user_id)
+    return await read_pointers_queries.newest_conversation_message_not_from(ctx.db, chat_id, user_id)
 
 
 async def mark_read(ctx: AppContext, user_id: str, *, conversation_id: str | None = None,
@@ -76,17 +76,17 @@ async def mark_read(ctx: AppContext, user_id: str, *, conversation_id: str | Non
         return receipt   # nothing to read yet
     now = utcnow()
     async with ctx.chat_cache.locks.hold(("read", chat_id, user_id)):   # events in write order
-        moved = await q.advance(ctx.db, chat_id=chat_id, user_id=user_id, conversation_id=conversation_id,
+        moved = await read_pointers_queries.advance(ctx.db, chat_id=chat_id, user_id=user_id, conversation_id=conversation_id,
                                 group_id=group_id, seq=target["seq"], now=now)
         if conversation_id is not None:
             # isRead/readAt of the other's messages, as older clients know them
             await chat_q.mark_read_up_to(ctx.db, conversation_id, others[0], target["seq"], now)
         if not moved:
-            current = await q.pointer(ctx.db, chat_id, user_id)
+            current = await read_pointers_queries.pointer(ctx.db, chat_id, user_id)
             if current is not None:
                 return {**receipt, "lastReadMessageId": current["message_id"], "readAt": iso(current["read_at"])}
         receipt = {**receipt, "lastReadMessageId": target["id"], "readAt": iso(now)}
-        if not await q.sends_read_receipts(ctx.db, user_id):
+        if not await read_pointers_queries.sends_read_receipts(ctx.db, user_id):
             to = Audience.to_user(user_id, except_socket=origin_socket)
         elif group_id is not None:   # the reader too, should their socket have left the room
             to = Audience(users=frozenset((user_id,)), groups=frozenset((group_id,)),
@@ -103,9 +103,9 @@ async def receipts(ctx: AppContext, user_id: str, message_id: str) -> dict[str, 
     do not share read receipts are in neither. One query."""
     row = await access.message_for(ctx.db, message_id, user_id)
     if row["group_id"] is not None:
-        rows = await q.group_receipts(ctx.db, row["group_id"], row["sender_id"])
+        rows = await read_pointers_queries.group_receipts(ctx.db, row["group_id"], row["sender_id"])
     else:
-        rows = await q.conversation_receipts(ctx.db, row["conversation_id"],
+        rows = await read_pointers_queries.conversation_receipts(ctx.db, row["conversation_id"],
                                              (row["user_low_id"], row["user_high_id"]), row["sender_id"])
     read = sorted((r for r in rows if r["last_read_seq"] is not None and r["last_read_seq"] >= row["seq"]),
                   key=lambda r: (r["read_at"], r["id"]))
