@@ -152,7 +152,10 @@ async def test_aborted_bodies_are_freed(runtime):
     before_rss, before_handlers = rss_mb(), live_handlers()
     for _ in range(15):
         await asyncio.gather(*(abort_one() for _ in range(10)))
-    await asyncio.sleep(0.5)
+    for _ in range(100):   # the server notices the closed connections (slower under load)
+        if live_handlers() <= before_handlers and not runtime.ctx.inflight:
+            break
+        await asyncio.sleep(0.1)
     assert live_handlers() <= before_handlers
     assert not runtime.ctx.inflight
     grown = rss_mb() - before_rss
