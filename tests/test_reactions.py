@@ -112,7 +112,8 @@ async def test_bad_emoji_and_the_limit_of_twenty(api, user_factory, chat):
     ca, cb = await connect(chat, a, b)
     sent = await ca.send("emoji", recipientId=b.id)
     await cb.expect("message")
-    for bad in ("a", "ab", THUMBS * 2, "x" + THUMBS, ":" + "a" * 31 + ":", "::", ":Upper:", " "):
+    for bad in ("a", "ab", THUMBS * 2, "x" + THUMBS, THUMBS + "\u200d", "\ufe0f", ":" + "a" * 31 + ":", "::",
+                ":Upper:", ":a:b:", " "):
         body = assert_error(await api.put(reaction_path(sent["id"], bad), token=b.access), 400)
         assert body["errors"], bad
     for bad in ({"messageId": sent["id"], "emoji": "no", "react": True},

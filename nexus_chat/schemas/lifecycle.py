@@ -22,7 +22,7 @@ def is_reaction_emoji(value: str) -> bool:
     `:shortcode:` of at most 32 characters."""
     if value.startswith(":"):
         return len(value) <= MAX_SHORTCODE and _SHORTCODE.fullmatch(value) is not None
-    if not value or len(value) > 16 or _ONE_GRAPHEME.fullmatch(value) is None:
+    if not value or len(value) > 16 or value.endswith("\u200d") or _ONE_GRAPHEME.fullmatch(value) is None:
         return False
     return _PICTOGRAPHIC.search(value) is not None or _KEYCAP.fullmatch(value) is not None
 
