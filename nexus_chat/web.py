@@ -2,19 +2,13 @@
 
 Handlers declare one ``Op`` per HTTP method (summary, auth, schemas, errors); the same
 declarations validate requests here and produce the OpenAPI document (nexus_chat/openapi.py).
-Every body is streamed in and counted against the op's limit, so an oversized upload is
-refused with 413 before it is buffered.
-
-A request refused before its body is read (401, 404, 405, 413, 429, …) is answered once the
-body has been read and dropped, so the connection serves the next request (the "401, refresh
-the token, retry" flow, and nginx's upstream keep-alive pool). A body too large to drain is not
-read at all: the answer goes at once with ``Connection: close``.
+Bodies are taken in by nexus_chat/intake.py: counted against the op's limit while they
+stream, bounded in time, and drained when the request is refused, so keep-alive survives.
 """
 from __future__ import annotations
 
 import ipaddress
 import logging
-import sys
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +16,12 @@ from typing import Any
 import tornado.web
 from marshmallow import Schema
 from tornado import httputil
-from tornado.ioloop import IOLoop
 
 from . import forms, ratelimit
 from .db import db_unreachable
 from .errors import (ApiError, db_transient_error, error_body, method_not_allowed, reason_phrase,
                      too_large, too_many_requests, validation_failed)
+from .intake import JSON_BODY_LIMIT, MAX_REQUEST_BODY, BodyIntake, body_complete  # noqa: F401 (re-exported)
 from .jsonutil import dumps, iso, loads, utcnow
 from .schemas.loading import load_schema
 from .services import auth
@@ -36,11 +30,6 @@ from .tokens import Claims, bearer_token
 
 log = logging.getLogger("nexus_chat.web")
 
-JSON_BODY_LIMIT = 1 << 20  # 1 MiB: the largest JSON body (100 member ids) is a few KiB
-# The ceiling of any request body: a 20 MB story plus multipart framing. A refused request's
-# declared body is read and dropped up to this size (keep-alive); past it the answer goes at
-# once with Connection: close. A chunked one is dropped until it ends or the body clock rings.
-MAX_REQUEST_BODY = 21 * 1024 * 1024
 # Request line and header limits, answered 414 / 431 in the envelope (Application.find_handler).
 MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 32 * 1024
@@ -67,7 +56,7 @@ class Op:
 
 
 @tornado.web.stream_request_body
-class BaseHandler(tornado.web.RequestHandler):
+class BaseHandler(BodyIntake, tornado.web.RequestHandler):
     ops: dict[str, Op] = {}
 
     def initialize(self) -> None:
@@ -75,9 +64,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.request_id = self.request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
         self.user_id: str | None = None
         self.session_id: str | None = None
-        self._chunks: list[bytes] = []
-        self._received = 0
-        self._refusal: ApiError | None = None
+        self.init_intake()
         self.files: dict[str, httputil.HTTPFile] = {}
         self.set_header("X-Request-Id", self.request_id)
         self.ctx.inflight.add(self)
@@ -88,7 +75,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def on_connection_close(self) -> None:
         # Tornado's own fails the pending body, which ends _execute and frees its chunks.
         super().on_connection_close()
-        self._chunks = []
+        self.close_intake()
         self.ctx.inflight.discard(self)
 
     # ---- headers -------------------------------------------------------------------------
@@ -128,14 +115,11 @@ class BaseHandler(tornado.web.RequestHandler):
         return sorted(methods)
 
     async def prepare(self) -> None:
-        # Bodies are counted in data_received, not by Tornado, so any body past every limit
-        # still gets the 413 envelope (Tornado answers a bare 400).
-        self.request.connection.set_max_body_size(sys.maxsize)
-        self._start_body_clock()
+        self.open_intake()
         try:
             await self.admit()
         except ApiError as error:
-            if not self._can_drain():
+            if not self.can_drain():
                 raise   # answered now; write_error adds Connection: close
             self.refuse(error)
 
@@ -149,58 +133,11 @@ class BaseHandler(tornado.web.RequestHandler):
         self._check_rate(ratelimit.DEFAULT, self.client_ip)
         if op.rate_limit is not None:
             self._check_rate(op.rate_limit, self.client_ip)
-        declared = self._declared_length()
+        declared = self.declared_length()
         if declared is not None and declared > op.body_limit:
             raise too_large(f"Request body exceeds {op.body_limit} bytes")
         if op.auth:
             self.user_id = self.authenticate()
-
-    def refuse(self, error: ApiError) -> None:
-        """Answer `error` instead of running the method, once the body is in (and dropped)."""
-        if self._refusal is None:
-            self._refusal = error
-            setattr(self, self.request.method.lower(), self._answer_refusal)
-        self._chunks = []
-
-    def _answer_refusal(self, *args: Any, **kwargs: Any) -> None:
-        assert self._refusal is not None
-        raise self._refusal
-
-    def _declared_length(self) -> int | None:
-        """The Content-Length (None when absent or chunked); 400 when it is not a number."""
-        if "Content-Length" not in self.request.headers:
-            return None
-        text = self.request.headers["Content-Length"].split(",")[0].strip()
-        if not text.isdigit():
-            raise ApiError(400, "Invalid Content-Length")
-        return int(text)
-
-    def _can_drain(self) -> bool:
-        try:
-            declared = self._declared_length()
-        except ApiError:
-            return False
-        return declared is None or declared <= MAX_REQUEST_BODY
-
-    def _start_body_clock(self) -> None:
-        """A body that has not fully arrived within server.body_timeout_s is answered 408."""
-        future = getattr(self.request, "_body_future", None)
-        if future is None or future.done():
-            return
-        loop = IOLoop.current()
-        timeout = self.ctx.settings.server_body_timeout_s
-        handle = loop.call_later(timeout, self._body_too_slow, timeout)
-        future.add_done_callback(lambda _: loop.remove_timeout(handle))
-
-    def _body_too_slow(self, timeout: int) -> None:
-        if not self._finished and not body_complete(self.request):
-            self._answer_now(self._refusal or
-                             ApiError(408, f"The request body did not arrive within {timeout} s"))
-
-    def _answer_now(self, error: ApiError) -> None:
-        """Answer while the body is still arriving; the connection is closed after it."""
-        self._chunks = []
-        self.send_error(error.status, exc_info=(type(error), error, None))
 
     def _check_rate(self, limit: ratelimit.Limit, key: str) -> None:
         wait = self.ctx.rate_limiter.hit(limit, key)
@@ -210,19 +147,6 @@ class BaseHandler(tornado.web.RequestHandler):
     def limit_per_account(self, limit: ratelimit.Limit, account: str) -> None:
         """Count against (client IP, account), e.g. the e-mail of a login (docs/api.md#limits)."""
         self._check_rate(limit, f"{self.client_ip}|{account.lower()}")
-
-    def data_received(self, chunk: bytes) -> None:
-        if self._finished:
-            return
-        self._received += len(chunk)
-        if self._refusal is None:
-            limit = self.op.body_limit if self.op else JSON_BODY_LIMIT
-            if self._received <= limit:
-                self._chunks.append(chunk)
-                return
-            self.refuse(too_large(f"Request body exceeds {limit} bytes"))
-        # Dropped. A chunked body is drained to its end (bounded by the body clock): closing
-        # on a client still sending makes its kernel reset the connection, losing the answer.
 
     def access_claims(self) -> Claims:
         """The claims of the request's valid access token (the account may be gone)."""
@@ -238,9 +162,6 @@ class BaseHandler(tornado.web.RequestHandler):
         return claims.sub
 
     # ---- input ---------------------------------------------------------------------------
-    def raw_body(self) -> bytes:
-        return b"".join(self._chunks)
-
     def body_args(self) -> dict[str, Any]:
         """The validated JSON (or, where allowed, multipart or url-encoded form) body of this op."""
         op = self.op
@@ -351,12 +272,6 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("Access-Control-Max-Age", "600")
         self.set_status(204)
         self.finish()
-
-
-def body_complete(request: httputil.HTTPServerRequest) -> bool:
-    """Whether the request's body has been read to its end (or there is none to read)."""
-    future = getattr(request, "_body_future", None)   # set by Tornado for streamed bodies
-    return future is None or future.done()
 
 
 def error_envelope(status: int, message: str, path: str, errors: list[str] | None = None,

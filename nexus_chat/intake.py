@@ -1,0 +1,110 @@
+"""How an API handler takes in a request body: counted, bounded in time, and drained when refused.
+
+Every body is streamed in and counted against the op's limit, so an oversized upload is refused
+with 413 before it is buffered; Tornado's own size limit (a bare 400) is lifted for these
+handlers. A request refused before its body is read (401, 404, 405, 413, 429, …) is answered
+once the body has been read and dropped, so the connection serves the next request (the "401,
+refresh the token, retry" flow, and nginx's upstream keep-alive pool). A declared body too large
+to drain is not read at all: the answer goes at once with ``Connection: close``. A body that has
+not arrived within ``server.body_timeout_s`` is answered 408 and its connection closed.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from tornado import httputil
+from tornado.ioloop import IOLoop
+
+from .errors import ApiError, too_large
+
+JSON_BODY_LIMIT = 1 << 20  # 1 MiB: the largest JSON body (100 member ids) is a few KiB
+# The ceiling of any request body: a 20 MB story plus multipart framing. A refused request's
+# declared body is read and dropped up to this size (keep-alive); past it the answer goes at
+# once with Connection: close. A chunked one is dropped until it ends or the body clock rings.
+MAX_REQUEST_BODY = 21 * 1024 * 1024
+
+
+def body_complete(request: httputil.HTTPServerRequest) -> bool:
+    """Whether the request's body has been read to its end (or there is none to read)."""
+    future = getattr(request, "_body_future", None)   # set by Tornado for streamed bodies
+    return future is None or future.done()
+
+
+class BodyIntake:
+    """Mixed into web.BaseHandler (a streaming RequestHandler with ``op`` and ``ctx``)."""
+
+    def init_intake(self) -> None:
+        self._chunks: list[bytes] = []
+        self._received = 0
+        self._refusal: ApiError | None = None
+
+    def open_intake(self) -> None:
+        """Called first in prepare(): before Tornado starts reading the body."""
+        self.request.connection.set_max_body_size(sys.maxsize)   # counted in data_received
+        self._start_body_clock()
+
+    def raw_body(self) -> bytes:
+        return b"".join(self._chunks)
+
+    def refuse(self, error: ApiError) -> None:
+        """Answer `error` instead of running the method, once the body is in (and dropped)."""
+        if self._refusal is None:
+            self._refusal = error
+            setattr(self, self.request.method.lower(), self._answer_refusal)
+        self._chunks = []
+
+    def can_drain(self) -> bool:
+        try:
+            declared = self.declared_length()
+        except ApiError:
+            return False
+        return declared is None or declared <= MAX_REQUEST_BODY
+
+    def declared_length(self) -> int | None:
+        """The Content-Length (None when absent or chunked); 400 when it is not a number."""
+        if "Content-Length" not in self.request.headers:
+            return None
+        text = self.request.headers["Content-Length"].split(",")[0].strip()
+        if not text.isdigit():
+            raise ApiError(400, "Invalid Content-Length")
+        return int(text)
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self._received += len(chunk)
+        if self._refusal is None:
+            limit = self.op.body_limit if self.op else JSON_BODY_LIMIT
+            if self._received <= limit:
+                self._chunks.append(chunk)
+                return
+            self.refuse(too_large(f"Request body exceeds {limit} bytes"))
+        # Dropped. A chunked body is drained to its end (bounded by the body clock): closing
+        # on a client still sending makes its kernel reset the connection, losing the answer.
+
+    def close_intake(self) -> None:
+        self._chunks = []
+
+    def _answer_refusal(self, *args: Any, **kwargs: Any) -> None:
+        assert self._refusal is not None
+        raise self._refusal
+
+    def _start_body_clock(self) -> None:
+        future = getattr(self.request, "_body_future", None)
+        if future is None or future.done():
+            return
+        loop = IOLoop.current()
+        timeout = self.ctx.settings.server_body_timeout_s
+        handle = loop.call_later(timeout, self._body_too_slow, timeout)
+        future.add_done_callback(lambda _: loop.remove_timeout(handle))
+
+    def _body_too_slow(self, timeout: int) -> None:
+        if not self._finished and not body_complete(self.request):
+            self._answer_now(self._refusal or
+                             ApiError(408, f"The request body did not arrive within {timeout} s"))
+
+    def _answer_now(self, error: ApiError) -> None:
+        """Answer while the body is still arriving; the connection is closed after it."""
+        self._chunks = []
+        self.send_error(error.status, exc_info=(type(error), error, None))
