@@ -7,8 +7,6 @@ from urllib.parse import urlencode
 
 import pytest
 
-from nexus_chat import forms
-
 from .support import assert_error
 
 BOUNDARY = "XyZ123boundary"
@@ -91,24 +89,3 @@ async def test_url_encoded_forms_are_accepted_wherever_multipart_is(api, user_fa
     assert unknown["errors"] == ["role: Unknown field."]
     # Routes that never took multipart keep taking JSON only.
     assert_error(await api.post("/api/auth/login", headers=form, body=b"email=a%40b.c&password=x"), 400)
-
-
-def test_parser_keeps_what_browsers_send():
-    body = (f"--{BOUNDARY}\r\n"
-            'Content-Disposition: form-data; name="caption"\r\n\r\n'
-            "two\r\nlines\r\n"
-            f"--{BOUNDARY}\r\n"
-            'Content-Disposition: form-data; name="image"; filename="a;b \\"c\\".png"\r\n'
-            "Content-Type: image/png\r\n\r\n"
-            "\x89PNG\r\n--not-the-boundary\r\n"
-            f"--{BOUNDARY}\r\n"
-            'Content-Disposition: form-data; name="video"; filename=""\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-            f"\r\n--{BOUNDARY}--\r\n").encode("latin-1")
-    form = forms.parse_form(f'multipart/form-data; boundary="{BOUNDARY}"', body)
-    assert form.fields == {"caption": "two\r\nlines"}
-    assert list(form.files) == ["image"]          # an empty file input is no file
-    image = form.files["image"]
-    assert image.body == b"\x89PNG\r\n--not-the-boundary"
-    assert image.content_type == "image/png" and image.filename == 'a;b \\"c\\".png'
-    assert forms.parse_form(f"multipart/form-data; boundary={BOUNDARY}", f"--{BOUNDARY}--\r\n".encode()).fields == {}
