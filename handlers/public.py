@@ -18,6 +18,7 @@ class PublicFileHandler(tornado.web.StaticFileHandler):
     ops: dict = {}  # not an API operation (nothing for the OpenAPI document)
 
     def initialize(self, **_: Any) -> None:  # type: ignore[override]
+        self.ctx = self.application.ctx
         self.request_id = self.request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
         self.set_header("X-Request-Id", self.request_id)
         super().initialize(path=str(self.application.ctx.public_dir))
@@ -29,7 +30,10 @@ class PublicFileHandler(tornado.web.StaticFileHandler):
         BaseHandler._cors_headers(self)  # type: ignore[arg-type]
 
     def allowed_methods(self) -> list[str]:
-        return ["GET", "HEAD"]
+        return ["GET", "HEAD", "OPTIONS"]
+
+    def options(self, *args: Any, **kwargs: Any) -> None:
+        BaseHandler.options(self, *args, **kwargs)  # type: ignore[arg-type]
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         BaseHandler.write_error(self, status_code, **kwargs)  # type: ignore[arg-type]
