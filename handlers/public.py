@@ -11,10 +11,10 @@ from typing import Any
 import tornado.web
 
 from nexus_chat.uploads import CONTENT_TYPES
-from nexus_chat.web import BaseHandler
+from nexus_chat.web import ApiHandlerMixin
 
 
-class PublicFileHandler(tornado.web.StaticFileHandler):
+class PublicFileHandler(ApiHandlerMixin, tornado.web.StaticFileHandler):
     ops: dict = {}  # not an API operation (nothing for the OpenAPI document)
 
     def initialize(self, **_: Any) -> None:  # type: ignore[override]
@@ -23,20 +23,11 @@ class PublicFileHandler(tornado.web.StaticFileHandler):
         self.set_header("X-Request-Id", self.request_id)
         super().initialize(path=str(self.application.ctx.public_dir))
 
-    def set_default_headers(self) -> None:
-        BaseHandler.set_default_headers(self)  # type: ignore[arg-type]
-
-    def _cors_headers(self) -> None:
-        BaseHandler._cors_headers(self)  # type: ignore[arg-type]
-
     def allowed_methods(self) -> list[str]:
         return ["GET", "HEAD", "OPTIONS"]
 
     def options(self, *args: Any, **kwargs: Any) -> None:
         BaseHandler.options(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        BaseHandler.write_error(self, status_code, **kwargs)  # type: ignore[arg-type]
 
     async def get(self, path: str, include_body: bool = True) -> None:
         try:

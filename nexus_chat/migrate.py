@@ -12,6 +12,8 @@ from importlib.resources.abc import Traversable
 
 import aiomysql
 
+from .db import QuietCursor
+
 log = logging.getLogger("nexus_chat.migrate")
 
 MIGRATIONS_PACKAGE = "nexus_chat.sql"
@@ -56,7 +58,7 @@ async def create_database(conn: aiomysql.Connection, name: str) -> None:
 
 
 async def drop_database(conn: aiomysql.Connection, name: str) -> None:
-    async with conn.cursor() as cur:
+    async with conn.cursor(QuietCursor) as cur:   # a database that is not there: a note
         await cur.execute(f"DROP DATABASE IF EXISTS `{check_identifier(name)}`")
 
 

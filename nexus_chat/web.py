@@ -55,8 +55,79 @@ class Op:
     tag: str = ""
 
 
+class ApiHandlerMixin(tornado.web.RequestHandler):
+    """What every answer of this server carries, whichever Tornado handler class produces it:
+    the security and CORS headers, and errors in the JSON envelope. ``BaseHandler`` and the
+    static files' handler (handlers/public.py, a StaticFileHandler) both mix it in; a subclass
+    sets ``request_id`` in ``initialize``."""
+
+    request_id: str
+
+    def allowed_methods(self) -> list[str]:
+        """What a 405 answer's Allow header names."""
+        return sorted(self.SUPPORTED_METHODS)
+
+    def set_default_headers(self) -> None:
+        # Called again by send_error(), so the error response keeps these too.
+        if hasattr(self, "request_id"):
+            self.set_header("X-Request-Id", self.request_id)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+        self.clear_header("Server")
+        self._cors_headers()
+
+    def _cors_headers(self) -> None:
+        origin = self.request.headers.get("Origin")
+        # Runs from RequestHandler.__init__, before initialize(): use the application's ctx.
+        if origin and origin in self.application.ctx.settings.server_cors_origins:
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Access-Control-Allow-Credentials", "true")
+            self.set_header("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
+        self.add_header("Vary", "Origin")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        exc = db_transient_error(exc) or exc   # deadlock, lock wait or outage: 503, retry
+        if isinstance(exc, ApiError):
+            status, message, errors = exc.status, exc.message, exc.errors
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+        elif isinstance(exc, tornado.web.HTTPError):
+            status, message, errors = exc.status_code, exc.log_message or reason_phrase(exc.status_code), None
+            if status == 405:
+                message = "Method Not Allowed"
+                self.set_header("Allow", ", ".join(self.allowed_methods()))
+        else:
+            status = status_code
+            message = "Internal server error" if status >= 500 else reason_phrase(status)
+            errors = None
+        if not body_complete(self.request):
+            # The rest of the body is never read, so it must not be taken for a next request.
+            self.set_header("Connection", "close")
+        self.set_status(status, reason_phrase(status))
+        self.clear_header("Content-Type")
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps(error_envelope(status, message, self.request.path, errors)))
+
+    def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
+        if isinstance(value, ApiError):
+            return  # expected; the access log line carries the status
+        if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
+            return
+        if db_unreachable(value):
+            return  # an outage: the database tracker logs its start and its end, once each
+        if db_transient_error(value) is not None:
+            log.warning("transient database error request_id=%s path=%s error=%s",
+                        self.request_id, self.request.path, value)
+            return
+        log.error("unhandled error request_id=%s method=%s path=%s", self.request_id,
+                  self.request.method, self.request.path, exc_info=(typ, value, tb))
+
+
 @tornado.web.stream_request_body
-class BaseHandler(BodyIntake, tornado.web.RequestHandler):
+class BaseHandler(BodyIntake, ApiHandlerMixin):
     ops: dict[str, Op] = {}
 
     def initialize(self) -> None:
@@ -77,27 +148,6 @@ class BaseHandler(BodyIntake, tornado.web.RequestHandler):
         super().on_connection_close()
         self.close_intake()
         self.ctx.inflight.discard(self)
-
-    # ---- headers -------------------------------------------------------------------------
-    def set_default_headers(self) -> None:
-        # Called again by send_error(), so the error response keeps these too.
-        if hasattr(self, "request_id"):
-            self.set_header("X-Request-Id", self.request_id)
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("Referrer-Policy", "no-referrer")
-        self.set_header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-        self.clear_header("Server")
-        self._cors_headers()
-
-    def _cors_headers(self) -> None:
-        origin = self.request.headers.get("Origin")
-        # Runs from RequestHandler.__init__, before initialize(): use the application's ctx.
-        if origin and origin in self.application.ctx.settings.server_cors_origins:
-            self.set_header("Access-Control-Allow-Origin", origin)
-            self.set_header("Access-Control-Allow-Credentials", "true")
-            self.set_header("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
-        self.add_header("Vary", "Origin")
 
     @property
     def client_ip(self) -> str:
@@ -212,44 +262,6 @@ class BaseHandler(BodyIntake, tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(dumps({"success": True, "statusCode": status, "timestamp": iso(utcnow()),
                            "message": message, "data": data}))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        exc = db_transient_error(exc) or exc   # deadlock, lock wait or outage: 503, retry
-        if isinstance(exc, ApiError):
-            status, message, errors = exc.status, exc.message, exc.errors
-            for name, value in exc.headers.items():
-                self.set_header(name, value)
-        elif isinstance(exc, tornado.web.HTTPError):
-            status, message, errors = exc.status_code, exc.log_message or reason_phrase(exc.status_code), None
-            if status == 405:
-                message = "Method Not Allowed"
-                self.set_header("Allow", ", ".join(self.allowed_methods()))
-        else:
-            status = status_code
-            message = "Internal server error" if status >= 500 else reason_phrase(status)
-            errors = None
-        if not body_complete(self.request):
-            # The rest of the body is never read, so it must not be taken for a next request.
-            self.set_header("Connection", "close")
-        self.set_status(status, reason_phrase(status))
-        self.clear_header("Content-Type")
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(dumps(error_envelope(status, message, self.request.path, errors)))
-
-    def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
-        if isinstance(value, ApiError):
-            return  # expected; the access log line carries the status
-        if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
-            return
-        if db_unreachable(value):
-            return  # an outage: the database tracker logs its start and its end, once each
-        if db_transient_error(value) is not None:
-            log.warning("transient database error request_id=%s path=%s error=%s",
-                        self.request_id, self.request.path, value)
-            return
-        log.error("unhandled error request_id=%s method=%s path=%s", self.request_id,
-                  self.request.method, self.request.path, exc_info=(typ, value, tb))
 
     def compute_etag(self) -> None:
         # API answers are per user and change constantly; hashing every body cost ~1.5 %.

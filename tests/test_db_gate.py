@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 
+import aiomysql
 import pytest
 
 from nexus_chat.db import FairGate
@@ -40,3 +42,20 @@ async def test_a_cancelled_waiter_does_not_lose_the_slot():
     await asyncio.wait_for(waiting, 1)
     gate.release()
     await asyncio.wait_for(gate.acquire(), 1)  # the slot came back
+
+
+
+@pytest.mark.gen_test
+async def test_expected_server_warnings_neither_cost_a_round_trip_nor_raise(runtime):
+    """An INSERT IGNORE of a duplicate leaves a server warning. The pool's cursors skip
+    aiomysql's SHOW WARNINGS for it (no extra round trip) and raise no Python warning, with
+    no global warnings filter: here every warning is an error."""
+    assert callable(getattr(aiomysql.Cursor, "_show_warnings", None))   # the hook overridden
+    async with runtime.db.transaction() as tx:
+        await tx.execute("CREATE TEMPORARY TABLE warned (id INT PRIMARY KEY)")
+        await tx.execute("INSERT INTO warned VALUES (1)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert await tx.execute("INSERT IGNORE INTO warned VALUES (1)") == 0
+        row = await tx.fetch_one("SHOW COUNT(*) WARNINGS")
+    assert row["@@session.warning_count"] == 1     # the server did warn

@@ -24,6 +24,7 @@ from tornado.ioloop import IOLoop
 
 from . import defaults
 from . import engineio_packets as eio
+from .reasons import MISBEHAVIOUR, CloseReason
 from .transport import FrameTransport
 
 log = logging.getLogger("nexus_chat.realtime")
@@ -37,8 +38,6 @@ ERROR_MESSAGES = {
     FORBIDDEN: "Forbidden",
     UNSUPPORTED_VERSION: "Unsupported protocol version",
 }
-# Reasons that point at a misbehaving client rather than a normal goodbye.
-_WARN_REASONS = {"parse error", "transport error", "buffer overflow", "payload too large"}
 
 PING_FRAME = eio.text_frame(eio.PING)
 CLOSE_FRAME = eio.text_frame(eio.CLOSE)
@@ -150,13 +149,13 @@ class Session:
             for frame in frames:
                 self.ws.send_frame(frame)
             if self.ws.unsent_bytes() > self.engine.max_buffer_bytes:
-                self.close("buffer overflow", graceful=False)
+                self.close(CloseReason.BUFFER_OVERFLOW, graceful=False)
                 return False
             return True
         self._queue.extend(frames)
         self._queued_bytes += sum(len(f.data) for f in frames)
         if self._queued_bytes > self.engine.max_buffer_bytes:
-            self.close("buffer overflow", graceful=False)
+            self.close(CloseReason.BUFFER_OVERFLOW, graceful=False)
             return False
         self._answer_poll()
         return True
@@ -224,18 +223,18 @@ class Session:
         elif packet.type == eio.PONG:
             self._on_pong()
         elif packet.type == eio.CLOSE:
-            self.close("transport close", graceful=False, client_closed=True)
+            self.close(CloseReason.TRANSPORT_CLOSE, graceful=False, client_closed=True)
         elif packet.type == eio.NOOP:
             pass
         else:  # a client ping (heartbeats go server -> client in v4), open, upgrade
-            self.close("parse error", graceful=False)
+            self.close(CloseReason.PARSE_ERROR, graceful=False)
 
     def check_heartbeat(self) -> None:
         """Close now if the pong deadline passed, whatever the timers say (a busy loop
         runs them late; a request arriving after the deadline must not find the session)."""
         deadline = self._pong_deadline()
         if deadline is not None and self._loop.time() >= deadline:
-            self.close("ping timeout", graceful=False)
+            self.close(CloseReason.PING_TIMEOUT, graceful=False)
 
     # ------------------------------------------------------------ heartbeat
     def _pong_deadline(self) -> float | None:
@@ -269,7 +268,7 @@ class Session:
         if deadline is None or self.closed:
             return
         if self._loop.time() >= deadline:
-            self.close("ping timeout", graceful=False)
+            self.close(CloseReason.PING_TIMEOUT, graceful=False)
         else:  # the ping left late, so its deadline moved
             self._pong_timer = self._loop.call_at(deadline, self._pong_check)
 
@@ -317,7 +316,7 @@ class Session:
             ws.close()
 
     # ------------------------------------------------------------ close
-    def close(self, reason: str, *, graceful: bool = True, client_closed: bool = False) -> None:
+    def close(self, reason: CloseReason, *, graceful: bool = True, client_closed: bool = False) -> None:
         """Close the session once: answer a pending GET, close websockets, notify."""
         if self.closed:
             return
@@ -345,7 +344,7 @@ class Session:
                 ws.close()
         self.probe = None
         self.engine.remove(self, linger)
-        level = logging.WARNING if reason in _WARN_REASONS else logging.INFO
+        level = logging.WARNING if reason in MISBEHAVIOUR else logging.INFO
         log.log(level, "engine.io session %s closed: %s", self.sid, reason)
         self.engine.dispatch_close(self, reason)
 
@@ -437,7 +436,7 @@ class EngineServer:
     def connection_count(self) -> int:
         return len(self.sessions)
 
-    def close_all(self, reason: str = "server shutting down") -> None:
+    def close_all(self, reason: CloseReason = CloseReason.SERVER_SHUTTING_DOWN) -> None:
         for session in list(self.sessions.values()):
             session.close(reason)
         self._lingering.clear()
@@ -456,7 +455,7 @@ class EngineServer:
             callback(session, *args)
         except Exception:
             log.exception("engine.io callback failed; closing session %s", session.sid)
-            session.close("server error", graceful=False)
+            session.close(CloseReason.SERVER_ERROR, graceful=False)
 
 
 def protocol_error_body(refusal: Refusal) -> bytes:

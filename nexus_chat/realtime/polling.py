@@ -19,6 +19,7 @@ from .engine import (
     Session,
     accept_order,
 )
+from .reasons import CloseReason
 
 TEXT_PLAIN = "text/plain; charset=UTF-8"
 
@@ -142,7 +143,7 @@ class PollingHandler(web.RequestHandler):
             return None  # the client went away
         except DuplicatePoll:
             # One of two concurrent GETs: the other one gets CLOSE, this one an error.
-            session.close("transport error", graceful=False)
+            session.close(CloseReason.TRANSPORT_ERROR, graceful=False)
             return self._error(BAD_REQUEST)
         finally:
             self._poll = None
@@ -151,12 +152,12 @@ class PollingHandler(web.RequestHandler):
 
     def _post(self, session: Session) -> None:
         if self._too_large:
-            session.close("payload too large", graceful=False)
+            session.close(CloseReason.PAYLOAD_TOO_LARGE, graceful=False)
             return self._error(PAYLOAD_TOO_LARGE)
         try:
             packets = eio.decode_payload(bytes(self._body))
         except eio.ProtocolError:
-            session.close("parse error", graceful=False)
+            session.close(CloseReason.PARSE_ERROR, graceful=False)
             return self._error(BAD_REQUEST)
         for packet in packets:
             session.receive(packet)

@@ -24,6 +24,7 @@ from . import engineio_packets as eio
 from . import socketio_packets as sio
 from .endpoint import engine_routes
 from .engine import FORBIDDEN, EngineServer, Handshake, Refusal, Session
+from .reasons import CloseReason
 from .rooms import Adapter, InMemoryAdapter
 
 log = logging.getLogger("nexus_chat.realtime")
@@ -105,10 +106,10 @@ class Socket:
             return
         self._send(encode_frames(sio.Packet(sio.DISCONNECT, self.namespace)))
         self._conn.detach(self)
-        self._conn.enqueue(lambda: self._conn.notify_disconnect(self, "server namespace disconnect"))
+        self._conn.enqueue(lambda: self._conn.notify_disconnect(self, CloseReason.SERVER_NAMESPACE_DISCONNECT))
 
     def close_connection(self) -> None:
-        self._conn.session.close("forced server close")
+        self._conn.session.close(CloseReason.FORCED_SERVER_CLOSE)
 
     # -------------------------------------------------------------- internals
     def _send(self, frames: list[eio.Frame]) -> bool:
@@ -178,7 +179,7 @@ class _Connection:
             packet = self.decoder.feed(data)
         except eio.ProtocolError as exc:
             log.info("socket.io: bad packet on %s from %s: %s", self.session.sid, self.client, exc)
-            self.session.close("parse error", graceful=False)
+            self.session.close(CloseReason.PARSE_ERROR, graceful=False)
             return
         self._watch_attachments()
         if packet is not None:
@@ -198,7 +199,7 @@ class _Connection:
         self._attachment_timer = None
         log.info("socket.io: %s from %s did not finish a binary packet (%d bytes held)",
                  self.session.sid, self.client, self.decoder.pending_bytes)
-        self.session.close("attachment timeout", graceful=False)
+        self.session.close(CloseReason.ATTACHMENT_TIMEOUT, graceful=False)
 
     def on_close(self, reason: str) -> None:
         IOLoop.current().remove_timeout(self._timer)
@@ -218,7 +219,7 @@ class _Connection:
     def _connect_timeout(self) -> None:
         admitting = [nsp for nsp in self.sockets if self.server.namespaces[nsp].admits_session]
         if not admitting and not self.connecting and self.closed_reason is None:
-            self.session.close("connect timeout")
+            self.session.close(CloseReason.CONNECT_TIMEOUT)
 
     # -------------------------------------------------------------- packets
     async def _handle(self, packet: sio.Packet) -> None:
@@ -232,7 +233,7 @@ class _Connection:
         if ptype == sio.DISCONNECT:
             if socket is not None:
                 self.detach(socket)
-                await self.notify_disconnect(socket, "client namespace disconnect")
+                await self.notify_disconnect(socket, CloseReason.CLIENT_NAMESPACE_DISCONNECT)
         elif socket is None or ptype == sio.CONNECT_ERROR:
             self._protocol_error(f"packet type {ptype} for namespace {nsp!r} not joined")
         elif ptype in (sio.EVENT, sio.BINARY_EVENT):
@@ -242,7 +243,7 @@ class _Connection:
 
     def _protocol_error(self, why: str) -> None:
         log.debug("socket.io: closing %s: %s", self.session.sid, why)
-        self.session.close("parse error", graceful=False)
+        self.session.close(CloseReason.PARSE_ERROR, graceful=False)
 
     async def _connect(self, nsp: str, auth: dict | None) -> None:
         if nsp in self.sockets or nsp in self.connecting:

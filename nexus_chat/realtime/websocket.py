@@ -12,7 +12,9 @@ from tornado import websocket
 from tornado.iostream import StreamClosedError
 
 from . import engineio_packets as eio
+from . import tornado_private
 from .engine import BAD_REQUEST, UNKNOWN_SID, EngineServer, Handshake, Refusal, Session, log
+from .reasons import CloseReason
 
 
 class EngineWebSocketHandler(websocket.WebSocketHandler):
@@ -87,7 +89,7 @@ class EngineWebSocketHandler(websocket.WebSocketHandler):
             self._on_probe_message(self.probing, packet)
         elif self.session is not None:
             if packet is None:
-                self.session.close("parse error", graceful=False)
+                self.session.close(CloseReason.PARSE_ERROR, graceful=False)
             else:
                 self.session.receive(packet)
 
@@ -112,7 +114,7 @@ class EngineWebSocketHandler(websocket.WebSocketHandler):
             self.probing.abort_probe(self)
             self.probing = None
         elif self.session is not None:
-            self.session.close("transport close", graceful=False)
+            self.session.close(CloseReason.TRANSPORT_CLOSE, graceful=False)
 
     # ------------------------------------------------------------------
     def send_frame(self, frame: eio.Frame) -> None:
@@ -120,17 +122,9 @@ class EngineWebSocketHandler(websocket.WebSocketHandler):
         if conn is None or conn.is_closing():
             return
         try:
-            # write_message() would wrap every write in an asyncio Task so that its Future can
-            # be awaited. Nobody awaits ours (a slow client must not hold the others up; its
-            # backlog is bounded by unsent_bytes), and at group fan-out that Task per frame was
-            # most of the server's CPU (bench/README.md). Same bytes on the wire, no Task;
-            # IOStream silences the futures of writes that fail on a closed stream.
-            conn._write_frame(True, 0x2 if frame.binary else 0x1, frame.data)
+            tornado_private.write_frame(conn, frame.data, binary=frame.binary)
         except StreamClosedError:
             return
 
     def unsent_bytes(self) -> int:
-        conn = self.ws_connection
-        stream = getattr(conn, "stream", None)
-        buffer = getattr(stream, "_write_buffer", None)
-        return len(buffer) if buffer is not None else 0
+        return tornado_private.unsent_bytes(self.ws_connection)

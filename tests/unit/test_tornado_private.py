@@ -1,0 +1,28 @@
+"""The private Tornado APIs of the WebSocket transport (nexus_chat/realtime/tornado_private.py):
+present in the installed Tornado, which is a version the shim was tested with, and a Tornado
+without them is refused loudly rather than reporting an empty send buffer."""
+from __future__ import annotations
+
+import pytest
+import tornado
+from tornado.websocket import WebSocketProtocol13
+
+from nexus_chat.realtime import tornado_private
+
+
+def test_the_installed_tornado_is_a_tested_version():
+    assert tornado_private.version_tested(), (tornado.version, tornado_private.TESTED)
+
+
+def test_the_private_apis_are_there():
+    tornado_private.check()
+
+
+def test_a_tornado_without_them_is_refused(monkeypatch):
+    monkeypatch.delattr(WebSocketProtocol13, "_write_frame")
+    with pytest.raises(RuntimeError, match="WebSocketProtocol13._write_frame"):
+        tornado_private.check()
+
+
+def test_no_connection_has_nothing_unsent():
+    assert tornado_private.unsent_bytes(None) == 0
