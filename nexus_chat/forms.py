@@ -102,8 +102,8 @@ def _add_part(form: Form, piece: bytes) -> None:
     kind, _, rest = disposition.partition(";")
     if kind.strip().lower() != "form-data":
         raise MalformedForm("a part's Content-Disposition is not form-data")
-    params = {key.lower(): quoted if quoted is not None else bare
-              for key, quoted, bare in _PARAM.findall(";" + rest)}
+    params = {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+              for m in _PARAM.finditer(";" + rest)}
     name = params.get("name")
     if not name:
         raise MalformedForm("a part has no name")

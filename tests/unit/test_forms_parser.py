@@ -29,6 +29,14 @@ def test_parser_keeps_what_browsers_send():
     assert forms.parse_form(f"multipart/form-data; boundary={BOUNDARY}", f"--{BOUNDARY}--\r\n".encode()).fields == {}
 
 
+def test_unquoted_names_and_empty_files():
+    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=caption\r\n\r\nhi\r\n"
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name=image; filename=""\r\n\r\n'
+            f"\r\n--{BOUNDARY}--\r\n").encode()
+    form = forms.parse_form(f"multipart/form-data; boundary={BOUNDARY}", body)
+    assert form.fields == {"caption": "hi"} and form.files == {}
+
+
 @pytest.mark.parametrize("body", [
     f"--{BOUNDARY}\r\nContent-Disposition: form-data\r\n\r\nx\r\n--{BOUNDARY}--\r\n",
     f"--{BOUNDARY}\r\n\r\nx\r\n--{BOUNDARY}--\r\n",
