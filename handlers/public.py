@@ -26,9 +26,6 @@ class PublicFileHandler(ApiHandlerMixin, tornado.web.StaticFileHandler):
     def allowed_methods(self) -> list[str]:
         return ["GET", "HEAD", "OPTIONS"]
 
-    def options(self, *args: Any, **kwargs: Any) -> None:
-        BaseHandler.options(self, *args, **kwargs)  # type: ignore[arg-type]
-
     async def get(self, path: str, include_body: bool = True) -> None:
         try:
             await super().get(path, include_body)

@@ -67,6 +67,18 @@ class ApiHandlerMixin(tornado.web.RequestHandler):
         """What a 405 answer's Allow header names."""
         return sorted(self.SUPPORTED_METHODS)
 
+    def options(self, *args: Any, **kwargs: Any) -> None:
+        """CORS preflight: 204 on every route; the CORS headers only for configured origins."""
+        origin = self.request.headers.get("Origin")
+        if origin and origin in self.application.ctx.settings.server_cors_origins:
+            self.set_header("Access-Control-Allow-Methods", ", ".join(self.allowed_methods()))
+            self.set_header("Access-Control-Allow-Headers",
+                            self.request.headers.get("Access-Control-Request-Headers",
+                                                     "Authorization, Content-Type"))
+            self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+        self.finish()
+
     def set_default_headers(self) -> None:
         # Called again by send_error(), so the error response keeps these too.
         if hasattr(self, "request_id"):
@@ -272,18 +284,6 @@ class BaseHandler(BodyIntake, ApiHandlerMixin):
         result = self.get(*args, **kwargs)
         if result is not None:
             await result
-
-    def options(self, *args: Any, **kwargs: Any) -> None:
-        """CORS preflight: 204 on every route; the CORS headers only for configured origins."""
-        origin = self.request.headers.get("Origin")
-        if origin and origin in self.ctx.settings.server_cors_origins:
-            self.set_header("Access-Control-Allow-Methods", ", ".join(self.allowed_methods()))
-            self.set_header("Access-Control-Allow-Headers",
-                            self.request.headers.get("Access-Control-Request-Headers",
-                                                     "Authorization, Content-Type"))
-            self.set_header("Access-Control-Max-Age", "600")
-        self.set_status(204)
-        self.finish()
 
 
 def error_envelope(status: int, message: str, path: str, errors: list[str] | None = None,
