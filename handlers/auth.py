@@ -4,7 +4,7 @@ import logging
 from urllib.parse import urlencode
 
 from nexus_chat import ratelimit
-from nexus_chat.errors import ApiError, too_many_requests
+from nexus_chat.errors import ApiError, db_unreachable, too_many_requests
 from nexus_chat.schemas import auth as auth_schemas
 from nexus_chat.schemas.common import UserSchema
 from nexus_chat.services import accounts, auth
@@ -38,8 +38,9 @@ class VerifyEmailHandler(BaseHandler):
             params = {"status": "success"}
         except InvalidToken:
             params = {"status": "failed", "code": "INVALID_TOKEN"}
-        except Exception:
-            log.exception("e-mail verification failed request_id=%s", self.request_id)
+        except Exception as exc:
+            if not db_unreachable(exc):   # an outage is logged once by the database tracker
+                log.exception("e-mail verification failed request_id=%s", self.request_id)
             params = {"status": "failed", "code": "UNKNOWN_ERROR"}
         self.redirect(f"{self.ctx.settings.server_frontend_url}/auth/verify-email?{urlencode(params)}")
 

@@ -77,7 +77,12 @@ class Presence:
                 else:
                     self._online.discard(user_id)
                 self.ctx.chat_cache.forget_profile(user_id)
-                audience = await chat_queries.presence_audience(self.ctx.db, user_id)
+                try:
+                    audience = await chat_queries.presence_audience(self.ctx.db, user_id)
+                except Exception as exc:
+                    if not db_unreachable(exc):
+                        raise
+                    audience = []   # stored; only the user's own sockets hear it this time
                 await self.ctx.events.publish(
                     "userStatusChanged", {"userId": user_id, "status": status, "lastSeenAt": iso(now)},
                     Audience.to_users([*audience, user_id]), volatile=True)
