@@ -66,3 +66,25 @@ def test_finished_windows_are_forgotten_so_many_clients_do_not_grow_memory():
     clock.now += 61
     limiter.hit(THREE_A_MINUTE, "a")
     assert len(limiter._windows) == 1
+
+
+def test_exhausted_looks_without_counting():
+    clock = Clock()
+    limiter = RateLimiter(clock=clock)
+    assert limiter.exhausted(THREE_A_MINUTE, "ip") == 0
+    for _ in range(3):
+        assert limiter.exhausted(THREE_A_MINUTE, "ip") == 0, "looking never uses up the limit"
+        limiter.hit(THREE_A_MINUTE, "ip")
+    assert limiter.exhausted(THREE_A_MINUTE, "ip") == 60
+    clock.now += 60
+    assert limiter.exhausted(THREE_A_MINUTE, "ip") == 0, "the window ended"
+
+
+def test_a_window_longer_than_the_built_in_ones_survives_the_purge():
+    clock = Clock()
+    limiter = RateLimiter(clock=clock)
+    long = Limit("long", 1, 300)
+    limiter.hit(long, "ip")
+    clock.now += 120     # past the one-minute purge
+    limiter.hit(THREE_A_MINUTE, "other")
+    assert limiter.exhausted(long, "ip") == 180
