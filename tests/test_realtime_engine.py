@@ -462,3 +462,18 @@ async def test_polling_close_post_read_before_the_get_sent_with_it(fx):
     poll = await fetch(polling_url(fx.url, sid))
     assert (poll.code, poll.body) == (200, b"6")
     assert (await fetch(polling_url(fx.url, sid))).code == 400
+
+
+@pytest.mark.gen_test(timeout=TIMEOUT)
+async def test_any_packet_from_the_client_extends_the_pong_deadline(fx):
+    """As the reference server: incoming data shows liveness, so a client busy sending (the
+    suite's 'connect then disconnect from a custom namespace') outlives a late pong."""
+    conn, _ = await eio_ws(fx.ws)
+    assert await recv(conn, answer_pings=False) == "2"  # not answered
+    for n in range(6):  # 0.6 s: past the ping's due time + pingTimeout
+        await conn.write_message(f"4hello{n}")
+        assert await recv(conn, answer_pings=False) == f"4hello{n}"
+        await asyncio.sleep(0.1)
+    started = time.monotonic()
+    assert await recv(conn, answer_pings=False) is None  # silent: pingInterval + pingTimeout later
+    assert time.monotonic() - started > 0.3

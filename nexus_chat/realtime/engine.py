@@ -119,6 +119,7 @@ class Session:
         # the next ping is due at ``_ping_due + ping_timeout`` even if the loop was busy.
         self._ping_due: float | None = None
         self._ping_left_at: float | None = None
+        self._heard_at: float | None = None  # when the last packet came from the client
         self._ping_queued = False
         self._awaiting_pong = False
         self._opened_at = self._loop.time()
@@ -218,6 +219,7 @@ class Session:
         """Handle one packet from the active transport."""
         if self.closed:
             return
+        self._heard_at = self._loop.time()
         if packet.type == eio.MESSAGE:
             self.engine.dispatch_message(self, packet.data)
         elif packet.type == eio.PONG:
@@ -243,7 +245,13 @@ class Session:
         if self._ping_due is None:
             return None
         left = self._ping_left_at if self._ping_left_at is not None else self._ping_due
-        return max(left, self._ping_due) + self.engine.ping_timeout_ms / 1000
+        deadline = max(left, self._ping_due) + self.engine.ping_timeout_ms / 1000
+        if self._heard_at is not None:
+            # As the reference server does: any packet shows the client is alive, and gives it
+            # pingInterval + pingTimeout more (a busy client's pong may come late).
+            heard = self._heard_at + (self.engine.ping_interval_ms + self.engine.ping_timeout_ms) / 1000
+            deadline = max(deadline, heard)
+        return deadline
 
     def _schedule_ping(self, since: float) -> None:
         self._ping_due = since + self.engine.ping_interval_ms / 1000
