@@ -53,9 +53,11 @@ def test_every_package_directory_is_listed_in_setup_cfg():
     assert sorted(listed(options()["packages"])) == sorted(found)
 
 
-def test_the_app_imports_its_handlers_by_the_package_name():
-    import nexus_chat.app
-    import nexus_chat.handlers.auth
+def test_the_route_table_serves_handlers_from_the_package_name():
+    import nexus_chat.handlers
+    from nexus_chat.routes import app_routes
 
-    assert Path(nexus_chat.handlers.auth.__file__).resolve().parent == ROOT / "handlers"
-    assert nexus_chat.app.auth is nexus_chat.handlers.auth
+    assert Path(nexus_chat.handlers.__file__).resolve().parent == ROOT / "handlers"
+    modules = {route[1].__module__ for route in app_routes()}
+    assert "nexus_chat.handlers.auth" in modules
+    assert not [name for name in modules if name.split(".")[0] == "handlers"]
