@@ -16,6 +16,7 @@ async def snippets(db: Executor, message_ids: list[str]) -> list[Row]:
     return await db.fetch_all(
         "SELECT r.id, r.conversation_id, r.group_id, r.deleted_at IS NOT NULL AS deleted,"
         f" LEFT(r.content, {SNIPPET_CHARS}) AS snippet, "
-        + public_columns("u", "sender_")
+        # dates as text, as in a history page's own rows (parsing them is the costly part)
+        + public_columns("u", "sender_").replace("u.last_seen_at AS", "CAST(u.last_seen_at AS CHAR) AS")
         + f" FROM messages r LEFT JOIN users u ON u.id = r.sender_id WHERE r.id IN ({marks})",
         tuple(message_ids))

@@ -17,29 +17,37 @@ from ..shapes import shape_messages, user_public
 from . import attachments
 from .message_access import MESSAGE_NOT_FOUND
 from ..errors import not_found, validation_failed
+from ..jsonutil import loads
 
 
-def reaction_shape(row: Row) -> dict[str, Any]:
-    return {"emoji": row["emoji"], "count": int(row["count"]),
-            "userIds": row["user_ids"].split(",") if row["user_ids"] else [],
-            "reactedByMe": bool(row["mine"])}
+def reaction_shape(item: list) -> dict[str, Any]:
+    """One [emoji, count, user_ids, mine] of ``reactions_of``."""
+    emoji, count, user_ids, mine = item
+    return {"emoji": emoji, "count": int(count), "userIds": user_ids.split(",") if user_ids else [],
+            "reactedByMe": bool(mine)}
 
 
-def reply_shape(row: Row) -> dict[str, Any]:
-    sender = user_public(row, "sender_")
+def reply_shape(row: Row, senders: dict | None = None) -> dict[str, Any]:
+    """``senders``: UserPublic already built for this page, by id (one per sender, not per row)."""
+    key = row["sender_id"]
+    if senders is None or key not in senders:
+        sender = user_public(row, "sender_")
+        if senders is not None:
+            senders[key] = sender
+    else:
+        sender = senders[key]
     return {"id": row["id"], "senderId": sender["id"] if sender else None, "sender": sender,
             "snippet": row["snippet"] or "", "deleted": bool(row["deleted"])}
 
 
 async def _reactions(ctx: AppContext, seqs: list[int], viewer_id: str | None) -> dict[int, list]:
-    found: dict[int, list] = {}
-    for row in await reactions_q.reactions_of(ctx.db, seqs, viewer_id):
-        found.setdefault(row["message_seq"], []).append(reaction_shape(row))
-    return found
+    return {row["message_seq"]: [reaction_shape(item) for item in loads(row["reactions"])]
+            for row in await reactions_q.reactions_of(ctx.db, seqs, viewer_id)}
 
 
 async def _replies(ctx: AppContext, ids: list[str]) -> dict[str, dict]:
-    return {row["id"]: reply_shape(row) for row in await replies_q.snippets(ctx.db, ids)}
+    senders: dict = {}
+    return {row["id"]: reply_shape(row, senders) for row in await replies_q.snippets(ctx.db, ids)}
 
 
 async def detailed(ctx: AppContext, rows: list[Row], viewer_id: str | None) -> list[dict[str, Any]]:
