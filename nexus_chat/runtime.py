@@ -19,6 +19,7 @@ from .mail import OutboxSender
 from .web import HEADER_READ_LIMIT, MAX_REQUEST_BODY
 from .metrics import AppMetrics
 from .queries import users
+from .realtime.engine import ConnectionOrderHTTPServer
 from .revocation import RevocationSync
 from .services.chat_cache import ChatCache
 from .services.presence import Presence
@@ -82,7 +83,9 @@ class Runtime:
     def listen(self, port: int, address: str = "") -> tornado.httpserver.HTTPServer:
         # API handlers count bodies themselves (web.BaseHandler) and answer a slow body 408;
         # these are the ceilings of everything else. Bodies arrive in 64 KiB chunks.
-        self.http_server = tornado.httpserver.HTTPServer(
+        # Numbers connections as accepted: of two concurrent Engine.IO long-polling GETs, the one
+        # sent first keeps the poll whichever is read first (realtime/engine.py).
+        self.http_server = ConnectionOrderHTTPServer(
             self.app, max_body_size=MAX_REQUEST_BODY, idle_connection_timeout=75,
             max_buffer_size=MAX_REQUEST_BODY, max_header_size=HEADER_READ_LIMIT,
             body_timeout=self.settings.server_body_timeout_s + 1)

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.tcpclient import TCPClient
 from tornado.websocket import websocket_connect
 
 from .chat_support import ChatClient
@@ -86,3 +87,23 @@ async def test_a_session_only_in_the_main_namespace_meets_the_connect_timeout(ap
     await asyncio.sleep(0.5)
     poll = await api.get(f"{HANDSHAKE}&sid={sid}")
     assert poll.status == 400 or poll.body == b"1"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_of_two_concurrent_polls_the_first_connection_gets_the_close(api, runtime):
+    """A careless client polling twice at once: as on the conformance server, the GET on the
+    connection opened first gets CLOSE, the other 400, whichever the server reads first."""
+    sid = sid_of(await api.get(HANDSHAKE))
+    request = f"GET {HANDSHAKE}&sid={sid} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    first = await TCPClient().connect("127.0.0.1", runtime.port)
+    second = await TCPClient().connect("127.0.0.1", runtime.port)
+    await second.write(request)
+    await asyncio.sleep(0.05)
+    await first.write(request)
+    answers = []
+    for stream in (first, second):
+        head = (await stream.read_until(b"\r\n\r\n")).decode()
+        length = int(head.lower().split("content-length:")[1].split("\r\n")[0])
+        answers.append((int(head.split(" ")[1]), await stream.read_bytes(length)))
+    assert answers[0] == (200, b"1")
+    assert answers[1][0] == 400 and json.loads(answers[1][1])["statusCode"] == 400
