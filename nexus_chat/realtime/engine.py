@@ -324,8 +324,10 @@ class Session:
             ws.close()
 
     # ------------------------------------------------------------ close
-    def close(self, reason: CloseReason, *, graceful: bool = True, client_closed: bool = False) -> None:
-        """Close the session once: answer a pending GET, close websockets, notify."""
+    def close(self, reason: CloseReason, *, graceful: bool = True, client_closed: bool = False,
+              detail: str | None = None) -> None:
+        """Close the session once: answer a pending GET, close websockets, notify. ``detail``
+        (what was wrong, from whom) goes into the one log line of the close."""
         if self.closed:
             return
         self.closed = True
@@ -353,7 +355,10 @@ class Session:
         self.probe = None
         self.engine.remove(self, linger)
         level = logging.WARNING if reason in MISBEHAVIOUR else logging.INFO
-        log.log(level, "engine.io session %s closed: %s", self.sid, reason)
+        if detail:
+            log.log(level, "engine.io session %s closed: %s (%s)", self.sid, reason, detail[:200])
+        else:
+            log.log(level, "engine.io session %s closed: %s", self.sid, reason)
         self.engine.dispatch_close(self, reason)
 
     def _cancel(self, timer: object | None) -> None:

@@ -26,4 +26,5 @@ class CloseReason(StrEnum):
 
 # Reasons that point at a misbehaving client rather than a normal goodbye (logged as warnings).
 MISBEHAVIOUR = frozenset({CloseReason.PARSE_ERROR, CloseReason.TRANSPORT_ERROR,
-                          CloseReason.BUFFER_OVERFLOW, CloseReason.PAYLOAD_TOO_LARGE})
+                          CloseReason.BUFFER_OVERFLOW, CloseReason.PAYLOAD_TOO_LARGE,
+                          CloseReason.ATTACHMENT_TIMEOUT})

@@ -178,8 +178,7 @@ class _Connection:
         try:
             packet = self.decoder.feed(data)
         except eio.ProtocolError as exc:
-            log.info("socket.io: bad packet on %s from %s: %s", self.session.sid, self.client, exc)
-            self.session.close(CloseReason.PARSE_ERROR, graceful=False)
+            self.session.close(CloseReason.PARSE_ERROR, graceful=False, detail=f"{exc}, from {self.client}")
             return
         self._watch_attachments()
         if packet is not None:
@@ -197,9 +196,8 @@ class _Connection:
 
     def _attachments_timed_out(self) -> None:
         self._attachment_timer = None
-        log.info("socket.io: %s from %s did not finish a binary packet (%d bytes held)",
-                 self.session.sid, self.client, self.decoder.pending_bytes)
-        self.session.close(CloseReason.ATTACHMENT_TIMEOUT, graceful=False)
+        self.session.close(CloseReason.ATTACHMENT_TIMEOUT, graceful=False,
+                           detail=f"{self.decoder.pending_bytes} bytes held, from {self.client}")
 
     def on_close(self, reason: str) -> None:
         IOLoop.current().remove_timeout(self._timer)
