@@ -98,10 +98,9 @@ async def test_a_probe_ends_the_backoff_when_smtp_comes_back(api, late_sink, run
     await wait_for_first_failure(runtime, identity["email"])
     await as_after_a_long_outage(runtime, identity["email"])
     late_sink.start()
-    started = time.monotonic()
+    # within seconds (probe every second), not when its 600 s delay runs out
     message = await late_sink.wait_for(identity["email"], timeout=15)
     assert "verify-email?token=" in link_in(message)
-    assert time.monotonic() - started < 10, "sent long before its 600 s delay ran out"
 
 
 @pytest.mark.gen_test(timeout=40)
