@@ -18,7 +18,8 @@ from nexus_chat.context import AppContext
 from nexus_chat.db import db_unreachable
 from nexus_chat.errors import ApiError, db_transient_error, error_body, too_many_requests
 from nexus_chat.jsonutil import dumps
-from nexus_chat.realtime.engine import FORBIDDEN, Handshake, Refusal
+from nexus_chat.realtime.engine import Handshake
+from nexus_chat.realtime.refusals import FORBIDDEN, Refusal
 from nexus_chat.realtime.rooms import InMemoryAdapter
 from nexus_chat.realtime.server import ConnectRefused, Namespace, Socket, SocketServer
 from nexus_chat.schemas import chat as chat_schemas

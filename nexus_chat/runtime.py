@@ -19,7 +19,7 @@ from .mail import OutboxSender
 from .web import HEADER_READ_LIMIT, MAX_REQUEST_BODY
 from .metrics import AppMetrics
 from .queries import users
-from .realtime.engine import ConnectionOrderHTTPServer
+from .realtime.connection_order import ConnectionOrderHTTPServer
 from .revocation import RevocationSync
 from .services.chat_cache import ChatCache
 from .services.presence import Presence

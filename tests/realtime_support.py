@@ -10,7 +10,7 @@ from tornado.testing import bind_unused_port
 from tornado.websocket import websocket_connect
 
 from nexus_chat.realtime.conformance import make_app
-from nexus_chat.realtime.engine import ConnectionOrderHTTPServer
+from nexus_chat.realtime.connection_order import ConnectionOrderHTTPServer
 
 TIMEOUT = 10
 BIN1, BIN2 = bytes([1, 2, 3]), bytes([4, 5, 6])

@@ -418,10 +418,10 @@ async def test_polling_pong_deadline_counts_from_when_the_ping_left(fx):
     sid = await open_polling(fx.url)
     pending = asyncio.ensure_future(fetch(polling_url(fx.url, sid)))
     await asyncio.sleep(0.05)
-    time.sleep(0.4)  # the ping, due at 0.3 s, leaves at ~0.45 s with the pending GET
+    time.sleep(0.6)  # the ping, due at 0.3 s, leaves at ~0.65 s with the pending GET
     poll = await pending
     assert (poll.code, poll.body) == (200, b"2")
-    await asyncio.sleep(0.1)  # past due + pingTimeout, within pingTimeout of the ping leaving
+    # past due + pingTimeout (0.5 s), within pingTimeout of the ping leaving
     assert (await fetch(polling_url(fx.url, sid), "POST", b"3")).code == 200
     assert fx.engine.connection_count() == 1
 

@@ -12,7 +12,7 @@ from tornado.web import Application
 
 from nexus_chat.realtime import socketio_packets as sio
 from nexus_chat.realtime.conformance import MainNamespace
-from nexus_chat.realtime.engine import Refusal
+from nexus_chat.realtime.refusals import Refusal
 from nexus_chat.realtime.server import Namespace, SocketServer
 
 from .realtime_support import TIMEOUT, eio_ws, fetch, recv, serve
@@ -196,7 +196,7 @@ async def test_sessions_without_a_namespace_are_capped_per_client(io_loop):
         # So does closing a session.
         assert (await fetch(base + sids[2], "POST", b"1")).code == 200
         assert (await handshake(running, "10.0.0.1")).code == 200
-        assert running.server.unadmitted_sessions("10.0.0.1") == 3
+        assert running.server.probation.count("10.0.0.1") == 3
     finally:
         await running.shutdown()
 

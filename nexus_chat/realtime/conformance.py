@@ -15,7 +15,8 @@ import tornado.web
 from tornado.ioloop import IOLoop
 
 from .endpoint import engine_routes
-from .engine import ConnectionOrderHTTPServer, EngineServer, Session
+from .connection_order import ConnectionOrderHTTPServer
+from .engine import EngineServer, Session
 from .engineio_packets import message_frame
 from .server import Namespace, SocketServer
 

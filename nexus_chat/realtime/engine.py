@@ -8,7 +8,6 @@ the state they share and knows a transport only by ``transport.FrameTransport``
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import secrets
 from collections import deque
@@ -17,48 +16,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from tornado.httpserver import HTTPServer
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
-from tornado.iostream import IOStream
 from tornado.ioloop import IOLoop
 
 from . import defaults
 from . import engineio_packets as eio
 from .reasons import MISBEHAVIOUR, CloseReason
+from .refusals import FORBIDDEN, TRANSPORT_UNKNOWN, UNSUPPORTED_VERSION, Refusal, protocol_error_body
 from .transport import FrameTransport
 
 log = logging.getLogger("nexus_chat.realtime")
 
-TRANSPORT_UNKNOWN, UNKNOWN_SID, BAD_HANDSHAKE_METHOD, BAD_REQUEST, FORBIDDEN, UNSUPPORTED_VERSION = range(6)
-ERROR_MESSAGES = {
-    TRANSPORT_UNKNOWN: "Transport unknown",
-    UNKNOWN_SID: "Session ID unknown",
-    BAD_HANDSHAKE_METHOD: "Bad handshake method",
-    BAD_REQUEST: "Bad request",
-    FORBIDDEN: "Forbidden",
-    UNSUPPORTED_VERSION: "Unsupported protocol version",
-}
-
 PING_FRAME = eio.text_frame(eio.PING)
 CLOSE_FRAME = eio.text_frame(eio.CLOSE)
 NOOP_FRAME = eio.text_frame(eio.NOOP)
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a request is refused: the HTTP status, the protocol's error ``code`` and message."""
-
-    status: int
-    code: int
-    message: str
-    retry_after_s: int | None = None
-
-    @classmethod
-    def protocol(cls, code: int) -> Refusal:
-        return cls(403 if code == FORBIDDEN else 400, code, ERROR_MESSAGES[code])
-
-
-PAYLOAD_TOO_LARGE = Refusal(413, BAD_REQUEST, "Payload too large")
 
 
 @dataclass(frozen=True)
@@ -75,23 +46,6 @@ class Handshake:
 
 class DuplicatePoll(Exception):
     """A long-polling GET that came while another was pending for the same session."""
-
-
-_accepted = itertools.count(1)
-
-
-class ConnectionOrderHTTPServer(HTTPServer):
-    """An HTTPServer that numbers connections as it accepts them (``stream.accept_order``),
-    so that of two concurrent long-polling GETs the one sent first can be told apart."""
-
-    def handle_stream(self, stream: IOStream, address: tuple) -> None:
-        stream.accept_order = next(_accepted)  # type: ignore[attr-defined]
-        super().handle_stream(stream, address)
-
-
-def accept_order(request: HTTPServerRequest) -> int:
-    stream = getattr(request.connection, "stream", None)
-    return getattr(stream, "accept_order", 0)
 
 
 class Session:
@@ -469,7 +423,3 @@ class EngineServer:
         except Exception:
             log.exception("engine.io callback failed; closing session %s", session.sid)
             session.close(CloseReason.SERVER_ERROR, graceful=False)
-
-
-def protocol_error_body(refusal: Refusal) -> bytes:
-    return orjson.dumps({"code": refusal.code, "message": refusal.message})

@@ -7,18 +7,9 @@ import asyncio
 from tornado import web
 
 from . import engineio_packets as eio
-from .engine import (
-    BAD_HANDSHAKE_METHOD,
-    BAD_REQUEST,
-    PAYLOAD_TOO_LARGE,
-    DuplicatePoll,
-    UNKNOWN_SID,
-    EngineServer,
-    Handshake,
-    Refusal,
-    Session,
-    accept_order,
-)
+from .connection_order import accept_order
+from .engine import DuplicatePoll, EngineServer, Handshake, Session
+from .refusals import BAD_HANDSHAKE_METHOD, BAD_REQUEST, PAYLOAD_TOO_LARGE, UNKNOWN_SID, Refusal
 from .reasons import CloseReason
 
 TEXT_PLAIN = "text/plain; charset=UTF-8"

@@ -23,7 +23,9 @@ from . import defaults
 from . import engineio_packets as eio
 from . import socketio_packets as sio
 from .endpoint import engine_routes
-from .engine import FORBIDDEN, EngineServer, Handshake, Refusal, Session
+from .admission import Probation
+from .engine import EngineServer, Handshake, Session
+from .refusals import Refusal
 from .reasons import CloseReason
 from .rooms import Adapter, InMemoryAdapter
 
@@ -206,7 +208,7 @@ class _Connection:
             self._attachment_timer = None
         self.decoder = sio.Decoder()  # drop any attachments held
         if not self.admitted:
-            self.server.probation_ended(self.client)
+            self.server.probation.ended(self.client)
         self.closed_reason = reason
         gone = list(self.sockets.values())
         for socket in gone:
@@ -273,7 +275,7 @@ class _Connection:
         self.sockets[nsp] = socket
         if namespace.admits_session and not self.admitted:
             self.admitted = True
-            self.server.probation_ended(self.client)
+            self.server.probation.ended(self.client)
         self.session.send(encode_frames(sio.Packet(sio.CONNECT, nsp, {"sid": socket.sid})))
         socket._mark_connected()
 
@@ -359,12 +361,11 @@ class SocketServer:
         self.connect_timeout_ms = int(connect_timeout_ms)
         self.max_attachment_bytes = int(max_payload if max_attachment_bytes is None else max_attachment_bytes)
         self.attachment_timeout_ms = int(attachment_timeout_ms)
-        self.max_unadmitted = max_unadmitted
-        self.max_unadmitted_per_client = max_unadmitted_per_client
         self.client_address = client_address or (lambda handshake: handshake.remote_ip or "")
+        # Refused handshakes may retry once the sessions ahead of them met the connect timeout.
+        self.probation = Probation(max_unadmitted, max_unadmitted_per_client,
+                                   -(-self.connect_timeout_ms // 1000))
         self._app_admit = admit
-        self._unadmitted: dict[str, int] = {}  # client address -> sessions on probation
-        self._unadmitted_total = 0
         self.adapter: Adapter = adapter if adapter is not None else InMemoryAdapter()
         self.adapter.attach(self._deliver)
         self.namespaces: dict[str, Namespace] = {"/": Namespace()}
@@ -433,37 +434,11 @@ class SocketServer:
 
     def _on_open(self, session: Session) -> None:
         session.app = conn = _Connection(self, session)
-        self._unadmitted[conn.client] = self._unadmitted.get(conn.client, 0) + 1
-        self._unadmitted_total += 1
-
-    # -------------------------------------------------------------- admission
-    def unadmitted_sessions(self, client: str | None = None) -> int:
-        """Sessions that have not connected a namespace that admits_session (yet)."""
-        return self._unadmitted_total if client is None else self._unadmitted.get(client, 0)
-
-    def probation_ended(self, client: str) -> None:
-        left = self._unadmitted.get(client, 0) - 1
-        if left > 0:
-            self._unadmitted[client] = left
-        else:
-            self._unadmitted.pop(client, None)
-        self._unadmitted_total -= 1
+        self.probation.started(conn.client)
 
     def _admit(self, handshake: Handshake) -> Refusal | None:
         if self._app_admit is not None:
             refusal = self._app_admit(handshake)
             if refusal is not None:
                 return refusal
-        # A session on probation ends by the connect timeout at the latest.
-        wait_s = max(1, -(-self.connect_timeout_ms // 1000))
-        client = self.client_address(handshake)
-        if self.max_unadmitted_per_client is not None and \
-                self._unadmitted.get(client, 0) >= self.max_unadmitted_per_client:
-            log.info("socket.io: handshake from %s refused: %d sessions without a namespace",
-                     client, self._unadmitted[client])
-            return Refusal(429, FORBIDDEN, "Too many unauthenticated connections", wait_s)
-        if self.max_unadmitted is not None and self._unadmitted_total >= self.max_unadmitted:
-            log.warning("socket.io: handshake refused: %d sessions without a namespace in all",
-                        self._unadmitted_total)
-            return Refusal(503, FORBIDDEN, "Too many unauthenticated connections", wait_s)
-        return None
+        return self.probation.refusal(self.client_address(handshake))

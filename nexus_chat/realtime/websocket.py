@@ -13,7 +13,8 @@ from tornado.iostream import StreamClosedError
 
 from . import engineio_packets as eio
 from . import tornado_private
-from .engine import BAD_REQUEST, UNKNOWN_SID, EngineServer, Handshake, Refusal, Session, log
+from .engine import EngineServer, Handshake, Session, log
+from .refusals import BAD_REQUEST, UNKNOWN_SID, Refusal
 from .reasons import CloseReason
 
 
