@@ -180,3 +180,38 @@ async def test_a_deleted_message_loses_its_reactions(api, user_factory, chat, db
     assert answer["statusCode"] == 409
     history = await cb.call("getMessages", {"recipientId": a.id})
     assert history[0]["reactions"] == [] and history[0]["deletedBy"] == a.id
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_user_ids_list_the_first_ten_in_reaction_order(api, user_factory, chat, db_target):
+    owner, member = await user_factory("o"), await user_factory("m")
+    group_id = await make_group(api, owner, [member])
+    co, cm = await connect(chat, owner, member)
+    sent = await co.send("popular", groupId=group_id)
+    await cm.expect("message")
+    # twelve more members react, one after the other (written straight to the database:
+    # registering twelve accounts by mail would only test registration)
+    conn = pymysql.connect(host=db_target.host, port=db_target.port, user=db_target.user,
+                           password=db_target.password, database=db_target.name, autocommit=True)
+    ids = [str(uuid.uuid4()) for _ in range(12)]
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT seq FROM messages WHERE id = %s", (sent["id"],))
+            seq = cur.fetchone()[0]
+            for i, uid in enumerate(ids):
+                cur.execute("INSERT INTO users (id, username, full_name, email, password_hash, created_at,"
+                            " updated_at) VALUES (%s, %s, 'R', %s, 'x', NOW(3), NOW(3))",
+                            (uid, f"r_{uid[:12]}", f"{uid}@example.test"))
+                cur.execute("INSERT INTO group_members (group_id, user_id, role, joined_at)"
+                            " VALUES (%s, %s, 'member', NOW(3))", (group_id, uid))
+                cur.execute("INSERT INTO message_reactions (message_seq, emoji, user_id, created_at)"
+                            " VALUES (%s, %s, %s, NOW(3) - INTERVAL %s SECOND)", (seq, THUMBS, uid, 60 - i))
+    finally:
+        conn.close()
+    response = await api.put(reaction_path(sent["id"], THUMBS), token=member.access)
+    assert response.status == 200, response.body
+    [reaction] = response.data["reactions"]
+    assert reaction["count"] == 13 and reaction["reactedByMe"] is True
+    assert reaction["userIds"] == ids[:10]        # the first ten, in the order they reacted
+    history = await co.call("getMessages", {"groupId": group_id})
+    assert history[0]["reactions"] == [{**reaction, "reactedByMe": False}]
