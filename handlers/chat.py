@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from nexus_chat.schemas import chat as chat_schemas
 from nexus_chat.schemas import search as search_schemas
-from nexus_chat.services import chat, search
+from nexus_chat.schemas import catchup as catchup_schemas
+from nexus_chat.services import catchup, chat, search
 from nexus_chat.web import BaseHandler, Op
 
 TAG = "Chat"
@@ -17,7 +18,7 @@ class MessagesHandler(BaseHandler):
         args = self.query_args()
         messages = await chat.list_messages(
             self.ctx, self.user_id, recipient_id=args["recipientId"], group_id=args["groupId"],
-            limit=args["limit"], offset=args["offset"], before=args["before"])
+            limit=args["limit"], offset=args["offset"], before=args["before"], after=args["after"])
         self.respond(messages, "Messages retrieved successfully")
 
 
@@ -44,8 +45,20 @@ class SearchHandler(BaseHandler):
         self.respond(page, "Search results retrieved successfully")
 
 
+class EventsHandler(BaseHandler):
+    ops = {"GET": Op("Catch up: your events after an offset, oldest first (what a recovered "
+                     "socket would have replayed)", query=catchup_schemas.EventsQuery,
+                     errors=(400, 401, 410), response=catchup_schemas.EventsPageSchema, tag=TAG)}
+
+    async def get(self) -> None:
+        args = self.query_args()
+        page = await catchup.events_since(self.ctx, self.user_id, args["after"], args["limit"])
+        self.respond(page, "Events retrieved successfully")
+
+
 routes = [
     (r"/api/chat/messages", MessagesHandler),
     (r"/api/chat/recent-messages", RecentMessagesHandler),
     (r"/api/chat/search", SearchHandler),
+    (r"/api/chat/events", EventsHandler),
 ]

@@ -16,6 +16,7 @@ from typing import Any
 from nexus_chat import ratelimit
 from nexus_chat.context import AppContext
 from nexus_chat.db import db_unreachable
+from nexus_chat.event_log import EventLog
 from nexus_chat.errors import ApiError, db_transient_error, error_body, too_many_requests
 from nexus_chat.jsonutil import dumps
 from nexus_chat.realtime.engine import Handshake
@@ -30,6 +31,7 @@ from nexus_chat.tokens import bearer_token, token_value
 from nexus_chat.web import client_ip, error_envelope
 
 from . import realtime_messages
+from .socket_recovery import Recovery
 from .socket_delivery import CHAT, SocketDelivery, group_room, session_room, user_room
 
 log = logging.getLogger("nexus_chat.realtime.chat")
@@ -62,9 +64,10 @@ class ChatNamespace(Namespace):
     """`/chat`: a valid access token to connect; each event is validated, handed to a
     service and acked."""
 
-    def __init__(self, ctx: AppContext, presence: Presence) -> None:
+    def __init__(self, ctx: AppContext, presence: Presence, recovery: Recovery | None = None) -> None:
         self.ctx = ctx
         self.presence = presence
+        self.recovery = recovery   # connection-state recovery (realtime.recovery), else None
         self.busy = 0          # connects and events running (shutdown waits for them)
         self.closing = False
         self.events = {
@@ -90,6 +93,7 @@ class ChatNamespace(Namespace):
     async def _connect(self, socket: Socket, auth: dict | None) -> None:
         try:
             claims = await chat.authenticate_token(self.ctx, handshake_token(socket, auth))
+            claim = await self.recovery.claim(claims.sub, auth) if self.recovery else None
         except ApiError:
             raise ConnectRefused(UNAUTHORIZED) from None
         except Exception as exc:
@@ -97,19 +101,31 @@ class ChatNamespace(Namespace):
         user_id = claims.sub
         socket.data["user_id"] = user_id
         socket.data["session_id"] = claims.sid
-        socket.join(user_room(user_id))
-        socket.join(session_room(claims.sid))
+        joined_early = claim is None
+        if joined_early:   # a new session hears its own presence; a recovered one joins below
+            socket.join(user_room(user_id))
+            socket.join(session_room(claims.sid))
         socket.data["counted"] = True
         try:
             await self.presence.connected(user_id)
-            # Current when it returns; joined with no await in between (from then on
-            # membership records reach this socket through its user room).
             group_ids = await chat.group_ids(self.ctx, user_id)
+            if claim is not None and not await self.recovery.fits(claim, user_id, group_ids):
+                claim = None
             if (self.ctx.revoked_users.contains(user_id)     # deleted or logged out
                     or self.ctx.revoked_sessions.contains(claims.sid)):   # while connecting
                 raise ConnectRefused(UNAUTHORIZED)
+            # From here to the mark, no await: the groups are current, and every event from
+            # now on reaches this socket through its rooms (membership changes through its
+            # user room); recovery replays exactly what came before the mark.
+            if not joined_early:
+                if claim is not None:
+                    self.recovery.restore(socket, claim)
+                socket.join(user_room(user_id))
+                socket.join(session_room(claims.sid))
             for group_id in group_ids:
                 socket.join(group_room(group_id))
+            if self.recovery:
+                await self.recovery.finish(socket, user_id, group_ids, claim, self.recovery.mark(socket))
         except BaseException as exc:
             socket.data["counted"] = False
             await self.presence.disconnected(user_id)
@@ -120,6 +136,8 @@ class ChatNamespace(Namespace):
     async def on_disconnect(self, socket: Socket, reason: str) -> None:
         if socket.data.pop("counted", False):
             await self.presence.disconnected(socket.data["user_id"])
+            if self.recovery:
+                await self.recovery.keep(socket, reason)
 
     # ---- events -------------------------------------------------------------------------
     async def on_event(self, socket: Socket, event: str, args: list) -> list | None:
@@ -169,7 +187,7 @@ class ChatNamespace(Namespace):
         args = load_schema(chat_schemas.MessagesQuery, payload)
         return await chat.list_messages(self.ctx, user_id, recipient_id=args["recipientId"],
                                         group_id=args["groupId"], limit=args["limit"],
-                                        offset=args["offset"], before=args["before"])
+                                        offset=args["offset"], before=args["before"], after=args["after"])
 
     async def join_group(self, socket: Socket, user_id: str, payload: Any) -> dict:
         group_id = load_schema(chat_schemas.GroupRoomPayload, payload)["groupId"]
@@ -243,8 +261,9 @@ class SocketLayer:
             await asyncio.sleep(0.01)
 
 
-def socket_layer(ctx: AppContext, presence: Presence) -> SocketLayer:
-    """Builds the Socket.IO server from the settings with `/` and `/chat`."""
+def socket_layer(ctx: AppContext, presence: Presence, event_log: EventLog | None = None) -> SocketLayer:
+    """Builds the Socket.IO server from the settings with `/` and `/chat` (with connection-
+    state recovery when ``realtime.recovery`` is on and an event log is given)."""
     settings = ctx.settings
     client_address, admit = handshake_limits(ctx)
     server = SocketServer(
@@ -265,7 +284,8 @@ def socket_layer(ctx: AppContext, presence: Presence) -> SocketLayer:
         client_address=client_address,
         admit=admit,
     )
-    chat_namespace = ChatNamespace(ctx, presence)
+    recovery = Recovery(ctx, event_log) if settings.realtime_recovery and event_log is not None else None
+    chat_namespace = ChatNamespace(ctx, presence, recovery)
     server.add_namespace("/", MainNamespace())
     server.add_namespace(CHAT, chat_namespace)
-    return SocketLayer(server, chat_namespace, SocketDelivery(server))
+    return SocketLayer(server, chat_namespace, SocketDelivery(server, with_offsets=recovery is not None))

@@ -30,8 +30,11 @@ def session_room(session_id: str) -> str:
 class SocketDelivery:
     """A listener on ``ctx.events`` that acts on the connections of this process."""
 
-    def __init__(self, server: SocketServer) -> None:
+    def __init__(self, server: SocketServer, *, with_offsets: bool = False) -> None:
         self.server = server
+        # Offsets go to clients only with connection-state recovery on: a client that does
+        # not expect them would take the extra argument as part of the event.
+        self.with_offsets = with_offsets
 
     def sockets_of(self, user_id: str) -> list[Socket]:
         return self.server.sockets_in_room(CHAT, user_room(user_id))
@@ -66,7 +69,10 @@ class SocketDelivery:
         """Encoded once for the whole audience; an offset travels as the last argument (the
         Socket.IO connection-state-recovery convention)."""
         rooms, skip = rooms_of(record.audience)
-        args = (record.payload,) if record.offset is None else (record.payload, record.offset)
+        if record.offset is None or not self.with_offsets:
+            args: tuple = (record.payload,)
+        else:
+            args = (record.payload, record.offset)
         return self.server.emit(CHAT, record.event, *args, room=rooms, skip_sid=skip)
 
 

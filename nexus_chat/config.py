@@ -252,6 +252,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("realtime_max_unauthenticated_per_ip", realtime_defaults.MAX_UNAUTHENTICATED_PER_IP, _int(1),
             "Such sessions per client IP; further handshakes get 429 (with server.rate_limits on).",
             ("NEXUS_MAX_UNAUTHENTICATED_PER_IP",)),
+    # Connection-state recovery changes what every client receives (an offset after each
+    # stored event), which breaks clients written for plain events: off unless asked for.
+    Setting("realtime_recovery", False, _bool,
+            "Connection-state recovery: a client that reconnects within the window gets its "
+            "socket back with every event it missed (official JS/Dart clients; see docs/realtime.md).",
+            ("NEXUS_RECOVERY",)),
+    Setting("realtime_recovery_window_s", 120, _int(1, 86400),
+            "How long after a disconnection its session can be recovered (seconds).",
+            ("NEXUS_RECOVERY_WINDOW_S",)),
+    Setting("realtime_recovery_max_events", 1000, _int(1, 100000),
+            "More missed events than this: no recovery, the client catches up over REST.",
+            ("NEXUS_RECOVERY_MAX_EVENTS",)),
+    Setting("realtime_event_log_keep_s", 7 * 86400, _int(60),
+            "How long stored events stay readable by GET /api/chat/events (seconds).",
+            ("NEXUS_EVENT_LOG_KEEP_S",)),
 
     Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Log level.", ("NEXUS_LOG_LEVEL",)),
     Setting("log_format", "kv", _choice("kv", "json"), "Log line format: key=value or JSON.", ("NEXUS_LOG_FORMAT",)),

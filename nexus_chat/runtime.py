@@ -14,6 +14,7 @@ import tornado.httpserver
 from .app import Application, make_app
 from .context import AppContext
 from .db import Database
+from .event_log import EventLog
 from .handlers.realtime import SocketLayer, socket_layer
 from .mail import OutboxSender
 from .web import HEADER_READ_LIMIT, MAX_REQUEST_BODY
@@ -48,6 +49,7 @@ class Runtime:
     http_server: tornado.httpserver.HTTPServer | None = None
     presence: Presence | None = None
     sockets: SocketLayer | None = None
+    event_log: EventLog | None = None
 
     @classmethod
     async def start(cls, settings, target: DatabaseTarget, *, mail_backend=None) -> "Runtime":
@@ -62,9 +64,13 @@ class Runtime:
         runtime = cls(settings=settings, db=db, ctx=ctx, app=None, outbox=outbox)
         # Published events reach the domain's cache first, then this process's sockets.
         runtime.presence = Presence(ctx)
-        runtime.sockets = socket_layer(ctx, runtime.presence)
+        # Stored events get their offset before delivery (recovery, REST catch-up).
+        runtime.event_log = await EventLog(db).start()
+        ctx.events.add_stage(runtime.event_log.stage)
+        runtime.sockets = socket_layer(ctx, runtime.presence, runtime.event_log)
         ctx.events.subscribe(ctx.chat_cache.on_record)
         ctx.events.subscribe(runtime.sockets.delivery)
+        ctx.events.subscribe(runtime.event_log.on_delivered)   # after the sockets got it
         ctx.revoked_sessions.listeners.append(runtime.sockets.delivery.disconnect_sessions)
         # The Socket.IO routes (/socket.io/) go first.
         runtime.app = make_app(ctx, extra_routes=runtime.sockets.routes())
@@ -101,6 +107,8 @@ class Runtime:
             await asyncio.sleep(0.05)
         if self.sockets is not None:
             await self.sockets.close()
+        if self.event_log is not None:
+            await self.event_log.stop()
         if self.presence is not None:
             await self.presence.close()
         for item in reversed(self.background):

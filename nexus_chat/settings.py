@@ -83,6 +83,10 @@ class Settings:
     realtime_attachment_timeout_ms: int
     realtime_max_unauthenticated: int
     realtime_max_unauthenticated_per_ip: int
+    realtime_recovery: bool
+    realtime_recovery_window_s: int
+    realtime_recovery_max_events: int
+    realtime_event_log_keep_s: int
 
     log_level: Literal["debug", "info", "warning", "error"]
     log_format: Literal["kv", "json"]

@@ -16,6 +16,7 @@ from .context import AppContext
 from .db import db_unreachable
 from .jsonutil import utcnow
 from .queries import outbox, sessions, stories
+from . import event_log
 from .services import attachments
 
 log = logging.getLogger("nexus_chat.sweeper")
@@ -50,6 +51,8 @@ async def sweep_once(ctx: AppContext, *, scan_files: bool = True) -> dict[str, i
     now = utcnow()
     removed = {"stories": await sweep_stories(ctx),
                "unattachedUploads": await attachments.sweep_unattached(ctx),
+               "events": await event_log.sweep(
+                   ctx.db, dt.timedelta(seconds=ctx.settings.realtime_event_log_keep_s)),
                "strayFiles": await attachments.sweep_stray_files(ctx) if scan_files else 0,
                "sessions": await sessions.delete_expired_sessions(ctx.db, now),
                "usedTokens": await sessions.delete_expired_used_tokens(ctx.db, now),

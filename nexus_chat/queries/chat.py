@@ -127,6 +127,22 @@ async def group_messages(db: Executor, group_id: str, *, limit: int, offset: int
         " ORDER BY m.seq DESC LIMIT %s OFFSET %s", (group_id, before_seq, limit, offset))
 
 
+async def conversation_messages_after(db: Executor, conversation_id: str, *, after_seq: int,
+                                      limit: int, offset: int) -> list[Row]:
+    """Oldest first, after ``after_seq`` (a forward cursor)."""
+    return await db.fetch_all(
+        f"SELECT {MESSAGE_COLUMNS} {MESSAGE_FROM} WHERE m.conversation_id = %s AND m.seq > %s"
+        " ORDER BY m.seq LIMIT %s OFFSET %s", (conversation_id, after_seq, limit, offset))
+
+
+async def group_messages_after(db: Executor, group_id: str, *, after_seq: int, limit: int,
+                               offset: int) -> list[Row]:
+    """Oldest first, after ``after_seq`` (a forward cursor)."""
+    return await db.fetch_all(
+        f"SELECT {MESSAGE_COLUMNS} {MESSAGE_FROM} WHERE m.group_id = %s AND m.seq > %s"
+        " ORDER BY m.seq LIMIT %s OFFSET %s", (group_id, after_seq, limit, offset))
+
+
 async def messages_by_seq(db: Executor, seqs: list[int]) -> list[Row]:
     if not seqs:
         return []

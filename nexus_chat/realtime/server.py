@@ -69,6 +69,7 @@ class Socket:
     def __init__(self, server: SocketServer, conn: _Connection, namespace: str) -> None:
         self.server = server
         self.sid = secrets.token_urlsafe(15)
+        self.pid: str | None = None   # connection-state recovery: sent in the CONNECT answer
         self.eio_sid = conn.session.sid
         self.namespace = namespace
         self.data: dict[str, Any] = {}
@@ -112,6 +113,29 @@ class Socket:
 
     def close_connection(self) -> None:
         self._conn.session.close(CloseReason.FORCED_SERVER_CLOSE)
+
+    # -------------------------------------------------------------- recovery
+    def restore(self, sid: str) -> None:
+        """Connection-state recovery, from ``on_connect`` before joining any room: this socket
+        takes the id of the client's earlier one. If that earlier socket is still here (its
+        connection not yet timed out), it is dropped first, so that its late close cannot
+        touch the rooms of this one."""
+        old = self.server._sockets.get(self.namespace, {}).get(sid)
+        if old is not None and old is not self:
+            old._conn.detach(old)
+            old._conn.enqueue(lambda: old._conn.notify_disconnect(old, "replaced by a recovered connection"))
+            old.close_connection()
+        self.server.unregister(self)
+        self.server.adapter.leave_all(self.namespace, self.sid)
+        self.sid = sid
+        self.server.register(self)
+
+    def replay(self, events: list[tuple[str, list[Any]]]) -> None:
+        """From ``on_connect``: ``(event, args)`` the client missed, sent right after the
+        CONNECT answer and before anything emitted to this socket since it joined its rooms."""
+        frames = [encode_frames(sio.event(self.namespace, event, args)) for event, args in events]
+        if self._early is not None:
+            self._early[:0] = frames
 
     # -------------------------------------------------------------- internals
     def _send(self, frames: list[eio.Frame]) -> bool:
@@ -276,7 +300,8 @@ class _Connection:
         if namespace.admits_session and not self.admitted:
             self.admitted = True
             self.server.probation.ended(self.client)
-        self.session.send(encode_frames(sio.Packet(sio.CONNECT, nsp, {"sid": socket.sid})))
+        answer = {"sid": socket.sid} if socket.pid is None else {"sid": socket.sid, "pid": socket.pid}
+        self.session.send(encode_frames(sio.Packet(sio.CONNECT, nsp, answer)))
         socket._mark_connected()
 
     def _refuse(self, socket: Socket, message: str, data: Any = None) -> None:

@@ -41,6 +41,14 @@ class MessagesQuery(_OneTarget):
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
     before = UuidString(load_default=None, allow_none=True,
                         metadata={"description": "A message id: only older messages are returned"})
+    after = UuidString(load_default=None, allow_none=True,
+                       metadata={"description": "A message id: only newer messages, oldest first "
+                                 "(a forward cursor; not with `before`)"})
+
+    @validates_schema
+    def _one_cursor(self, data, **kwargs):
+        if data.get("before") and data.get("after"):
+            raise ValidationError("Give at most one of before or after.", "after")
 
 
 class SendMessagePayload(_OneTarget):

@@ -183,8 +183,9 @@ def _vanished(ctx: AppContext, sender_id: str, recipient_id: str | None, group_i
 # ---- history -------------------------------------------------------------------------------
 async def list_messages(ctx: AppContext, user_id: str, *, recipient_id: str | None = None,
                         group_id: str | None = None, limit: int = 20, offset: int = 0,
-                        before: str | None = None) -> list[dict[str, Any]]:
-    """Newest first; ``[]`` when the two users never talked."""
+                        before: str | None = None, after: str | None = None) -> list[dict[str, Any]]:
+    """Newest first, or oldest first after ``after`` (a forward cursor); ``[]`` when the two
+    users never talked."""
     require_exactly_one(recipientId=recipient_id, groupId=group_id)
     if group_id is not None:
         await require_member(ctx, group_id, user_id)
@@ -194,17 +195,25 @@ async def list_messages(ctx: AppContext, user_id: str, *, recipient_id: str | No
         if conversation_id is None:
             return []
         target = ("conversation_id", conversation_id)
-    before_seq = None
-    if before is not None:
-        position = await chat_queries.message_position(ctx.db, before)
+    cursor, name = (before, "before") if before is not None else (after, "after")
+    cursor_seq = None
+    if cursor is not None:
+        position = await chat_queries.message_position(ctx.db, cursor)
         if position is None or position[target[0]] != target[1]:
-            raise validation_failed(["before: Not a message of this conversation."])
-        before_seq = position["seq"]
-    if group_id is not None:
-        rows = await chat_queries.group_messages(ctx.db, group_id, limit=limit, offset=offset, before_seq=before_seq)
+            raise validation_failed([f"{name}: Not a message of this conversation."])
+        cursor_seq = position["seq"]
+    if after is not None:
+        if group_id is not None:
+            rows = await chat_queries.group_messages_after(ctx.db, group_id, after_seq=cursor_seq,
+                                                           limit=limit, offset=offset)
+        else:
+            rows = await chat_queries.conversation_messages_after(ctx.db, target[1], after_seq=cursor_seq,
+                                                                  limit=limit, offset=offset)
+    elif group_id is not None:
+        rows = await chat_queries.group_messages(ctx.db, group_id, limit=limit, offset=offset, before_seq=cursor_seq)
     else:
         rows = await chat_queries.conversation_messages(ctx.db, target[1], limit=limit, offset=offset,
-                                             before_seq=before_seq)
+                                                        before_seq=cursor_seq)
     return await message_details.detailed(ctx, rows, user_id)
 
 

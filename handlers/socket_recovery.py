@@ -1,0 +1,114 @@
+"""Connection-state recovery on `/chat` (docs/realtime.md#connection-state-recovery), as the
+official Socket.IO clients (≥ 4.6) expect it on the wire.
+
+With ``realtime.recovery`` on, the CONNECT answer carries a private session id (``pid``) and
+every stored event its offset as the last argument. When a connection drops for any reason
+but a voluntary disconnect, its session is kept for ``realtime.recovery_window_s``. A client
+that reconnects with ``{pid, offset}`` in its CONNECT auth, within the window and with at most
+``realtime.recovery_max_events`` missed, gets the same socket id, the rooms its *current*
+memberships give, every missed event in order, exactly once, and the same pid back (which
+the client reports as ``socket.recovered === true``). Missed events are read from the event
+log, so recovery survives a restart of the server.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from nexus_chat.context import AppContext
+from nexus_chat.event_log import EventLog, events_after
+from nexus_chat.jsonutil import utcnow
+from nexus_chat.queries import event_log as log_queries
+from nexus_chat.realtime.server import Socket
+
+log = logging.getLogger("nexus_chat.realtime.recovery")
+
+# Reasons after which the client does not come back on its own: nothing to keep.
+VOLUNTARY = frozenset({"client namespace disconnect", "server namespace disconnect",
+                       "replaced by a recovered connection"})
+
+
+def _hash(pid: str) -> str:
+    return hashlib.sha256(pid.encode()).hexdigest()
+
+
+def _offset(value: Any) -> int | None:
+    if isinstance(value, str) and value.isdigit() and len(value) <= 20:
+        return int(value)
+    return None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A kept session the reconnecting client proved it owns (by its pid)."""
+    pid: str
+    sid: str
+    after: int           # replay the events after this offset
+
+
+class Recovery:
+    def __init__(self, ctx: AppContext, event_log: EventLog) -> None:
+        self.ctx = ctx
+        self.log = event_log
+        self.window = dt.timedelta(seconds=ctx.settings.realtime_recovery_window_s)
+        self.max_events = ctx.settings.realtime_recovery_max_events
+
+    async def claim(self, user_id: str, auth: Any) -> Claim | None:
+        """The session named by ``auth.pid`` if it is unexpired and the same user's; taken
+        (a pid recovers once). The replay starts after ``auth.offset``, or where the session
+        started when the client had received no event (the official client then sends none)."""
+        pid = auth.get("pid") if isinstance(auth, dict) else None
+        if not isinstance(pid, str) or not 8 <= len(pid) <= 64:
+            return None
+        row = await log_queries.take_session(self.ctx.db, _hash(pid), utcnow())
+        if row is None or row["user_id"] != user_id:
+            return None
+        after = _offset(auth.get("offset"))
+        return Claim(pid, row["sid"], int(row["base_offset"]) if after is None else after)
+
+    async def fits(self, claim: Claim, user_id: str, group_ids: list[str]) -> bool:
+        """At most ``max_events`` missed (else the client is better served by REST)."""
+        events = await events_after(self.ctx.db, user_id, group_ids, after=claim.after, up_to=None,
+                                    limit=self.max_events + 1, socket_id=claim.sid)
+        return len(events) <= self.max_events
+
+    def restore(self, socket: Socket, claim: Claim) -> None:
+        """Before joining rooms: the socket takes its old id."""
+        socket.restore(claim.sid)
+
+    def mark(self, socket: Socket) -> int:
+        """Right after the socket joined all its rooms (no await in between): every event up
+        to the returned offset was delivered before; every later one reaches the socket live."""
+        return self.log.delivered
+
+    async def finish(self, socket: Socket, user_id: str, group_ids: list[str], claim: Claim | None,
+                     up_to: int) -> None:
+        """Replays what a recovered socket missed (before anything it got live since joining)
+        and gives the socket its pid."""
+        socket.data["base_offset"] = up_to
+        if claim is None:
+            socket.pid = secrets.token_urlsafe(18)
+            return
+        events = await events_after(self.ctx.db, user_id, group_ids, after=claim.after, up_to=up_to,
+                                    limit=self.max_events + 1, socket_id=claim.sid)
+        socket.replay([(e.event, [orjson.loads(e.payload), str(e.offset)]) for e in events])
+        socket.pid = claim.pid
+        log.info("recovered sid=%s user_id=%s replayed=%d", claim.sid, user_id, len(events))
+
+    async def keep(self, socket: Socket, reason: str) -> None:
+        """On disconnect: keep the session for the window, unless the client left on purpose."""
+        if socket.pid is None or reason in VOLUNTARY or "user_id" not in socket.data:
+            return
+        try:
+            await log_queries.save_session(
+                self.ctx.db, pid_hash=_hash(socket.pid), sid=socket.sid, user_id=socket.data["user_id"],
+                base_offset=socket.data.get("base_offset", self.log.delivered),
+                expires_at=utcnow() + self.window)
+        except Exception:
+            log.warning("could not keep the session of sid=%s for recovery", socket.sid, exc_info=True)

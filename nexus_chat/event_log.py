@@ -1,0 +1,157 @@
+"""The event log: a stage on the events port (events.py) that stores every non-volatile event
+before it is delivered, and gives it its offset.
+
+Offsets must never let a client skip an event that commits late. InnoDB hands out
+AUTO_INCREMENT values before COMMIT, so two writers could commit offsets 6 then 5, and a
+reader between the two commits would see 6 and move past 5. Here one writer per process
+appends the queued events a batch per transaction, and only then are they delivered, in
+offset order; ``delivered`` is the offset below which every event has reached the local
+sockets. Batching also keeps the cost of the log to one round trip per batch, not per event.
+
+Several processes (Redis scale-out) each have their own writer: their commits can interleave,
+which a cross-process reader must allow for (a settle delay before the newest offsets).
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from .db import Database, Row
+from .events import Emit, Record, with_offset
+from .jsonutil import dumps, utcnow
+from .queries import event_log as q
+
+log = logging.getLogger("nexus_chat.event_log")
+
+# Events appended per transaction. Under load a batch fills while the previous one commits;
+# 200 rows of a few hundred bytes each stay far below max_allowed_packet.
+MAX_BATCH = 200
+
+
+def _except_users(record: Emit) -> str | None:
+    return ",".join(sorted(record.audience.except_users)) or None
+
+
+@dataclass
+class _Pending:
+    record: Emit
+    done: asyncio.Future
+
+
+class EventLog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.delivered = 0        # every event up to this offset reached the listeners
+        self._queue: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task | None = None
+
+    async def start(self) -> "EventLog":
+        self.delivered = await q.head(self.db)
+        self._writer = asyncio.ensure_future(self._write_forever())
+        return self
+
+    async def stop(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+            self._writer = None
+        for pending in self._queue:   # still deliver what was published, without offsets
+            if not pending.done.done():
+                pending.done.set_result(pending.record)
+        self._queue.clear()
+
+    # ---- the events port ------------------------------------------------------------------
+    async def stage(self, record: Record) -> Record | None:
+        """Non-volatile events wait for their offset; everything else passes at once."""
+        if not isinstance(record, Emit) or record.volatile or self._writer is None:
+            return record
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(record, done))
+        self._wake.set()
+        return await done
+
+    def on_delivered(self, record: Record) -> None:
+        """A listener subscribed after the socket delivery: moves ``delivered`` forward."""
+        if isinstance(record, Emit) and record.offset is not None:
+            self.delivered = max(self.delivered, int(record.offset))
+
+    # ---- the writer -------------------------------------------------------------------------
+    async def _write_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                await self._write(batch)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        try:
+            async with self.db.transaction() as tx:
+                rows = [(p.record.event, dumps(p.record.payload).decode(), _except_users(p.record),
+                         p.record.audience.except_socket) for p in batch]
+                first = await q.append(tx, rows, utcnow())
+                targets = [(first + i, kind, target)
+                           for i, p in enumerate(batch)
+                           for kind, ids in (("u", p.record.audience.users), ("g", p.record.audience.groups))
+                           for target in sorted(ids)]
+                if targets:
+                    await q.add_targets(tx, targets)
+        except Exception:
+            # The change itself is committed: deliver it live all the same, without an
+            # offset (a client then cannot skip past it, and a replay cannot repeat it).
+            log.warning("event log: could not store %d events; delivered without offsets",
+                        len(batch), exc_info=True)
+            for pending in batch:
+                if not pending.done.done():
+                    pending.done.set_result(pending.record)
+            return
+        for i, pending in enumerate(batch):
+            if not pending.done.done():
+                pending.done.set_result(with_offset(pending.record, str(first + i)))
+
+
+# ---- reading ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoggedEvent:
+    offset: int
+    event: str
+    payload: str          # JSON text, as stored
+    created_at: str
+
+    @classmethod
+    def from_row(cls, row: Row) -> "LoggedEvent":
+        return cls(int(row["offset"]), row["event"], row["payload"], row["created_at"])
+
+
+def addressed_to(row: Row, user_id: str, socket_id: str | None = None) -> bool:
+    """False for the user (or the socket) the publisher left out."""
+    if socket_id is not None and row["except_socket"] == socket_id:
+        return False
+    return not (row["except_users"] and user_id in row["except_users"].split(","))
+
+
+async def events_after(db: Database, user_id: str, group_ids: list[str], *, after: int,
+                       up_to: int | None, limit: int, socket_id: str | None = None) -> list[LoggedEvent]:
+    """The user's events after ``after``, oldest first, at most ``limit`` (before the
+    audience's exceptions are applied, so a page may hold fewer)."""
+    rows = await q.events_for(db, user_id, group_ids, after=after, up_to=up_to, limit=limit)
+    return [LoggedEvent.from_row(row) for row in rows if addressed_to(row, user_id, socket_id)]
+
+
+async def sweep(db: Database, keep: dt.timedelta) -> int:
+    """Drops events older than ``keep`` (and the expired recoverable sessions)."""
+    now = utcnow()
+    removed = 0
+    while True:
+        count = await q.delete_before(db, now - keep, 5000)
+        removed += count
+        if count < 5000:
+            break
+    await q.delete_expired_sessions(db, now)
+    return removed

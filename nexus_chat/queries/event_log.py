@@ -1,0 +1,81 @@
+"""Event log SQL: appending events in order, reading a user's events after an offset, and
+the recoverable Socket.IO sessions."""
+from __future__ import annotations
+
+import datetime as dt
+
+from ..db import Executor, Row
+
+
+async def append(db: Executor, rows: list[tuple], now: dt.datetime) -> int:
+    """Inserts events (event, payload, except_users, except_socket) in one statement;
+    returns the offset of the first (InnoDB gives one multi-row INSERT consecutive values)."""
+    marks = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
+    args = [value for row in rows for value in (*row, now)]
+    await db.execute(
+        f"INSERT INTO event_log (event, payload, except_users, except_socket, created_at) VALUES {marks}",
+        tuple(args))
+    row = await db.fetch_one("SELECT LAST_INSERT_ID() AS first")
+    return int(row["first"])
+
+
+async def add_targets(db: Executor, targets: list[tuple[int, str, str]]) -> int:
+    marks = ", ".join(["(%s, %s, %s)"] * len(targets))
+    return await db.execute(
+        f"INSERT INTO event_log_targets (`offset`, kind, target_id) VALUES {marks}",
+        tuple(value for target in targets for value in target))
+
+
+async def head(db: Executor) -> int:
+    row = await db.fetch_one("SELECT COALESCE(MAX(`offset`), 0) AS head FROM event_log")
+    return int(row["head"])
+
+
+async def oldest(db: Executor) -> int | None:
+    row = await db.fetch_one("SELECT MIN(`offset`) AS first FROM event_log")
+    return None if row["first"] is None else int(row["first"])
+
+
+async def events_for(db: Executor, user_id: str, group_ids: list[str], *, after: int,
+                     up_to: int | None, limit: int) -> list[Row]:
+    """The events addressed to the user or one of ``group_ids`` with ``after`` < offset
+    (≤ ``up_to``), oldest first, at most ``limit``."""
+    targets = [user_id, *group_ids]
+    marks = ", ".join(["%s"] * len(targets))
+    bound = "" if up_to is None else " AND t.`offset` <= %s"
+    args: list = [*targets, after] + ([] if up_to is None else [up_to]) + [limit]
+    return await db.fetch_all(
+        "SELECT e.`offset`, e.event, e.payload, e.except_users, e.except_socket,"
+        " CAST(e.created_at AS CHAR) AS created_at FROM event_log e"
+        " JOIN (SELECT DISTINCT t.`offset` FROM event_log_targets t"
+        f"       WHERE t.target_id IN ({marks}) AND t.`offset` > %s{bound}) hit"
+        "   ON hit.`offset` = e.`offset`"
+        " ORDER BY e.`offset` LIMIT %s", tuple(args))
+
+
+async def delete_before(db: Executor, cutoff: dt.datetime, limit: int) -> int:
+    return await db.execute("DELETE FROM event_log WHERE created_at < %s ORDER BY `offset` LIMIT %s",
+                            (cutoff, limit))
+
+
+# ---- recoverable sessions -------------------------------------------------------------------
+async def save_session(db: Executor, *, pid_hash: str, sid: str, user_id: str, base_offset: int,
+                       expires_at: dt.datetime) -> int:
+    return await db.execute(
+        "INSERT INTO recovery_sessions (pid_hash, sid, user_id, base_offset, expires_at)"
+        " VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE sid = VALUES(sid),"
+        " base_offset = VALUES(base_offset), expires_at = VALUES(expires_at)",
+        (pid_hash, sid, user_id, base_offset, expires_at))
+
+
+async def take_session(db: Executor, pid_hash: str, now: dt.datetime) -> Row | None:
+    """The unexpired session of this pid, removed (a pid recovers once)."""
+    row = await db.fetch_one(
+        "SELECT sid, user_id, base_offset FROM recovery_sessions WHERE pid_hash = %s AND expires_at > %s",
+        (pid_hash, now))
+    await db.execute("DELETE FROM recovery_sessions WHERE pid_hash = %s", (pid_hash,))
+    return row
+
+
+async def delete_expired_sessions(db: Executor, now: dt.datetime) -> int:
+    return await db.execute("DELETE FROM recovery_sessions WHERE expires_at <= %s", (now,))
