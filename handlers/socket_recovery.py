@@ -25,13 +25,14 @@ from nexus_chat.context import AppContext
 from nexus_chat.event_log import EventLog, events_after
 from nexus_chat.jsonutil import utcnow
 from nexus_chat.queries import event_log as log_queries
+from nexus_chat.realtime.reasons import CloseReason
 from nexus_chat.realtime.server import Socket
 
 log = logging.getLogger("nexus_chat.realtime.recovery")
 
 # Reasons after which the client does not come back on its own: nothing to keep.
-VOLUNTARY = frozenset({"client namespace disconnect", "server namespace disconnect",
-                       "replaced by a recovered connection"})
+VOLUNTARY = frozenset({CloseReason.CLIENT_NAMESPACE_DISCONNECT, CloseReason.SERVER_NAMESPACE_DISCONNECT,
+                       CloseReason.RECOVERED_ELSEWHERE})
 
 
 def _hash(pid: str) -> str:

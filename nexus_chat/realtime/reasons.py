@@ -22,6 +22,7 @@ class CloseReason(StrEnum):
     SERVER_ERROR = "server error"
     FORCED_SERVER_CLOSE = "forced server close"
     SERVER_NAMESPACE_DISCONNECT = "server namespace disconnect"
+    RECOVERED_ELSEWHERE = "replaced by a recovered connection"   # its session moved on
 
 
 # Reasons that point at a misbehaving client rather than a normal goodbye (logged as warnings).

@@ -123,7 +123,7 @@ class Socket:
         old = self.server._sockets.get(self.namespace, {}).get(sid)
         if old is not None and old is not self:
             old._conn.detach(old)
-            old._conn.enqueue(lambda: old._conn.notify_disconnect(old, "replaced by a recovered connection"))
+            old._conn.enqueue(lambda: old._conn.notify_disconnect(old, CloseReason.RECOVERED_ELSEWHERE))
             old.close_connection()
         self.server.unregister(self)
         self.server.adapter.leave_all(self.namespace, self.sid)
