@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
-from . import content
+from . import content, recovery
 from .common import CpuMeter, box_busy_seconds, latency_summary, raise_nofile, rss_kib
 from .seed import PASSWORD, User, make_group, seed_users
 from .serverctl import BenchDatabase, ceiling_server, make_workdir, nexus_server
@@ -25,8 +25,8 @@ from .sio import DEFAULT_BACKEND
 from .workers import WorkerPool
 
 BENCH_DIR = Path(__file__).resolve().parent
-SCENARIOS = ("rest-me", "rest-history", "dm-max", "group-max", "photo-upload", "search", "idle-conns",
-             "login-storm", "ceiling")
+SCENARIOS = ("rest-me", "rest-history", "dm-max", "group-max", "photo-upload", "search", "recovery",
+             "idle-conns", "login-storm", "ceiling")
 DM_RATES = (100, 200, 400, 800, 1600, 3200)
 GROUP_RATES = (10, 20, 40, 60, 80, 100, 130, 170, 220, 280, 360)   # sender msg/s; ×199 deliveries each
 IDLE_LEVELS = (1000, 3000, 10000)
@@ -141,6 +141,8 @@ class Bench:
                 self.db = BenchDatabase(self.workdir).start()
                 log(f"database: {self.db.kind}, schema {self.db.name}")
                 await self.phase_main()
+                if "recovery" in self.selected:
+                    await self.phase_recovery()
                 if self.selected & {"idle-conns", "login-storm"}:
                     await self.phase_idle_login()
             if "ceiling" in self.selected:
@@ -256,6 +258,12 @@ class Bench:
             await self.guarded("photo-upload", lambda: content.photo_upload(self))
         if "search" in self.selected:   # last: it adds a million messages to the schema
             await self.guarded("search", lambda: content.search(self))
+        await self.stop_server()
+
+    async def phase_recovery(self) -> None:
+        await self.start(nexus_server("nexus-recovery", self.db, self.var, self.workdir, bcrypt_rounds=4,
+                                      extra_env={"NEXUS_RECOVERY": "on"}))
+        await self.guarded("recovery", lambda: recovery.run(self))
         await self.stop_server()
 
     async def phase_idle_login(self) -> None:
@@ -642,6 +650,9 @@ def summary_text(r: dict) -> str:
     if s == "search":
         return (f"{r['messages']:,} messages: " + "; ".join(
             f"{k} p50 {v['p50_ms']} ms p99 {v['p99_ms']} ms" for k, v in r["classes"].items()))
+    if s == "recovery":
+        return (f"{r['recovered']}/{r['sockets']} recovered, {r['replayed']}/{r['expected']} events "
+                f"replayed in {r['all_back_s']} s ({r['replayed_per_s']}/s)")
     if s == "photo-upload":
         return (f"{r['photos']} × {r['photo_bytes'] / 2**20:.1f} MiB in {r['elapsed_s']} s; "
                 f"/auth/me p99 {r['me_during']['p99_ms']} ms during the uploads")
@@ -700,6 +711,11 @@ def markdown_table(results: list[dict], meta: dict) -> str:
             lines.append(f"| {s} | {t} | index: FULLTEXT {r['fulltext_index_mib']} MiB, table "
                          f"{r['table_mib']} MiB, B-trees {r['btree_indexes_mib']} MiB | "
                          f"seeded in {r['seed_s']} s | | |")
+        elif s == "recovery":
+            lines.append(f"| {s} | {t} | {r['sockets']:,} sockets drop and reconnect at once: "
+                         f"{r['recovered']:,} recovered, {r['replayed']:,} missed events replayed | "
+                         f"all back in {r['all_back_s']} s (p50 {r['p50_back_s']} s), "
+                         f"{r['replayed_per_s']:,} events/s | expected {r['expected']:,} | {cpu_text(r['cpu'])} |")
         elif s == "photo-upload":
             u, me = r["upload"], r["me_during"]
             lines.append(f"| {s} | {t} | {r['photos']} photos × {r['photo_bytes'] / 2**20:.1f} MiB at once: "

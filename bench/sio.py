@@ -36,7 +36,7 @@ class SioClient:
     """
 
     __slots__ = ("ws", "backend", "on_message", "on_ack", "on_other", "pings", "closed", "reader",
-                 "next_ack", "futures", "sid", "connected_at", "close_reason", "_send")
+                 "next_ack", "futures", "sid", "pid", "connected_at", "close_reason", "_send")
 
     def __init__(self, backend: str = DEFAULT_BACKEND) -> None:
         self.backend = backend
@@ -51,9 +51,13 @@ class SioClient:
         self.next_ack = 0
         self.futures: dict[int, asyncio.Future] = {}
         self.sid = None
+        self.pid = None        # connection-state recovery: the private id of the session
         self.connected_at = 0.0
 
-    async def connect(self, base_url: str, token: str, session=None, timeout: float = 30.0) -> None:
+    async def connect(self, base_url: str, token: str, session=None, timeout: float = 30.0,
+                      auth: dict | None = None) -> None:
+        """``auth``: the whole CONNECT payload instead of ``{"token": token}`` (e.g. with the
+        ``pid`` and ``offset`` of a session to recover)."""
         url = base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
         async with asyncio.timeout(timeout):
             if self.backend == "aiohttp":
@@ -71,7 +75,10 @@ class SioClient:
                 first = await self.ws.recv()
             if not isinstance(first, str) or not first.startswith("0{"):
                 raise ConnectFailed(f"bad open packet {first!r:.80}")
-            await self._send('40/chat,{"token":"' + token + '"}')
+            if auth is None:
+                await self._send('40/chat,{"token":"' + token + '"}')
+            else:
+                await self._send("40/chat," + orjson.dumps(auth).decode())
             while True:
                 reply = await (self._recv_aiohttp() if self.backend == "aiohttp" else self.ws.recv())
                 if reply == "2":
@@ -79,7 +86,8 @@ class SioClient:
                     await self._send("3")
                     continue
                 if reply.startswith(CONNECT_OK):
-                    self.sid = orjson.loads(reply[len(CONNECT_OK):]).get("sid")
+                    answer = orjson.loads(reply[len(CONNECT_OK):])
+                    self.sid, self.pid = answer.get("sid"), answer.get("pid")
                     break
                 if reply.startswith(CONNECT_ERR):
                     raise ConnectFailed(reply)
