@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from nexus_chat.schemas import contacts as contacts_schemas
-from nexus_chat.schemas.users import path_ids
 from nexus_chat.services import contacts
 from nexus_chat.web import BaseHandler, Op
 
@@ -26,6 +25,7 @@ class ContactsHandler(BaseHandler):
 
 
 class ContactHandler(BaseHandler):
+    path_params = contacts_schemas.ContactPath
     ops = {
         "GET": Op("One of your contacts", errors=(400, 401, 404), response=contacts_schemas.ContactSchema, tag=TAG),
         "PUT": Op("Rename one of your contacts", body=contacts_schemas.UpdateContactBody, errors=(400, 401, 404),
@@ -34,17 +34,17 @@ class ContactHandler(BaseHandler):
     }
 
     async def get(self, id: str) -> None:
-        ids = path_ids(contacts_schemas.ContactPath, id=id)
+        ids = self.path_ids(id=id)
         self.respond(await contacts.get(self.ctx, self.user_id, ids["id"]), "Contact retrieved successfully")
 
     async def put(self, id: str) -> None:
-        ids = path_ids(contacts_schemas.ContactPath, id=id)
+        ids = self.path_ids(id=id)
         body = self.body_args()
         contact = await contacts.rename(self.ctx, self.user_id, ids["id"], body["alias"])
         self.respond(contact, "Contact updated successfully")
 
     async def delete(self, id: str) -> None:
-        ids = path_ids(contacts_schemas.ContactPath, id=id)
+        ids = self.path_ids(id=id)
         await contacts.remove(self.ctx, self.user_id, ids["id"])
         self.respond(None, "Contact deleted successfully")
 

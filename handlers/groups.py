@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from nexus_chat import uploads
 from nexus_chat.schemas import groups as groups_schemas
-from nexus_chat.schemas.users import path_ids
 from nexus_chat.services import groups
 from nexus_chat.web import BaseHandler, Op
 
@@ -48,6 +47,7 @@ class MyGroupsHandler(BaseHandler):
 
 
 class GroupHandler(BaseHandler):
+    path_params = groups_schemas.GroupPath
     ops = {
         "PATCH": Op("Update a group's name, description or icon (owner or admin)",
                     body=groups_schemas.UpdateGroupBody, multipart=True, files=ICON, body_limit=ICON_LIMIT,
@@ -57,46 +57,49 @@ class GroupHandler(BaseHandler):
     }
 
     async def patch(self, groupId: str) -> None:
-        ids = path_ids(groups_schemas.GroupPath, groupId=groupId)
+        ids = self.path_ids(groupId=groupId)
         body = self.body_args()
         group = await groups.update(self.ctx, self.user_id, ids["groupId"], name=body.get("name"),
                                     description=body.get("description", groups.KEEP), icon=_icon(self))
         self.respond(group, "Group updated successfully")
 
     async def delete(self, groupId: str) -> None:
-        ids = path_ids(groups_schemas.GroupPath, groupId=groupId)
+        ids = self.path_ids(groupId=groupId)
         await groups.delete(self.ctx, self.user_id, ids["groupId"])
         self.respond(None, "Group deleted successfully")
 
 
 class LeaveHandler(BaseHandler):
+    path_params = groups_schemas.GroupPath
     ops = {"POST": Op("Leave a group (an owner who is the last member deletes it)",
                       errors=(400, 401, 404), tag=TAG)}
 
     async def post(self, groupId: str) -> None:
-        ids = path_ids(groups_schemas.GroupPath, groupId=groupId)
+        ids = self.path_ids(groupId=groupId)
         deleted = await groups.leave(self.ctx, self.user_id, ids["groupId"])
         self.respond(None, "You left the group; it was deleted as you were its last member"
                      if deleted else "You left the group successfully")
 
 
 class MemberHandler(BaseHandler):
+    path_params = groups_schemas.MemberPath
     ops = {"DELETE": Op("Remove a member (owner: anyone; admin: members only)",
                         errors=(400, 401, 403, 404), tag=TAG)}
 
     async def delete(self, groupId: str, memberId: str) -> None:
-        ids = path_ids(groups_schemas.MemberPath, groupId=groupId, memberId=memberId)
+        ids = self.path_ids(groupId=groupId, memberId=memberId)
         await groups.kick(self.ctx, self.user_id, ids["groupId"], ids["memberId"])
         self.respond(None, "Member removed successfully")
 
 
 class RoleHandler(BaseHandler):
+    path_params = groups_schemas.MemberPath
     ops = {"PUT": Op("Change a member's role; setting `owner` hands over ownership (owner), "
                      "admins may only promote members to admin",
                      body=groups_schemas.RoleBody, errors=(400, 401, 403, 404), response=groups_schemas.MemberSchema, tag=TAG)}
 
     async def put(self, groupId: str, memberId: str) -> None:
-        ids = path_ids(groups_schemas.MemberPath, groupId=groupId, memberId=memberId)
+        ids = self.path_ids(groupId=groupId, memberId=memberId)
         body = self.body_args()
         member = await groups.change_role(self.ctx, self.user_id, ids["groupId"], ids["memberId"],
                                           body["role"])
@@ -104,21 +107,23 @@ class RoleHandler(BaseHandler):
 
 
 class MembersHandler(BaseHandler):
+    path_params = groups_schemas.GroupPath
     ops = {"GET": Op("The members of a group (members only)", errors=(400, 401, 403, 404),
                      response=[groups_schemas.MemberSchema], tag=TAG)}
 
     async def get(self, groupId: str) -> None:
-        ids = path_ids(groups_schemas.GroupPath, groupId=groupId)
+        ids = self.path_ids(groupId=groupId)
         self.respond(await groups.members(self.ctx, self.user_id, ids["groupId"]),
                      "Group members retrieved successfully")
 
 
 class ProfileHandler(BaseHandler):
+    path_params = groups_schemas.GroupPath
     ops = {"GET": Op("A group's profile with its member count (members only)",
                      errors=(400, 401, 403, 404), response=groups_schemas.GroupSchema, tag=TAG)}
 
     async def get(self, groupId: str) -> None:
-        ids = path_ids(groups_schemas.GroupPath, groupId=groupId)
+        ids = self.path_ids(groupId=groupId)
         self.respond(await groups.profile(self.ctx, self.user_id, ids["groupId"]),
                      "Group profile retrieved successfully")
 

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from nexus_chat.errors import ApiError
+from nexus_chat.schemas.health import HealthSchema
 from nexus_chat.web import BaseHandler, Op
 
 
 class HealthHandler(BaseHandler):
-    ops = {"GET": Op("Liveness and database check", auth=False, errors=(503,), tag="Health")}
+    ops = {"GET": Op("Liveness and database check", auth=False, errors=(503,),
+                     response=HealthSchema, tag="Health")}
 
     async def get(self) -> None:
         if not await self.ctx.db.ping():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from nexus_chat.schemas import chat as chat_s
 from nexus_chat.schemas import lifecycle as lifecycle_schemas
-from nexus_chat.schemas.users import path_ids
 from nexus_chat.services import inbox, message_changes, reactions, read_state
 from nexus_chat.web import BaseHandler, Op
 
@@ -14,6 +13,7 @@ TAG = "Chat"
 
 
 class MessageHandler(BaseHandler):
+    path_params = lifecycle_schemas.MessagePath
     ops = {
         "PATCH": Op("Edit your message (within the edit window); earlier versions are kept",
                     body=lifecycle_schemas.EditBody, errors=(400, 401, 403, 404, 409), response=chat_s.MessageSchema, tag=TAG),
@@ -23,28 +23,30 @@ class MessageHandler(BaseHandler):
     }
 
     async def patch(self, messageId: str) -> None:
-        ids = path_ids(lifecycle_schemas.MessagePath, messageId=messageId)
+        ids = self.path_ids(messageId=messageId)
         body = self.body_args()
         message = await message_changes.edit_message(self.ctx, self.user_id, ids["messageId"], body["content"])
         self.respond(message, "Message updated successfully")
 
     async def delete(self, messageId: str) -> None:
-        ids = path_ids(lifecycle_schemas.MessagePath, messageId=messageId)
+        ids = self.path_ids(messageId=messageId)
         message = await message_changes.delete_message(self.ctx, self.user_id, ids["messageId"])
         self.respond(message, "Message deleted successfully")
 
 
 class EditsHandler(BaseHandler):
+    path_params = lifecycle_schemas.MessagePath
     ops = {"GET": Op("Every version of a message, oldest first; the last is the current one",
                      errors=(400, 401, 404), response=[lifecycle_schemas.EditVersionSchema], tag=TAG)}
 
     async def get(self, messageId: str) -> None:
-        ids = path_ids(lifecycle_schemas.MessagePath, messageId=messageId)
+        ids = self.path_ids(messageId=messageId)
         versions = await message_changes.message_edits(self.ctx, self.user_id, ids["messageId"])
         self.respond(versions, "Message versions retrieved successfully")
 
 
 class ReactionHandler(BaseHandler):
+    path_params = lifecycle_schemas.ReactionPath
     ops = {
         "PUT": Op("React to a message with one emoji or a :shortcode: (idempotent)",
                   errors=(400, 401, 404, 409), response=chat_s.MessageSchema, tag=TAG),
@@ -59,17 +61,18 @@ class ReactionHandler(BaseHandler):
         await self._react(messageId, emoji, False)
 
     async def _react(self, message_id: str, emoji: str, react: bool) -> None:
-        ids = path_ids(lifecycle_schemas.ReactionPath, messageId=message_id, emoji=emoji)
+        ids = self.path_ids(messageId=message_id, emoji=emoji)
         message = await reactions.react(self.ctx, self.user_id, ids["messageId"], ids["emoji"], react)
         self.respond(message, "Reaction saved" if react else "Reaction removed")
 
 
 class ReceiptsHandler(BaseHandler):
+    path_params = lifecycle_schemas.MessagePath
     ops = {"GET": Op("Who of the conversation or group has read a message (from their read pointers)",
                      errors=(400, 401, 404), response=lifecycle_schemas.ReceiptsSchema, tag=TAG)}
 
     async def get(self, messageId: str) -> None:
-        ids = path_ids(lifecycle_schemas.MessagePath, messageId=messageId)
+        ids = self.path_ids(messageId=messageId)
         self.respond(await read_state.receipts(self.ctx, self.user_id, ids["messageId"]),
                      "Read receipts retrieved successfully")
 

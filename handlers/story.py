@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from nexus_chat import uploads
 from nexus_chat.schemas import stories as stories_schemas
-from nexus_chat.schemas.users import path_ids
 from nexus_chat.services import stories
 from nexus_chat.web import BaseHandler, Op
 
@@ -41,29 +40,32 @@ class FeedHandler(BaseHandler):
 
 
 class StoryHandler(BaseHandler):
+    path_params = stories_schemas.StoryPath
     ops = {"DELETE": Op("Delete one of your stories and its media file", errors=(400, 401, 404), tag=TAG)}
 
     async def delete(self, id: str) -> None:
-        ids = path_ids(stories_schemas.StoryPath, id=id)
+        ids = self.path_ids(id=id)
         await stories.delete(self.ctx, self.user_id, ids["id"])
         self.respond(None, "Story deleted successfully")
 
 
 class SeenHandler(BaseHandler):
+    path_params = stories_schemas.StoryIdPath
     ops = {"POST": Op("Mark a mutual contact's story as seen (idempotent)", errors=(400, 401, 404), tag=TAG)}
 
     async def post(self, storyId: str) -> None:
-        ids = path_ids(stories_schemas.StoryIdPath, storyId=storyId)
+        ids = self.path_ids(storyId=storyId)
         await stories.mark_seen(self.ctx, self.user_id, ids["storyId"])
         self.respond(None, "Story marked as seen")
 
 
 class ViewersHandler(BaseHandler):
+    path_params = stories_schemas.StoryIdPath
     ops = {"GET": Op("Who saw your story, newest first, under your aliases (owner only)",
                      errors=(400, 401, 403, 404), response=[stories_schemas.ViewerSchema], tag=TAG)}
 
     async def get(self, storyId: str) -> None:
-        ids = path_ids(stories_schemas.StoryIdPath, storyId=storyId)
+        ids = self.path_ids(storyId=storyId)
         self.respond(await stories.viewers(self.ctx, self.user_id, ids["storyId"]),
                      "Story viewers retrieved successfully")
 

@@ -141,6 +141,8 @@ class ApiHandlerMixin(tornado.web.RequestHandler):
 @tornado.web.stream_request_body
 class BaseHandler(BodyIntake, ApiHandlerMixin):
     ops: dict[str, Op] = {}
+    # The route's URL parameters (ids): validated by path_ids() and described in the OpenAPI document.
+    path_params: type[Schema] | None = None
 
     def initialize(self) -> None:
         self.ctx = self.application.ctx
@@ -259,6 +261,12 @@ class BaseHandler(BodyIntake, ApiHandlerMixin):
             raise validation_failed([f"{name}: Unknown field." for name in unknown])
         self.files = form.files
         return form.fields
+
+    def path_ids(self, **values: str) -> dict[str, str]:
+        """The URL parameters, validated by `path_params` like a body: a bad one is a 400 envelope."""
+        assert self.path_params is not None
+        loaded = load_schema(self.path_params, values)
+        return {key: str(value) for key, value in loaded.items()}
 
     def query_args(self) -> dict[str, Any]:
         op = self.op

@@ -134,3 +134,65 @@ def test_route_template_refuses_what_it_cannot_express():
         route_template(r"/api/(a|b)/x[0-9]")
     with pytest.raises(ValueError):
         route_template(r"/api/x|y")
+
+
+def test_path_ids_are_uuids():
+    document = build_document(api_routes())
+    ids = 0
+    for path, item in document["paths"].items():
+        for param in item.get("parameters", []):
+            if param["in"] == "path" and (param["name"] == "id" or param["name"].endswith("Id")):
+                assert param["schema"] == {"type": "string", "format": "uuid"}, (path, param)
+                ids += 1
+    assert ids >= 15
+
+
+def test_health_data_is_described():
+    health = build_document(api_routes())["paths"]["/api/health"]["get"]["responses"]
+    data = health["200"]["content"]["application/json"]["schema"]["allOf"][1]["properties"]["data"]
+    assert data == {"$ref": "#/components/schemas/Health"}
+    schema = build_document(api_routes())["components"]["schemas"]["Health"]
+    assert schema["properties"]["status"]["enum"] == ["ok"]
+    assert set(schema["required"]) == {"status", "database"}
+    assert "503" in health
+
+
+def test_password_limit_is_in_bytes():
+    schemas = build_document(api_routes())["components"]["schemas"]
+    for name, prop in [("RegisterBody", "password"), ("ResetPasswordBody", "newPassword"),
+                       ("ChangePasswordBody", "newPassword")]:
+        password = schemas[name]["properties"][prop]
+        assert password["x-maxBytes"] == 72 and "72 bytes" in password["description"]
+        assert password["minLength"] == 6
+
+
+def test_exactly_one_target_rule_is_machine_readable():
+    from jsonschema import Draft202012Validator
+
+    messages = build_document(api_routes())["paths"]["/api/chat/messages"]["get"]
+    [param] = messages["parameters"]
+    assert param["in"] == "query" and param["style"] == "form" and param["explode"] is True
+    assert "Exactly one of recipientId or groupId" in messages["description"]
+    validator = Draft202012Validator(param["schema"])
+    an_id = "3af3473f-ce25-4a91-afcd-fd945da2eec8"
+    assert validator.is_valid({"recipientId": an_id})
+    assert validator.is_valid({"groupId": an_id, "limit": 5})
+    assert not validator.is_valid({})
+    assert not validator.is_valid({"recipientId": an_id, "groupId": an_id})
+    assert not validator.is_valid({"groupId": an_id, "unknown": "1"})   # the server refuses it
+
+
+def test_every_status_the_web_layer_answers_is_listed():
+    document = build_document(api_routes())
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS or path == "/api/public/{path}":
+                continue
+            statuses = set(operation["responses"])
+            assert {"413", "429", "503"} <= statuses, (path, method)
+            if operation.get("security"):
+                assert "401" in statuses, (path, method)
+            if operation.get("parameters") or operation.get("requestBody") or item.get("parameters"):
+                assert "400" in statuses, (path, method)
+    public = document["paths"]["/api/public/{path}"]["get"]["responses"]
+    assert {"200", "206", "304", "404", "416"} <= set(public)

@@ -27,8 +27,16 @@ def _exactly_one_target(data: dict) -> None:
 
 
 class _OneTarget(Schema):
-    recipientId = UuidString(load_default=None, allow_none=True)
-    groupId = UuidString(load_default=None, allow_none=True)
+    recipientId = UuidString(load_default=None, allow_none=True,
+                             metadata={"description": "The other user of a 1-on-1 conversation"})
+    groupId = UuidString(load_default=None, allow_none=True, metadata={"description": "A group"})
+
+    # The rule of _exactly_one_target, for the OpenAPI document: exactly one of the two is a string.
+    RULE = exactly_one_problem(recipientId=None, groupId=None)
+    JSON_SCHEMA = {"oneOf": [
+        {"required": ["recipientId"], "properties": {"recipientId": {"type": "string"}}},
+        {"required": ["groupId"], "properties": {"groupId": {"type": "string"}}},
+    ]}
 
     @validates_schema
     def _one_target(self, data, **kwargs):

@@ -8,6 +8,12 @@ USERNAME = validate.Regexp(r"^[A-Za-z0-9._]{3,50}$",
 MAX_PASSWORD_BYTES = 72
 
 
+# Python's str.isspace() characters, which str.strip() removes: JSON Schema's `\\s` differs
+# between regex engines, so patterns describing trimmed values spell the class out.
+SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = f"[^{SPACE}]"   # a pattern: contains a character that is not white space
+
+
 class Trimmed(fields.String):
     """A string with surrounding white space removed before validation."""
 
@@ -29,7 +35,11 @@ def password_field(**kwargs) -> fields.String:
             raise ValidationError("Must be at least 6 characters.")
         if size > MAX_PASSWORD_BYTES:
             raise ValidationError(f"Must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8.")
-    return fields.String(required=True, validate=check, metadata={"minLength": 6, "maxLength": 72}, **kwargs)
+    # JSON Schema counts characters; the byte limit is stated in words and as `x-maxBytes`.
+    return fields.String(required=True, validate=check, metadata={
+        "minLength": 6, "maxLength": MAX_PASSWORD_BYTES, "x-maxBytes": MAX_PASSWORD_BYTES,
+        "description": f"At least 6 characters and at most {MAX_PASSWORD_BYTES} bytes in UTF-8"},
+        **kwargs)
 
 
 def username_field(**kwargs) -> fields.String:

@@ -22,6 +22,10 @@ class SearchQuery(Schema):
                         metadata={"description": "The `nextBefore` of the previous page"})
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 50))
 
+    # services.search.search_messages refuses both, for the OpenAPI document:
+    RULE = "At most one of recipientId or groupId."
+    JSON_SCHEMA = {"not": {"required": ["recipientId", "groupId"]}}
+
 
 class SearchGroupSchema(Schema):
     id = fields.UUID()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from .common import UserShortSchema
+from .common import NOT_BLANK, UserShortSchema
 
 
 class StoryPath(Schema):
@@ -16,6 +16,14 @@ class StoryIdPath(Schema):
 
 class CreateStoryBody(Schema):
     caption = fields.String(allow_none=True, validate=validate.Length(max=255))
+
+    # services.stories.create: a caption that is not blank, an image or a video; not both files.
+    RULE = "A story needs a caption that is not blank, an image or a video (one file at most)."
+    JSON_SCHEMA = {"allOf": [{"required": ["caption"],
+                              "properties": {"caption": {"type": "string", "pattern": NOT_BLANK}}}]}
+    FORM_JSON_SCHEMA = {"anyOf": [
+        {"required": ["caption"], "properties": {"caption": {"type": "string", "pattern": NOT_BLANK}}},
+        {"required": ["image"]}, {"required": ["video"]}]}
 
 
 class StorySchema(Schema):

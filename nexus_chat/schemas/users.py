@@ -1,5 +1,4 @@
-"""Users (docs/api.md#users): search and profile update. Also the path-parameter helper of the
-areas with ids in their URLs."""
+"""Users (docs/api.md#users): search and profile update."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,7 +6,6 @@ from typing import Any
 from marshmallow import Schema, fields, pre_load, validate
 
 from .common import Trimmed, UserPublicSchema, username_field
-from .loading import load_schema
 
 
 class SearchQuery(Schema):
@@ -33,8 +31,3 @@ class UserSearchResultSchema(UserPublicSchema):
     isVerified = fields.Boolean()
     isContact = fields.Boolean()
 
-
-def path_ids(schema_cls: type[Schema], **values: str) -> dict[str, str]:
-    """Validate URL path parameters (UUIDs) like a body: a bad one is a 400 envelope."""
-    loaded = load_schema(schema_cls, values)
-    return {key: str(value) for key, value in loaded.items()}
