@@ -36,10 +36,17 @@ class AttachmentsHandler(BaseHandler):
         self.respond(shaped, "Attachment uploaded successfully")
 
 
+_FILE = {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
+
+
 class _FileHandler(BaseHandler):
     """GET/HEAD one stored file. Authorised by a bearer token (participants only) or, for
     <img>/<video> tags, by the ``expires``/``sig`` of a signed URL."""
     variant = "file"
+    # for the OpenAPI document (a bad id is not validated here: readable() answers 404)
+    path_params = attachments_schemas.AttachmentPath
+    openapi_responses = {"GET": {"200": {"description": "The file (not an envelope)", **_FILE},
+                                 "206": {"description": "The requested `Range` of the file", **_FILE}}}
 
     async def _serve(self, attachmentId: str, include_body: bool) -> None:
         query = self.query_args()

@@ -204,14 +204,18 @@ class _Document:
         for name in names:
             field = declared.get(name)
             schema = self.field(field) if field is not None else {"type": "string"}
-            params.append({"name": name, "in": "path", "required": True, "schema": schema})
+            param = {"name": name, "in": "path", "required": True, "schema": schema}
+            if "description" in schema:
+                param["description"] = schema.pop("description")
+            params.append(param)
         return params
 
     def request_body(self, op: Op) -> dict[str, Any] | None:
         if op.body is None and not op.files:
             return None
         content: dict[str, Any] = {}
-        if op.body is not None:
+        if op.body is not None and (op.body().fields or not op.files):
+            # (a body of files only, with no fields, is sent as multipart alone)
             content["application/json"] = {"schema": self.ref(op.body)}
         if op.files or op.multipart:
             file_props = {name: {"type": "string", "format": "binary",
@@ -231,7 +235,8 @@ class _Document:
                 content["multipart/form-data"]["encoding"] = {
                     name: {"contentType": "application/octet-stream"} for name in file_props}
         required = op.body is not None and (
-            any(f.required for f in op.body().fields.values()) or bool(getattr(op.body, "JSON_SCHEMA", None)))
+            any(f.required for f in op.body().fields.values())
+            or any(getattr(op.body, rule, None) for rule in ("JSON_SCHEMA", "FORM_JSON_SCHEMA")))
         return {"required": required, "content": content}
 
     def responses(self, handler: type, method: str, op: Op) -> dict[str, Any]:

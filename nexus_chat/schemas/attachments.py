@@ -9,6 +9,13 @@ KINDS = ("image", "video", "file")
 class UploadBody(Schema):
     """POST /api/chat/attachments: the form has only the `file` part."""
 
+    FORM_JSON_SCHEMA = {"required": ["file"]}   # for the OpenAPI document (handler: "Missing file")
+
+
+class AttachmentPath(Schema):
+    attachmentId = fields.UUID(required=True,
+                               metadata={"description": "Another id answers 404, like an unknown one"})
+
 
 class SignedUrlQuery(Schema):
     expires = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(0, 2 ** 40),

@@ -59,7 +59,9 @@ def signed_url(ctx: AppContext, attachment_id: str, variant: str, expires: int) 
 def signature_valid(ctx: AppContext, attachment_id: str, variant: str, expires: int, sig: str) -> bool:
     if expires < time.time():
         return False
-    return hmac.compare_digest(_signature(ctx, attachment_id, variant, expires), sig)
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    return hmac.compare_digest(_signature(ctx, attachment_id, variant, expires).encode(),
+                               sig.encode("utf-8", "surrogatepass"))
 
 
 # ---- shape ---------------------------------------------------------------------------------
