@@ -45,7 +45,10 @@ class MessagePath(Schema):
 
 
 class ReactionPath(MessagePath):
-    emoji = Emoji(required=True)
+    emoji = Emoji(required=True, metadata={
+        "minLength": 1, "maxLength": MAX_SHORTCODE,
+        "description": "One emoji (a single pictographic grapheme, a flag or a keycap) or a "
+                       f"`:shortcode:` of a-z, 0-9, `_`, `+`, `-`, at most {MAX_SHORTCODE} characters"})
 
 
 class EditBody(Schema):
