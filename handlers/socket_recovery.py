@@ -22,9 +22,8 @@ from typing import Any
 import orjson
 
 from nexus_chat.context import AppContext
-from nexus_chat.event_log import EventLog, events_after
+from nexus_chat.event_log import EventLog, events_after, keep_session, take_session
 from nexus_chat.jsonutil import utcnow
-from nexus_chat.queries import event_log as log_queries
 from nexus_chat.realtime.reasons import CloseReason
 from nexus_chat.realtime.server import Socket
 
@@ -67,7 +66,7 @@ class Recovery:
         pid = auth.get("pid") if isinstance(auth, dict) else None
         if not isinstance(pid, str) or not 8 <= len(pid) <= 64:
             return None
-        row = await log_queries.take_session(self.ctx.db, _hash(pid), utcnow())
+        row = await take_session(self.ctx.db, _hash(pid), utcnow())
         if row is None or row["user_id"] != user_id:
             return None
         after = _offset(auth.get("offset"))
@@ -107,7 +106,7 @@ class Recovery:
         if socket.pid is None or reason in VOLUNTARY or "user_id" not in socket.data:
             return
         try:
-            await log_queries.save_session(
+            await keep_session(
                 self.ctx.db, pid_hash=_hash(socket.pid), sid=socket.sid, user_id=socket.data["user_id"],
                 base_offset=socket.data.get("base_offset", self.log.delivered),
                 expires_at=utcnow() + self.window)

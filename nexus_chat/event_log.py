@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .db import Database, Row
 from .events import Emit, Record, with_offset
 from .jsonutil import dumps, utcnow
-from .queries import event_log as q
+from .queries import event_log as event_log_queries
 
 log = logging.getLogger("nexus_chat.event_log")
 
@@ -49,7 +49,7 @@ class EventLog:
         self._writer: asyncio.Task | None = None
 
     async def start(self) -> "EventLog":
-        self.delivered = await q.head(self.db)
+        self.delivered = await event_log_queries.head(self.db)
         self._writer = asyncio.ensure_future(self._write_forever())
         return self
 
@@ -95,13 +95,13 @@ class EventLog:
             async with self.db.transaction() as tx:
                 rows = [(p.record.event, dumps(p.record.payload).decode(), _except_users(p.record),
                          p.record.audience.except_socket) for p in batch]
-                first = await q.append(tx, rows, utcnow())
+                first = await event_log_queries.append(tx, rows, utcnow())
                 targets = [(first + i, kind, target)
                            for i, p in enumerate(batch)
                            for kind, ids in (("u", p.record.audience.users), ("g", p.record.audience.groups))
                            for target in sorted(ids)]
                 if targets:
-                    await q.add_targets(tx, targets)
+                    await event_log_queries.add_targets(tx, targets)
         except Exception:
             # The change itself is committed: deliver it live all the same, without an
             # offset (a client then cannot skip past it, and a replay cannot repeat it).
@@ -140,7 +140,7 @@ async def events_after(db: Database, user_id: str, group_ids: list[str], *, afte
                        up_to: int | None, limit: int, socket_id: str | None = None) -> list[LoggedEvent]:
     """The user's events after ``after``, oldest first, at most ``limit`` (before the
     audience's exceptions are applied, so a page may hold fewer)."""
-    rows = await q.events_for(db, user_id, group_ids, after=after, up_to=up_to, limit=limit)
+    rows = await event_log_queries.events_for(db, user_id, group_ids, after=after, up_to=up_to, limit=limit)
     return [LoggedEvent.from_row(row) for row in rows if addressed_to(row, user_id, socket_id)]
 
 
@@ -149,9 +149,21 @@ async def sweep(db: Database, keep: dt.timedelta) -> int:
     now = utcnow()
     removed = 0
     while True:
-        count = await q.delete_before(db, now - keep, 5000)
+        count = await event_log_queries.delete_before(db, now - keep, 5000)
         removed += count
         if count < 5000:
             break
-    await q.delete_expired_sessions(db, now)
+    await event_log_queries.delete_expired_sessions(db, now)
     return removed
+
+
+# ---- recoverable sessions (the socket layer keeps and claims them through these) -------------
+async def keep_session(db: Database, *, pid_hash: str, sid: str, user_id: str, base_offset: int,
+                       expires_at: dt.datetime) -> None:
+    await event_log_queries.save_session(db, pid_hash=pid_hash, sid=sid, user_id=user_id,
+                                         base_offset=base_offset, expires_at=expires_at)
+
+
+async def take_session(db: Database, pid_hash: str, now: dt.datetime) -> Row | None:
+    """The unexpired session of this pid, removed (a pid recovers once)."""
+    return await event_log_queries.take_session(db, pid_hash, now)

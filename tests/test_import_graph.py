@@ -170,6 +170,16 @@ def test_the_cycle_check_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
+def test_no_single_letter_module_aliases():
+    """`from nexus_chat.schemas import chat as s` hides what `s.X` is; name the module."""
+    found = []
+    for name, path in sorted(project_modules().items()):
+        for node in _imports(ast.parse(path.read_text(), str(path))):
+            found += [f"{name}: {alias.name} as {alias.asname}" for alias in node.names
+                      if alias.asname is not None and len(alias.asname) == 1]
+    assert found == []
+
+
 def test_the_graph_sees_function_level_imports():
     graph = import_graph()
     assert "nexus_chat.realtime.conformance" in graph["nexus_chat.cli"]   # imported inside main()

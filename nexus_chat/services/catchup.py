@@ -10,7 +10,7 @@ import orjson
 from ..errors import ApiError
 from ..event_log import events_after
 from ..jsonutil import iso
-from ..queries import event_log as q
+from ..queries import event_log as event_log_queries
 from . import chat
 
 if TYPE_CHECKING:
@@ -24,8 +24,8 @@ async def events_since(ctx: AppContext, user_id: str, after: int | None, limit: 
     the socket carries them (to the user and the groups they are a member of now). Without
     ``after``: no events, and ``nextAfter`` is where to start following from now."""
     if after is None:
-        return {"events": [], "hasMore": False, "nextAfter": str(await q.head(ctx.db))}
-    oldest = await q.oldest(ctx.db)
+        return {"events": [], "hasMore": False, "nextAfter": str(await event_log_queries.head(ctx.db))}
+    oldest = await event_log_queries.oldest(ctx.db)
     if oldest is not None and after < oldest - 1:
         raise ApiError(410, TOO_OLD)
     group_ids = await chat.group_ids(ctx, user_id)
