@@ -16,6 +16,8 @@ from nexus_chat.web import MAX_REQUEST_BODY, BaseHandler, Op
 
 TAG = "Chat"
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# Past any file's size; longer digit strings are not converted (Python refuses past 4300 digits).
+HUGE = 10 ** 18
 FILE_CSP = "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'"
 INVALID_LINK = "This link is invalid or has expired"
 
@@ -107,10 +109,10 @@ class _FileHandler(BaseHandler):
             return 0, size
         first, last = match.groups()
         if first == "":
-            start, end = max(0, size - int(last)), size          # the last N bytes
+            start, end = max(0, size - _position(last)), size          # the last N bytes
         else:
-            start = int(first)
-            end = min(size, int(last) + 1) if last else size
+            start = _position(first)
+            end = min(size, _position(last) + 1) if last else size
         if start >= size or start >= end:
             self.set_header("Content-Range", f"bytes */{size}")
             raise ApiError(416, "Range Not Satisfiable")
@@ -123,6 +125,11 @@ class _FileHandler(BaseHandler):
 
     async def head(self, attachmentId: str) -> None:
         await self._serve(attachmentId, False)
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) < 18 else HUGE
 
 
 _READ_OP = dict(auth=False, query=attachments_schemas.SignedUrlQuery, errors=(401, 403, 404, 416), tag=TAG)

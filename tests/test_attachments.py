@@ -187,6 +187,14 @@ async def test_ranges_for_video_players(api, user_factory):
     rest = await api.get(path, token=me.access, headers={"Range": f"bytes={len(data) - 3}-"})
     assert rest.body == data[-3:]
     assert_error(await api.get(path, token=me.access, headers={"Range": f"bytes={len(data)}-"}), 416)
+    # absurd positions (past Python's 4300-digit int limit too) are ranges past the end
+    huge = "9" * 5000
+    assert_error(await api.get(path, token=me.access, headers={"Range": f"bytes={huge}-"}), 416)
+    assert (await api.get(path, token=me.access, headers={"Range": f"bytes=-{huge}"})).body == data
+    everything = await api.get(path, token=me.access, headers={"Range": f"bytes=0-{huge}"})
+    assert everything.status == 206 and everything.body == data
+    padded = await api.get(path, token=me.access, headers={"Range": "bytes=" + "0" * 40 + "10-19"})
+    assert padded.status == 206 and padded.body == data[10:20]
 
 
 @pytest.mark.parametrize("setting_overrides", [{"chat_user_quota_bytes": 3000,
