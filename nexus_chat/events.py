@@ -46,7 +46,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Generic, TypeVar, Union
 
 log = logging.getLogger("nexus_chat.events")
 
@@ -119,31 +119,34 @@ Stage = Callable[[Record], Awaitable["Record | None"]]
 Listener = Callable[[Record], None]
 
 
-class _Publishing:
+Result = TypeVar("Result")
+
+
+class _Publishing(Generic[Result]):
     """The record-building calls, shared by `Events` (each returns an awaitable that
     publishes at once) and the `Deferred` outbox (each queues and returns None)."""
 
-    def _put(self, record: Record) -> Any:
+    def _put(self, record: Record) -> Result:
         raise NotImplementedError
 
     def publish(self, event: str, payload: dict[str, Any], audience: Audience, *,
-                volatile: bool = False) -> Any:
+                volatile: bool = False) -> Result:
         return self._put(Emit(event, payload, audience, volatile))
 
-    def join_group(self, group_id: str, user_ids: Iterable[str]) -> Any:
+    def join_group(self, group_id: str, user_ids: Iterable[str]) -> Result:
         return self._put(MembershipChange(group_id, tuple(user_ids), True))
 
-    def leave_group(self, group_id: str, user_ids: Iterable[str]) -> Any:
+    def leave_group(self, group_id: str, user_ids: Iterable[str]) -> Result:
         return self._put(MembershipChange(group_id, tuple(user_ids), False))
 
-    def group_deleted(self, group_id: str) -> Any:
+    def group_deleted(self, group_id: str) -> Result:
         return self._put(GroupDeleted(group_id))
 
-    def user_deleted(self, user_id: str) -> Any:
+    def user_deleted(self, user_id: str) -> Result:
         return self._put(UserDeleted(user_id))
 
 
-class Deferred(_Publishing):
+class Deferred(_Publishing[None]):
     """Records collected inside a transaction; `Events.after_commit` publishes them."""
 
     def __init__(self) -> None:
@@ -153,7 +156,7 @@ class Deferred(_Publishing):
         self.records.append(record)
 
 
-class Events(_Publishing):
+class Events(_Publishing[Awaitable[None]]):
     """The port on the context (``ctx.events``). With no listener, records go nowhere
     (a process without sockets)."""
 
@@ -171,7 +174,10 @@ class Events(_Publishing):
     def unsubscribe(self, listener: Listener) -> None:
         self._listeners.remove(listener)
 
-    async def _put(self, record: Record) -> None:
+    def _put(self, record: Record) -> Awaitable[None]:
+        return self._dispatch(record)
+
+    async def _dispatch(self, record: Record) -> None:
         for stage in self._stages:
             try:
                 passed = await stage(record)
@@ -198,7 +204,7 @@ class Events(_Publishing):
         outbox = Deferred()
         yield outbox
         for record in outbox.records:
-            await self._put(record)
+            await self._dispatch(record)
 
 
 def with_offset(record: Emit, offset: str) -> Emit:
