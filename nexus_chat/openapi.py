@@ -19,6 +19,7 @@ from marshmallow import Schema, fields
 from . import __version__
 from .errors import reason_phrase
 from .routing import route_template
+from .schemas.common import Trimmed
 from .web import BaseHandler, Op
 
 OPENAPI_VERSION = "3.1.0"
@@ -109,6 +110,7 @@ class _Document:
         self.spec = APISpec(title="Nexus Chat API", version=__version__,
                             openapi_version=OPENAPI_VERSION, plugins=[self.plugin],
                             info={"description": INFO_DESCRIPTION})
+        self.plugin.converter.add_attribute_function(trimmed2properties)
         for name, schema in ENVELOPES.items():
             self.spec.components.schema(name, schema)
         self.spec.components.security_scheme("bearerAuth", SECURITY_SCHEME)
@@ -226,6 +228,8 @@ class _Document:
             form: dict[str, Any] = {"type": "object", "properties": file_props}
             if op.body is not None:
                 fields_schema = self.plugin.converter.schema2jsonschema(op.body)
+                for prop in fields_schema["properties"].values():   # a form field is text, never null
+                    _drop_null(prop)
                 form = {**fields_schema, "properties": {**fields_schema["properties"], **file_props}}
                 # A rule about the body's fields and the files together, else the body's rule.
                 form.update(getattr(op.body, "FORM_JSON_SCHEMA", None)
@@ -301,6 +305,18 @@ class _Document:
             if name in schemas:
                 schemas[name] = _with_rules(schemas[name], cls)
         return document
+
+
+def trimmed2properties(self: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """A Trimmed field's limits apply after trimming: patterns instead of minLength/maxLength."""
+    if not isinstance(field, Trimmed):
+        return {}
+    limits = field.json_schema_limits()
+    if not limits:
+        return {}
+    for key in ("minLength", "maxLength", "pattern"):
+        ret.pop(key, None)
+    return limits[0] if len(limits) == 1 else {"allOf": limits}
 
 
 def _drop_null(schema: dict[str, Any]) -> None:

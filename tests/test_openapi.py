@@ -180,6 +180,8 @@ def test_exactly_one_target_rule_is_machine_readable():
     assert not validator.is_valid({})
     assert not validator.is_valid({"recipientId": an_id, "groupId": an_id})
     assert not validator.is_valid({"groupId": an_id, "unknown": "1"})   # the server refuses it
+    assert validator.is_valid({"groupId": an_id, "after": an_id})
+    assert not validator.is_valid({"groupId": an_id, "after": an_id, "before": an_id})
 
 
 def test_every_status_the_web_layer_answers_is_listed():

@@ -5,8 +5,8 @@ negative and positive data, auth, unsupported methods, use after delete, ...).
 The server is the real `nexus-chat serve` process on its own database with a real SMTP sink;
 the test registers and verifies a user through the mail, and schemathesis logs in as that user
 (and logs in again when a test case has logged the session out). The run is bounded for CI;
-NEXUS_SCHEMATHESIS_EXAMPLES raises the examples per operation for a longer run on demand
-(NEXUS_SCHEMATHESIS_SEED replays one).
+NEXUS_SCHEMATHESIS_EXAMPLES raises the examples per operation for a longer run on demand;
+CI uses a fixed seed, NEXUS_SCHEMATHESIS_SEED=random explores (the output names the seed).
 """
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ from .support import clean_env, db_env, drop_database, link_in, new_identity
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 SERVE = Path(sys.executable).with_name("nexus-chat")
 EXAMPLES = int(os.environ.get("NEXUS_SCHEMATHESIS_EXAMPLES", "25"))
-SEED = os.environ.get("NEXUS_SCHEMATHESIS_SEED", "")
+# CI replays one seed (a green run stays green until the API or its document changes);
+# NEXUS_SCHEMATHESIS_SEED=random explores, another number replays that run.
+SEED = os.environ.get("NEXUS_SCHEMATHESIS_SEED", "20261130")
 
 # What would mean a bug the server hides (a 5xx is also caught by schemathesis' own check).
 ACCEPTED_OR_400 = '["2xx", "3xx", "400", "401", "403", "404", "409", "429"]'
@@ -141,7 +143,7 @@ def test_every_operation_passes_every_check(live_server, mail_sink, tmp_path):
                f"{base_url}/api/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
                "--workers", "1", "--request-timeout", "30", "--report", "junit",
                "--report-dir", str(report), "--warnings", "off"]
-    if SEED:
+    if SEED != "random":
         command += ["--seed", SEED]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
                             timeout=60 * max(10, EXAMPLES), env={**os.environ, "NO_COLOR": "1"})

@@ -53,6 +53,12 @@ class MessagesQuery(_OneTarget):
                        metadata={"description": "A message id: only newer messages, oldest first "
                                  "(a forward cursor; not with `before`)"})
 
+    # For the OpenAPI document: the target rule, and _one_cursor's.
+    RULE = f"{_OneTarget.RULE} At most one of before or after."
+    JSON_SCHEMA = {"allOf": [_OneTarget.JSON_SCHEMA, {"not": {
+        "required": ["before", "after"],
+        "properties": {"before": {"type": "string"}, "after": {"type": "string"}}}}]}
+
     @validates_schema
     def _one_cursor(self, data, **kwargs):
         if data.get("before") and data.get("after"):

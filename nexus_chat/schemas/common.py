@@ -20,6 +20,27 @@ class Trimmed(fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         return super()._deserialize(value, attr, data, **kwargs).strip()
 
+    def json_schema_limits(self) -> list[dict[str, str]]:
+        """Its Length and Regexp validators as JSON Schema patterns over the value as sent
+        (white space around it allowed), for the OpenAPI document."""
+        out = []
+        for validator in self.validators:
+            if isinstance(validator, validate.Length):
+                low = validator.equal if validator.equal is not None else validator.min
+                high = validator.equal if validator.equal is not None else validator.max
+                if low:   # a non-blank character, or two of them far enough apart
+                    out.append({"pattern": NOT_BLANK if low == 1
+                                else f"{NOT_BLANK}[\\s\\S]{{{low - 2},}}{NOT_BLANK}"})
+                if high is not None:
+                    inner = f"{NOT_BLANK}?" if high == 1 else \
+                        f"(?:{NOT_BLANK}(?:[\\s\\S]{{0,{high - 2}}}{NOT_BLANK})?)?"
+                    out.append({"pattern": f"^[{SPACE}]*{inner}[{SPACE}]*$"})
+            elif isinstance(validator, validate.Regexp):
+                pattern = validator.regex.pattern
+                if pattern.startswith("^") and pattern.endswith("$"):
+                    out.append({"pattern": f"^[{SPACE}]*(?:{pattern[1:-1]})[{SPACE}]*$"})
+        return out
+
 
 class Email(fields.Email):
     def _deserialize(self, value, attr, data, **kwargs):
