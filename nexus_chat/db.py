@@ -27,7 +27,7 @@ class _NoWarnings:
     """The statements of this project expect the server's warnings and notes: an INSERT
     IGNORE of a duplicate row, a DROP … IF EXISTS of nothing. aiomysql would fetch them with
     an extra SHOW WARNINGS round trip and raise each as a Python warning; these cursors skip
-    both (``_show_warnings`` is aiomysql's hook for it, checked by tests/test_db_gate.py)."""
+    both (``_show_warnings`` is aiomysql's hook for it, checked by tests/e2e/test_db_gate.py)."""
 
     async def _show_warnings(self, conn: Any) -> None:
         return None

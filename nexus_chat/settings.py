@@ -1,7 +1,7 @@
 """The typed settings every part of the server reads: one frozen dataclass, one field per row of
 ``nexus_chat.config.SETTINGS`` in the same order. Defaults, parsers, help texts and environment
 variables live in that table (the one source of each default); ``load_settings`` builds this.
-tests/test_config.py checks that the two agree, field by field and type by type.
+tests/unit/test_config.py checks that the two agree, field by field and type by type.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 'use strict';
 // The official socket.io-client v4, with its DEFAULT options (HTTP long-polling first, then
 // the upgrade to WebSocket), against a live Nexus Chat server. Driven by
-// tests/test_chat_js_client.py:
+// tests/e2e/test_chat_js_client.py:
 //   node chat_client.js <base url> [token]        (or NEXUS_URL / NEXUS_TOKEN)
 // Prints one JSON object per line for everything that happens (connect, upgrade, every
 // event received, acks, errors). Reads commands as JSON lines on stdin:

@@ -1,6 +1,6 @@
 'use strict';
 // The official socket.io-client v4 with its default options (reconnection on) against a
-// server with connection-state recovery, driven by tests/test_recovery.py:
+// server with connection-state recovery, driven by tests/e2e/test_recovery.py:
 //   node recovery_client.js <base url> <token> [reconnection delay ms]
 // Prints one JSON line per happening: connect (with socket.id and socket.recovered),
 // disconnect, every event with all its arguments (the offset is the last one). Commands on

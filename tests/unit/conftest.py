@@ -7,8 +7,14 @@ import pytest
 from nexus_chat.openapi import build_document
 from nexus_chat.routes import api_routes
 
+from ..tiers import mark_tier
+
 
 @pytest.fixture(scope="session")
 def document() -> dict:
     """The OpenAPI document, as GET /api/openapi.json serves it (built without a server)."""
     return build_document(api_routes())
+
+
+def pytest_collection_modifyitems(items):
+    mark_tier(items, "unit")

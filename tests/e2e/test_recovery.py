@@ -1,0 +1,250 @@
+"""Connection-state recovery with the official JS client (docs/realtime.md#connection-state-recovery),
+and the REST catch-up for every other client: a dropped connection misses nothing."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from .chat_support import JS_DIR, make_group
+from .support import assert_error
+
+SCRIPT = JS_DIR / "recovery_client.js"
+RECOVERY = {"realtime_recovery": True}
+
+
+class RecoveringClient:
+    """tests/js/recovery_client.js: the official client with reconnection on."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.seen: list[dict] = []
+
+    @classmethod
+    async def start(cls, node: str, base_url: str, token: str, delay_ms: int | None = None):
+        args = [node, str(SCRIPT), base_url, token] + ([str(delay_ms)] if delay_ms else [])
+        proc = await asyncio.create_subprocess_exec(*args, cwd=JS_DIR, stdin=asyncio.subprocess.PIPE,
+                                                    stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        return cls(proc)
+
+    async def until(self, predicate, timeout: float = 10) -> dict:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), max(0.1, deadline - loop.time()))
+            if not line:
+                raise AssertionError("node client exited: " + (await self.proc.stderr.read()).decode()[-2000:])
+            item = json.loads(line)
+            self.seen.append(item)
+            if predicate(item):
+                return item
+
+    async def command(self, cmd: str) -> None:
+        self.proc.stdin.write((json.dumps({"cmd": cmd}) + "\n").encode())
+        await self.proc.stdin.drain()
+
+    def messages(self, since: int = 0) -> list[list]:
+        return [i["args"] for i in self.seen[since:] if i["type"] == "event" and i["event"] == "message"]
+
+    async def close(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+@pytest.fixture
+def recovering(node_client, runtime, io_loop):
+    clients: list[RecoveringClient] = []
+
+    async def start(user, delay_ms=None) -> RecoveringClient:
+        client = await RecoveringClient.start(node_client, runtime.base_url, user.access, delay_ms)
+        clients.append(client)
+        return client
+    yield start
+
+    async def close_all() -> None:
+        for client in clients:
+            await client.close()
+    io_loop.run_sync(close_all, timeout=10)
+
+
+async def drop(client: RecoveringClient) -> None:
+    await client.command("drop")
+    await client.until(lambda i: i["type"] == "disconnect")
+
+
+@pytest.mark.parametrize("setting_overrides", [RECOVERY])
+@pytest.mark.gen_test(timeout=120)
+async def test_a_dropped_client_recovers_every_missed_event_once_in_order(api, user_factory, chat, recovering):
+    a, b, owner = await user_factory("a"), await user_factory("b"), await user_factory("own")
+    group_id = await make_group(api, owner, [a, b])
+    js = await recovering(a)
+    first = await js.until(lambda i: i["type"] == "connect")
+    assert first["recovered"] is False
+    cb = await chat(b, ["websocket"], ignore=("userStatusChanged",))
+
+    # No event before the drop (the client then has no offset): it still recovers.
+    await drop(js)
+    mark = len(js.seen)
+    direct = [await cb.send(f"direct {i}", recipientId=a.id) for i in range(3)]
+    grouped = [await cb.send(f"group {i}", groupId=group_id) for i in range(3)]
+    again = await js.until(lambda i: i["type"] == "connect", timeout=15)
+    assert again["recovered"] is True and again["id"] == first["id"]
+    await js.until(lambda i: i["type"] == "event" and i["event"] == "message"
+                   and i["args"][0]["id"] == grouped[-1]["id"])
+    got = js.messages(mark)
+    assert [args[0]["id"] for args in got] == [m["id"] for m in direct + grouped]   # once, in order
+    offsets = [int(args[1]) for args in got]
+    assert all(isinstance(args[1], str) for args in got) and offsets == sorted(set(offsets))
+
+    # Still in the group room without joining again; live events carry offsets too.
+    live = await cb.send("after recovery", groupId=group_id)
+    item = await js.until(lambda i: i["type"] == "event" and i["event"] == "message")
+    assert item["args"][0]["id"] == live["id"] and int(item["args"][1]) > offsets[-1]
+
+    # Removed from the group while away: nothing of the group after the removal.
+    await drop(js)
+    mark = len(js.seen)
+    kicked = await api.delete(f"/api/groups/{group_id}/members/{a.id}", token=owner.access)
+    assert kicked.status == 200, kicked.body
+    await cb.send("group, after the kick", groupId=group_id)
+    last = await cb.send("direct, after the kick", recipientId=a.id)
+    again = await js.until(lambda i: i["type"] == "connect", timeout=15)
+    assert again["recovered"] is True
+    await js.until(lambda i: i["type"] == "event" and i["event"] == "message" and i["args"][0]["id"] == last["id"])
+    await asyncio.sleep(0.3)
+    assert [args[0]["content"] for args in js.messages(mark)] == ["direct, after the kick"]
+    await cb.send("group, still kicked", groupId=group_id)
+    await asyncio.sleep(0.3)
+    assert [args[0]["content"] for args in js.messages(mark)] == ["direct, after the kick"]
+
+
+@pytest.mark.parametrize("setting_overrides", [{**RECOVERY, "realtime_recovery_window_s": 1}])
+@pytest.mark.gen_test(timeout=120)
+async def test_past_the_window_a_new_session_and_rest_returns_the_gap_once(api, user_factory, chat, recovering):
+    a, b = await user_factory("a"), await user_factory("b")
+    js = await recovering(a, delay_ms=2500)          # reconnects after the 1 s window
+    first = await js.until(lambda i: i["type"] == "connect")
+    cb = await chat(b, ["websocket"], ignore=("userStatusChanged",))
+    before = await cb.send("before the drop", recipientId=a.id)
+    item = await js.until(lambda i: i["type"] == "event" and i["event"] == "message")
+    seen_offset = item["args"][1]
+    await drop(js)
+    missed = [await cb.send(f"missed {i}", recipientId=a.id) for i in range(4)]
+    again = await js.until(lambda i: i["type"] == "connect", timeout=20)
+    assert again["recovered"] is False and again["id"] != first["id"]
+
+    # The REST catch-up from the last offset the socket delivered: each missed event once.
+    page = (await api.get("/api/chat/events", params={"after": seen_offset, "limit": 3}, token=a.access)).data
+    assert page["hasMore"] is True and len(page["events"]) == 3
+    rest = (await api.get("/api/chat/events", params={"after": page["nextAfter"]}, token=a.access)).data
+    assert rest["hasMore"] is False
+    got = [e for e in page["events"] + rest["events"] if e["event"] == "message"]
+    assert [e["data"]["id"] for e in got] == [m["id"] for m in missed]
+    assert before["id"] not in [e["data"]["id"] for e in got]
+    assert (await api.get("/api/chat/events", params={"after": rest["nextAfter"]}, token=a.access)).data == \
+        {"events": [], "hasMore": False, "nextAfter": rest["nextAfter"]}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_rest_catch_up_for_a_client_without_recovery(api, user_factory, chat):
+    """Recovery off (the default): python-socketio gets plain events, and follows the log
+    over REST after a reconnect."""
+    a, b, c = await user_factory("a"), await user_factory("b"), await user_factory("c")
+    group_id = await make_group(api, b, [a])
+    start = (await api.get("/api/chat/events", token=a.access)).data
+    assert start["events"] == [] and start["nextAfter"].isdigit()
+    ca = await chat(a, ["websocket"], ignore=("userStatusChanged",))
+    cb = await chat(b, ["websocket"], ignore=("userStatusChanged",))
+    sent = await cb.send("plain", recipientId=a.id)
+    [message] = await ca.wait_for("message")
+    assert message == sent                                     # no offset argument without recovery
+    await ca.close()
+    group_message = await cb.send("while a was away", groupId=group_id)
+    await cb.send("not for a", recipientId=c.id)
+    page = (await api.get("/api/chat/events", params={"after": start["nextAfter"]}, token=a.access)).data
+    assert [(e["event"], e["data"]["id"]) for e in page["events"] if e["event"] == "message"] == [
+        ("message", sent["id"]), ("message", group_message["id"])]
+    for bad in ({"after": "x"}, {"after": -1}, {"limit": 0}, {"limit": 501}):
+        assert_error(await api.get("/api/chat/events", params=bad, token=a.access), 400)
+    assert_error(await api.get("/api/chat/events"), 401)
+
+
+@pytest.mark.parametrize("setting_overrides", [RECOVERY])
+@pytest.mark.gen_test(timeout=120)
+async def test_concurrent_senders_while_the_client_drops_and_recovers(api, user_factory, chat, recovering):
+    a, b, c = await user_factory("a"), await user_factory("b"), await user_factory("c")
+    js = await recovering(a, delay_ms=200)
+    await js.until(lambda i: i["type"] == "connect")
+    cb = await chat(b, ["websocket"], ignore=("userStatusChanged",))
+    cc = await chat(c, ["polling"], ignore=("userStatusChanged",))
+
+    async def send_all(client, name):
+        sent = []
+        for i in range(40):
+            sent.append(await client.send(f"{name} {i}", recipientId=a.id))
+        return sent
+
+    senders = asyncio.gather(send_all(cb, "b"), send_all(cc, "c"))
+    for _ in range(2):
+        await asyncio.sleep(0.3)
+        await drop(js)
+        reconnected = await js.until(lambda i: i["type"] == "connect", timeout=15)
+        assert reconnected["recovered"] is True
+    from_b, from_c = await senders
+    wanted = {m["id"] for m in from_b + from_c}
+    await js.until(lambda i: wanted <= {args[0]["id"] for args in js.messages()}, timeout=20)
+    await asyncio.sleep(0.3)
+    got = [args[0] for args in js.messages()]
+    assert len(got) == len(wanted)                                         # nothing twice
+    assert [m["id"] for m in got if m["senderId"] == b.id] == [m["id"] for m in from_b]   # in order
+    assert [m["id"] for m in got if m["senderId"] == c.id] == [m["id"] for m in from_c]
+
+
+@pytest.mark.parametrize("setting_overrides", [RECOVERY])
+@pytest.mark.gen_test(timeout=120)
+async def test_a_server_restart_during_the_outage_loses_nothing(api, user_factory, runtime, settings,
+                                                                 db_target, recovering):
+    from nexus_chat.runtime import Runtime
+    from .chat_support import ChatClient
+
+    a, b = await user_factory("a"), await user_factory("b")
+    js = await recovering(a, delay_ms=500)
+    first = await js.until(lambda i: i["type"] == "connect")
+    await runtime.stop(grace_s=1)                       # the session is kept in the database
+    await js.until(lambda i: i["type"] == "disconnect")
+    restarted = await Runtime.start(settings, db_target)
+    restarted.listen(runtime.port, "127.0.0.1")
+    cb = ChatClient(runtime.base_url, b, ["websocket"], ignore=("userStatusChanged",))
+    try:
+        await cb.connect()
+        missed = [await cb.send(f"after restart {i}", recipientId=a.id) for i in range(3)]
+        again = await js.until(lambda i: i["type"] == "connect", timeout=20)
+        assert again["recovered"] is True and again["id"] == first["id"]
+        await js.until(lambda i: {m["id"] for m in missed} <= {args[0]["id"] for args in js.messages()})
+        await asyncio.sleep(0.3)
+        assert [args[0]["id"] for args in js.messages()] == [m["id"] for m in missed]
+    finally:
+        await cb.close()
+        await restarted.stop(grace_s=1)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_history_has_a_forward_cursor(api, user_factory, chat):
+    a, b = await user_factory("a"), await user_factory("b")
+    ca = await chat(a, ["websocket"], ignore=("userStatusChanged",))
+    sent = [await ca.send(f"m{i}", recipientId=b.id) for i in range(6)]
+
+    async def page(**params):
+        response = await api.get("/api/chat/messages", params={"recipientId": a.id, **params}, token=b.access)
+        assert response.status == 200, response.body
+        return [m["id"] for m in response.data]
+    assert await page(after=sent[1]["id"]) == [m["id"] for m in sent[2:]]          # oldest first
+    assert await page(after=sent[1]["id"], limit=2) == [sent[2]["id"], sent[3]["id"]]
+    assert await page(after=sent[5]["id"]) == []
+    for bad in ({"after": sent[0]["id"], "before": sent[3]["id"]}, {"after": "x"},
+                {"after": "8a7d1c8e-3c49-4d4e-9a11-3f6f7e0c1d2b"}):
+        response = await api.get("/api/chat/messages", params={"recipientId": a.id, **bad}, token=b.access)
+        assert_error(response, 400)
