@@ -30,6 +30,10 @@ THUMBNAIL_TYPE = "image/webp"
 JPEG_QUALITY = 88       # re-encoding strips metadata; 88 keeps photos visually unchanged
 MAX_NAME_CHARS = 255
 READ_CHUNK = 256 * 1024
+# An animated GIF is decoded a whole canvas per frame, however small the frame's rectangle:
+# a few hundred bytes can describe gigabytes. Bounded before anything is decoded.
+MAX_GIF_FRAMES = 1000
+MAX_GIF_PIXELS = 25_000_000     # frames × width × height (about 100 MB decoded)
 
 IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 VIDEO_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska"}
@@ -117,7 +121,8 @@ def _clean_image(data: bytes, fmt: str) -> tuple[bytes, tuple[int, int], bytes]:
     with Image.open(io.BytesIO(data)) as img:
         icc = img.info.get("icc_profile")
         extra = {"icc_profile": icc} if icc else {}
-        if fmt == "GIF" and getattr(img, "n_frames", 1) > 1:
+        if fmt == "GIF" and getattr(img, "is_animated", False):
+            _check_animation(img)
             durations = [frame.info.get("duration", 100) for frame in ImageSequence.Iterator(img)]
             frames = [_without_metadata(frame.copy()) for frame in ImageSequence.Iterator(img)]
             frames[0].save(out, "GIF", save_all=True, append_images=frames[1:],
@@ -137,6 +142,25 @@ def _clean_image(data: bytes, fmt: str) -> tuple[bytes, tuple[int, int], bytes]:
         thumb_out = io.BytesIO()
         thumb.save(thumb_out, "WEBP", quality=80)
     return out.getvalue(), size, thumb_out.getvalue()
+
+
+def _check_animation(img: Image.Image) -> None:
+    """Refuses an animation too large to decode, counting its frames only up to the limit
+    (each step of the count composes a whole canvas)."""
+    allowed = min(MAX_GIF_FRAMES, MAX_GIF_PIXELS // (img.width * img.height))
+    frames = 0
+    while frames <= allowed:
+        try:
+            img.seek(frames)
+        except EOFError:
+            break
+        frames += 1
+    img.seek(0)
+    if frames > MAX_GIF_FRAMES:
+        raise Rejected(f"An animated GIF may have at most {MAX_GIF_FRAMES} frames.")
+    if frames > allowed:
+        raise Rejected(f"This animation is too large: frames × width × height may be at most "
+                       f"{MAX_GIF_PIXELS:,}.")
 
 
 def _without_metadata(img: Image.Image) -> Image.Image:

@@ -12,6 +12,7 @@ import zipfile
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+import struct
 from PIL import Image
 
 from nexus_chat.services import attachments as attachment_service
@@ -170,6 +171,38 @@ async def test_only_the_uploader_reads_an_unsent_upload_and_signed_urls_expire(a
     past = int(time.time()) - 1
     expired = attachment_service.signed_url(runtime.ctx, shaped["id"], "file", past)
     assert_error(await api.get(expired), 403)
+
+
+def gif_animation(side: int, frames: int) -> bytes:
+    """A side×side animated GIF whose frames are 1×1 rectangles: a few bytes a frame, yet a
+    decoder composes a whole canvas for each."""
+    out = bytearray(b"GIF89a" + struct.pack("<HH", side, side) + bytes([0xF0, 0, 0]))
+    out += bytes([0, 0, 0, 255, 255, 255])                       # two-colour palette
+    out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"        # loop forever
+    for i in range(frames):
+        out += b"\x21\xf9\x04\x04\x02\x00\x00\x00"               # keep the canvas, 20 ms
+        out += b"\x2c" + struct.pack("<HHHH", i % side, 0, 1, 1) + b"\x00"
+        out += bytes([2, 2, 0x44 if i % 2 else 0x4C, 0x01, 0])    # one pixel, LZW
+    return bytes(out + b"\x3b")
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_an_animation_too_large_to_decode_is_refused(api, user_factory):
+    me = await user_factory("gifbomb")
+    bomb = gif_animation(2000, 7)           # 340 bytes; 7 canvases of 4 Mpx decoded
+    assert len(bomb) < 400
+    response = await upload(api, me, bomb, "bomb.gif")
+    assert_error(response, 400)
+    assert "animation is too large" in response.json["errors"][0]
+    response = await upload(api, me, gif_animation(16, 1001), "long.gif")
+    assert_error(response, 400)
+    assert "at most 1000 frames" in response.json["errors"][0]
+    # an ordinary animation is kept, frames and all
+    shaped = await uploaded(api, me, gif_animation(200, 40), "ok.gif")
+    assert shaped["mimeType"] == "image/gif" and (shaped["width"], shaped["height"]) == (200, 200)
+    stored = await api.get(f"/api/chat/attachments/{shaped['id']}", token=me.access)
+    with Image.open(io.BytesIO(stored.body)) as img:
+        assert img.n_frames > 1
 
 
 @pytest.mark.gen_test(timeout=60)
