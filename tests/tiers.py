@@ -7,10 +7,11 @@ e2e/       the real server with MariaDB, SMTP, nginx, Chromium and the official 
 
 Each tier's conftest.py marks its tests with the tier's name (`pytest -m unit`, or
 `pytest tests/unit`); `bin/test` runs all of them. A test file outside the tier directories
-is refused, so none is collected without its tier's fixtures.
+fails, saying where it belongs, instead of running without its tier's fixtures.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,9 @@ def mark_tier(items: list[pytest.Item], tier: str) -> None:
     for item in items:
         parts = Path(item.path).resolve().relative_to(TESTS).parts
         if len(parts) < 2 or parts[0] not in TIERS:
-            raise pytest.UsageError(
+            # Fails that test (before its fixtures are looked up), not the whole run.
+            item.setup = functools.partial(pytest.fail, pytrace=False, reason=(
                 f"{item.path}: a test file belongs in a tier directory: tests/unit/ (pure code, no "
-                f"database), tests/protocol/ (the realtime layer on real sockets) or tests/e2e/")
-        if parts[0] == tier:
+                f"database), tests/protocol/ (the realtime layer on real sockets) or tests/e2e/"))
+        elif parts[0] == tier:
             item.add_marker(getattr(pytest.mark, tier))
