@@ -12,8 +12,15 @@ from .common import Trimmed, UserPublicSchema
 MAX_SHORTCODE = 32
 
 _ONE_GRAPHEME = regex.compile(r"\X")
-_PICTOGRAPHIC = regex.compile(r"\p{Extended_Pictographic}|\p{Regional_Indicator}")
-_KEYCAP = regex.compile(r"[0-9#*]\uFE0F?\u20E3")
+# The shapes an emoji takes: a pictograph with at most one skin tone or presentation
+# selector, such pictographs joined by ZWJ, a subdivision flag's tags, a pair of regional
+# indicators, a keycap. Anything more (modifiers or selectors stacked on 👍) draws like 👍
+# but would count as another emoji.
+_ELEMENT = r"\p{Extended_Pictographic}(?:\p{Emoji_Modifier}|\uFE0F)?"
+_EMOJI = regex.compile(
+    rf"{_ELEMENT}(?:\u200D{_ELEMENT})*(?:[\U000E0020-\U000E007E]+\U000E007F)?"
+    r"|\p{Regional_Indicator}{2}"
+    r"|[0-9#*]\uFE0F?\u20E3")
 _SHORTCODE = regex.compile(r":[a-z0-9_+\-]+:")
 
 
@@ -24,7 +31,7 @@ def is_reaction_emoji(value: str) -> bool:
         return len(value) <= MAX_SHORTCODE and _SHORTCODE.fullmatch(value) is not None
     if not value or len(value) > 16 or value.endswith("\u200d") or _ONE_GRAPHEME.fullmatch(value) is None:
         return False
-    return _PICTOGRAPHIC.search(value) is not None or _KEYCAP.fullmatch(value) is not None
+    return _EMOJI.fullmatch(value) is not None
 
 
 class Emoji(fields.String):
