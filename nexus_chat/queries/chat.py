@@ -58,12 +58,15 @@ async def conversation_participants(db: Executor, conversation_id: str) -> Row |
 
 async def recent_conversations(db: Executor, user_id: str) -> list[Row]:
     """The user's conversations with both users, the seq of the latest message and the
-    number of messages from the other person not read yet; latest activity first."""
+    number of messages from the other person after the user's read pointer (not ``is_read``:
+    a reader who does not share receipts leaves that unset); latest activity first."""
     return await db.fetch_all(
         "SELECT c.id, c.created_at, c.updated_at, "
         + public_columns("cu", "creator_") + ", " + public_columns("ru", "recipient_") + ","
         " (SELECT MAX(lm.seq) FROM messages lm WHERE lm.conversation_id = c.id) AS last_seq,"
-        " (SELECT COUNT(*) FROM messages um WHERE um.conversation_id = c.id AND um.is_read = 0"
+        " (SELECT COUNT(*) FROM messages um WHERE um.conversation_id = c.id"
+        "   AND um.seq > COALESCE((SELECT rp.last_read_seq FROM read_pointers rp"
+        "                          WHERE rp.chat_id = c.id AND rp.user_id = %(me)s), 0)"
         "   AND um.sender_id <> %(me)s AND um.deleted_at IS NULL) AS unread_count"
         " FROM conversations c"
         " JOIN users cu ON cu.id = c.creator_id"

@@ -78,15 +78,17 @@ async def mark_read(ctx: AppContext, user_id: str, *, conversation_id: str | Non
     async with ctx.chat_cache.locks.hold(("read", chat_id, user_id)):   # events in write order
         moved = await read_pointers_queries.advance(ctx.db, chat_id=chat_id, user_id=user_id, conversation_id=conversation_id,
                                 group_id=group_id, seq=target["seq"], now=now)
-        if conversation_id is not None:
-            # isRead/readAt of the other's messages, as older clients know them
+        shares = await read_pointers_queries.sends_read_receipts(ctx.db, user_id)
+        if conversation_id is not None and shares:
+            # isRead/readAt of the other's messages, as older clients know them: the sender
+            # sees them, so a reader who does not share receipts leaves them unset.
             await chat_q.mark_read_up_to(ctx.db, conversation_id, others[0], target["seq"], now)
         if not moved:
             current = await read_pointers_queries.pointer(ctx.db, chat_id, user_id)
             if current is not None:
                 return {**receipt, "lastReadMessageId": current["message_id"], "readAt": iso(current["read_at"])}
         receipt = {**receipt, "lastReadMessageId": target["id"], "readAt": iso(now)}
-        if not await read_pointers_queries.sends_read_receipts(ctx.db, user_id):
+        if not shares:
             to = Audience.to_user(user_id, except_socket=origin_socket)
         elif group_id is not None:   # the reader too, should their socket have left the room
             to = Audience(users=frozenset((user_id,)), groups=frozenset((group_id,)),

@@ -151,6 +151,42 @@ async def test_one_on_one_keeps_is_read_and_recent_messages(api, user_factory, c
         assert_error(await api.post("/api/chat/read", json=body, token=b.access), status)
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_a_reader_without_receipts_leaves_is_read_unset(api, user_factory, chat):
+    a, shy = await user_factory("a"), await user_factory("shy")
+    hidden = await api.patch("/api/users/profile", json={"sendReadReceipts": False}, token=shy.access)
+    assert hidden.status == 200, hidden.body
+    ca, cs = await connect(chat, a, shy)
+    sent = [await ca.send(f"a{i}", recipientId=shy.id) for i in range(2)]
+    await cs.expect("message", 2)
+    conversation_id = sent[0]["conversationId"]
+    assert (await api.get("/api/chat/recent-messages", token=shy.access)).data[0]["unreadCount"] == 2
+
+    ack = await cs.call("markConversationAsRead", {"conversationId": conversation_id})
+    assert ack["lastReadMessageId"] == sent[1]["id"]
+    await quiet(ca)
+    # the sender learns nothing: not from receipts, nor from isRead/readAt anywhere
+    history = (await api.get("/api/chat/messages", params={"recipientId": shy.id}, token=a.access)).data
+    assert [(m["isRead"], m["readAt"]) for m in history] == [(False, None), (False, None)]
+    recent = (await api.get("/api/chat/recent-messages", token=a.access)).data
+    assert (recent[0]["lastMessage"]["isRead"], recent[0]["lastMessage"]["readAt"]) == (False, None)
+    assert await receipts(api, a, sent[1]["id"]) == {"readBy": [], "unreadCount": 0}
+    # while the reader's own unread counts clear, in both lists
+    assert (await api.get("/api/chat/recent-messages", token=shy.access)).data[0]["unreadCount"] == 0
+    assert entry(await inbox(api, shy), conversation_id)["unreadCount"] == 0
+
+    # sharing again: the next read is told as before
+    shown = await api.patch("/api/users/profile", json={"sendReadReceipts": True}, token=shy.access)
+    assert shown.status == 200, shown.body
+    later = await ca.send("a2", recipientId=shy.id)
+    await cs.expect("message")
+    assert (await api.get("/api/chat/recent-messages", token=shy.access)).data[0]["unreadCount"] == 1
+    await cs.call("markConversationAsRead", {"conversationId": conversation_id})
+    assert (await ca.expect("messageRead"))[0]["lastReadMessageId"] == later["id"]
+    history = (await api.get("/api/chat/messages", params={"recipientId": shy.id}, token=a.access)).data
+    assert [m["isRead"] for m in history] == [True, True, True]
+
+
 @pytest.mark.gen_test(timeout=90)
 async def test_inbox_mixes_conversations_and_groups_by_activity_with_a_cursor(api, user_factory, chat):
     me, p1, p2 = [await user_factory(p) for p in ("me", "p1", "p2")]
