@@ -21,7 +21,7 @@ from nexus_chat.errors import ApiError, db_transient_error, error_body, too_many
 from nexus_chat.jsonutil import dumps
 from nexus_chat.realtime.engine import Handshake
 from nexus_chat.realtime.refusals import FORBIDDEN, Refusal
-from nexus_chat.realtime.rooms import InMemoryAdapter
+from nexus_chat.realtime.rooms import Adapter, InMemoryAdapter
 from nexus_chat.realtime.server import ConnectRefused, Namespace, Socket, SocketServer
 from nexus_chat.schemas import chat as chat_schemas
 from nexus_chat.schemas.loading import load_schema
@@ -261,7 +261,17 @@ class SocketLayer:
             await asyncio.sleep(0.01)
 
 
-def socket_layer(ctx: AppContext, presence: Presence, event_log: EventLog | None = None) -> SocketLayer:
+def room_adapter(settings) -> Adapter:
+    """realtime.adapter: this process's rooms only, or rooms shared through Redis (started
+    and stopped by the runtime)."""
+    if settings.realtime_adapter == "redis":
+        from nexus_chat.realtime.redis_adapter import RedisAdapter
+        return RedisAdapter(settings.redis_url, ("/", CHAT), key=settings.redis_key)
+    return InMemoryAdapter()
+
+
+def socket_layer(ctx: AppContext, presence: Presence, event_log: EventLog | None = None,
+                 adapter: Adapter | None = None) -> SocketLayer:
     """Builds the Socket.IO server from the settings with `/` and `/chat` (with connection-
     state recovery when ``realtime.recovery`` is on and an event log is given)."""
     settings = ctx.settings
@@ -273,7 +283,7 @@ def socket_layer(ctx: AppContext, presence: Presence, event_log: EventLog | None
         connect_timeout_ms=settings.realtime_connect_timeout_ms,
         allowed_origins=list(settings.server_cors_origins),
         max_buffer_bytes=settings.realtime_max_buffer_bytes,
-        adapter=InMemoryAdapter(),
+        adapter=adapter if adapter is not None else InMemoryAdapter(),
         error_body=handshake_error_body,
         max_attachment_bytes=settings.realtime_max_attachment_bytes or None,
         attachment_timeout_ms=settings.realtime_attachment_timeout_ms,

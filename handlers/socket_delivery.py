@@ -40,23 +40,22 @@ class SocketDelivery:
         return self.server.sockets_in_room(CHAT, user_room(user_id))
 
     def __call__(self, record: Record) -> None:
+        # Room operations go through the adapter: with the Redis adapter they reach the
+        # connections of every process (socketsJoin / socketsLeave / disconnectSockets).
+        adapter = self.server.adapter
         if isinstance(record, Emit):
             self.emit(record)
         elif isinstance(record, MembershipChange):
-            room = group_room(record.group_id)
-            for user_id in record.user_ids:
-                for socket in self.sockets_of(user_id):
-                    if record.joined:
-                        socket.join(room)
-                    else:
-                        socket.leave(room)
+            users = [user_room(user_id) for user_id in record.user_ids]
+            if record.joined:
+                adapter.add_sockets(CHAT, users, [group_room(record.group_id)])
+            else:
+                adapter.del_sockets(CHAT, users, [group_room(record.group_id)])
         elif isinstance(record, GroupDeleted):
             room = group_room(record.group_id)
-            for socket in self.server.sockets_in_room(CHAT, room):
-                socket.leave(room)
+            adapter.del_sockets(CHAT, [room], [room])
         elif isinstance(record, UserDeleted):
-            for socket in self.sockets_of(record.user_id):
-                socket.disconnect()
+            adapter.disconnect_sockets(CHAT, [user_room(record.user_id)])
 
     def disconnect_sessions(self, session_ids: list[str]) -> None:
         """Revoked sessions (a listener of ``ctx.revoked_sessions``): their sockets go at

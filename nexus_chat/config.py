@@ -267,6 +267,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("realtime_event_log_keep_s", 7 * 86400, _int(60),
             "How long stored events stay readable by GET /api/chat/events (seconds).",
             ("NEXUS_EVENT_LOG_KEEP_S",)),
+    Setting("realtime_adapter", "memory", _choice("memory", "redis"),
+            "How rooms are shared: memory (one process) or redis (several processes, and Node servers "
+            "using @socket.io/redis-adapter; see Scaling out).", ("NEXUS_REALTIME_ADAPTER",)),
+
+    Setting("redis_url", "redis://127.0.0.1:6379/0", _str,
+            "Redis for realtime.adapter = redis (redis://[:password@]host:port/db, rediss:// for TLS).",
+            ("NEXUS_REDIS_URL",), secret=True),
+    Setting("redis_key", "socket.io", _str,
+            "Channel prefix; the same on every process and Node peer sharing the rooms "
+            "(the `key` option of @socket.io/redis-adapter).", ("NEXUS_REDIS_KEY",)),
 
     Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Log level.", ("NEXUS_LOG_LEVEL",)),
     Setting("log_format", "kv", _choice("kv", "json"), "Log line format: key=value or JSON.", ("NEXUS_LOG_FORMAT",)),

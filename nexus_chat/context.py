@@ -56,6 +56,7 @@ class AppContext:
     trusted_networks: tuple = ()
     inflight: set = field(default_factory=set)   # handlers still working (graceful shutdown)
     search: MessageIndex = field(default_factory=FulltextIndex)   # message search engine
+    cluster: Any = None       # the Redis room adapter (realtime.adapter = redis): .up, .url
 
     @classmethod
     def create(cls, settings: Any, db: Database, *, chat_cache: ChatCache) -> "AppContext":

@@ -15,7 +15,7 @@ from .app import Application, make_app
 from .context import AppContext
 from .db import Database
 from .event_log import EventLog
-from .handlers.realtime import SocketLayer, socket_layer
+from .handlers.realtime import SocketLayer, room_adapter, socket_layer
 from .mail import OutboxSender
 from .web import HEADER_READ_LIMIT, MAX_REQUEST_BODY
 from .metrics import AppMetrics
@@ -67,7 +67,12 @@ class Runtime:
         # Stored events get their offset before delivery (recovery, REST catch-up).
         runtime.event_log = await EventLog(db).start()
         ctx.events.add_stage(runtime.event_log.stage)
-        runtime.sockets = socket_layer(ctx, runtime.presence, runtime.event_log)
+        adapter = room_adapter(settings)
+        runtime.sockets = socket_layer(ctx, runtime.presence, runtime.event_log, adapter)
+        if hasattr(adapter, "start"):   # the Redis adapter: shared rooms, reported by /api/health
+            await adapter.start()
+            ctx.cluster = adapter
+            runtime.background.append(_Closing(adapter))
         ctx.events.subscribe(ctx.chat_cache.on_record)
         ctx.events.subscribe(runtime.sockets.delivery)
         ctx.events.subscribe(runtime.event_log.on_delivered)   # after the sockets got it
@@ -120,3 +125,13 @@ class Runtime:
             await self.http_server.close_all_connections()
         self.ctx.hasher.close()
         await self.db.close()
+
+
+@dataclass
+class _Closing:
+    """Something with an async close(), stopped with the other background tasks."""
+
+    thing: object
+
+    async def stop(self) -> None:
+        await self.thing.close()

@@ -87,6 +87,10 @@ class Settings:
     realtime_recovery_window_s: int
     realtime_recovery_max_events: int
     realtime_event_log_keep_s: int
+    realtime_adapter: Literal["memory", "redis"]
+
+    redis_url: str
+    redis_key: str
 
     log_level: Literal["debug", "info", "warning", "error"]
     log_format: Literal["kv", "json"]

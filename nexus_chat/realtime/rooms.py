@@ -2,23 +2,24 @@
 
 The server gives the adapter a ``deliver(namespace, sid, frames)`` callback at
 start-up. A broadcast hands the *same* pre-encoded frames to every receiver,
-so a packet is encoded once however many sockets get it. A pub/sub adapter
-(Redis) would implement the same methods and also publish the frames to the
-other processes, which deliver them to their local sockets.
+so a packet is encoded once however many sockets get it. The Redis adapter
+(redis_adapter.py) implements the same methods and also publishes the packet
+to the other processes, which deliver it to their local sockets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from .engineio_packets import Frame
 
 Deliver = Callable[[str, str, list[Frame]], bool]
+Disconnect = Callable[[str, str, bool], None]   # (namespace, sid, close the whole connection)
 
 
 class Adapter(Protocol):
-    def attach(self, deliver: Deliver) -> None: ...
+    def attach(self, deliver: Deliver, disconnect: Disconnect | None = None) -> None: ...
     def join(self, namespace: str, sid: str, room: str) -> None: ...
     def leave(self, namespace: str, sid: str, room: str) -> None: ...
     def leave_all(self, namespace: str, sid: str) -> None: ...
@@ -30,7 +31,11 @@ class Adapter(Protocol):
         frames: list[Frame],
         rooms: Iterable[str] | None = None,
         except_rooms: Iterable[str] = (),
+        packet: Any = None,
     ) -> int: ...
+    def add_sockets(self, namespace: str, rooms: Iterable[str], add: Iterable[str]) -> None: ...
+    def del_sockets(self, namespace: str, rooms: Iterable[str], remove: Iterable[str]) -> None: ...
+    def disconnect_sockets(self, namespace: str, rooms: Iterable[str], close: bool = False) -> None: ...
 
 
 class InMemoryAdapter:
@@ -40,9 +45,11 @@ class InMemoryAdapter:
         self._rooms: dict[str, dict[str, set[str]]] = {}  # namespace -> room -> sids
         self._sids: dict[str, dict[str, set[str]]] = {}  # namespace -> sid -> rooms
         self._deliver: Deliver | None = None
+        self._disconnect: Disconnect | None = None
 
-    def attach(self, deliver: Deliver) -> None:
+    def attach(self, deliver: Deliver, disconnect: Disconnect | None = None) -> None:
         self._deliver = deliver
+        self._disconnect = disconnect
 
     def join(self, namespace: str, sid: str, room: str) -> None:
         self._rooms.setdefault(namespace, {}).setdefault(room, set()).add(sid)
@@ -89,7 +96,10 @@ class InMemoryAdapter:
         frames: list[Frame],
         rooms: Iterable[str] | None = None,
         except_rooms: Iterable[str] = (),
+        packet: Any = None,
     ) -> int:
+        """``packet`` (the Socket.IO packet the frames encode) is for adapters that pass
+        it on to other processes."""
         if self._deliver is None:
             return 0
         count = 0
@@ -97,3 +107,26 @@ class InMemoryAdapter:
             if self._deliver(namespace, sid, frames):
                 count += 1
         return count
+
+    # The socketsJoin / socketsLeave / disconnectSockets of Socket.IO: every socket in any of
+    # ``rooms`` joins (leaves) the rooms ``add`` (``remove``), or is disconnected.
+    def add_sockets(self, namespace: str, rooms: Iterable[str], add: Iterable[str],
+                    except_rooms: Iterable[str] = ()) -> None:
+        add = tuple(add)
+        for sid in self._targets(namespace, rooms, except_rooms):
+            for room in add:
+                self.join(namespace, sid, room)
+
+    def del_sockets(self, namespace: str, rooms: Iterable[str], remove: Iterable[str],
+                    except_rooms: Iterable[str] = ()) -> None:
+        remove = tuple(remove)
+        for sid in self._targets(namespace, rooms, except_rooms):
+            for room in remove:
+                self.leave(namespace, sid, room)
+
+    def disconnect_sockets(self, namespace: str, rooms: Iterable[str], close: bool = False,
+                           except_rooms: Iterable[str] = ()) -> None:
+        if self._disconnect is None:
+            return
+        for sid in self._targets(namespace, rooms, except_rooms):
+            self._disconnect(namespace, sid, close)

@@ -392,7 +392,7 @@ class SocketServer:
                                    -(-self.connect_timeout_ms // 1000))
         self._app_admit = admit
         self.adapter: Adapter = adapter if adapter is not None else InMemoryAdapter()
-        self.adapter.attach(self._deliver)
+        self.adapter.attach(self._deliver, self._disconnect)
         self.namespaces: dict[str, Namespace] = {"/": Namespace()}
         self._sockets: dict[str, dict[str, Socket]] = {}  # namespace -> sid -> socket
         self.engine = EngineServer(
@@ -429,10 +429,11 @@ class SocketServer:
         skip_sid: str | set[str] | None = None,
     ) -> int:
         """Encode once and queue to every matching socket; return how many got it."""
-        frames = encode_frames(sio.event(namespace, event, args))
+        packet = sio.event(namespace, event, args)
+        frames = encode_frames(packet)
         rooms = [room] if isinstance(room, str) else room
         skip = [skip_sid] if isinstance(skip_sid, str) else (skip_sid or ())
-        return self.adapter.broadcast(namespace, frames, rooms, skip)
+        return self.adapter.broadcast(namespace, frames, rooms, skip, packet=packet)
 
     def sockets_in_room(self, namespace: str, room: str) -> list[Socket]:
         sockets = self._sockets.get(namespace, {})
@@ -456,6 +457,15 @@ class SocketServer:
     def _deliver(self, namespace: str, sid: str, frames: list[eio.Frame]) -> bool:
         socket = self._sockets.get(namespace, {}).get(sid)
         return socket._send(frames) if socket is not None else False
+
+    def _disconnect(self, namespace: str, sid: str, close: bool) -> None:
+        socket = self.get_socket(namespace, sid)
+        if socket is None:
+            return
+        if close:
+            socket.close_connection()
+        else:
+            socket.disconnect()
 
     def _on_open(self, session: Session) -> None:
         session.app = conn = _Connection(self, session)

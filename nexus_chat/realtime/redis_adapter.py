@@ -1,0 +1,270 @@
+"""Rooms shared by several processes through Redis pub/sub, on the wire of Node's
+`@socket.io/redis-adapter` v8 (classic pub/sub) so that Node servers using it and
+`@socket.io/redis-emitter` share rooms with us.
+
+Channels (``key`` defaults to ``socket.io``), per namespace ``nsp``:
+
+* ``<key>#<nsp>#`` and ``<key>#<nsp>#<room>#`` (a broadcast to exactly one room): notepack of
+  ``[uid, packet, {rooms, except, flags}]`` where packet is ``{type, data, nsp}``; every process
+  pattern-subscribes ``<key>#<nsp>#*`` and delivers to its own matching sockets, ignoring what
+  carries its own uid.
+* ``<key>-request#<nsp>#``: requests, JSON (or notepack), ``{uid, type, opts: {rooms, except},
+  rooms | close}``; here REMOTE_JOIN (2), REMOTE_LEAVE (3), REMOTE_DISCONNECT (4) — socketsJoin,
+  socketsLeave and disconnectSockets. ``<key>-response#<nsp>#`` is subscribed as Node does.
+
+Local delivery never waits for Redis: a broadcast is delivered here at once and queued for one
+publisher task (order kept). While Redis is unreachable, queued messages are dropped (counted),
+local delivery goes on, ``up`` is False, and both connections are retried with a growing delay;
+on reconnect the subscriptions are made again.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from . import notepack
+from . import socketio_packets as sio
+from .rooms import InMemoryAdapter
+from .server import encode_frames
+
+log = logging.getLogger("nexus_chat.realtime.redis")
+
+# RequestType of @socket.io/redis-adapter (lib/index.ts)
+REMOTE_JOIN, REMOTE_LEAVE, REMOTE_DISCONNECT = 2, 3, 4
+QUEUE_LIMIT = 10_000          # messages waiting for Redis; past it new ones are dropped
+RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+class RedisAdapter(InMemoryAdapter):
+    def __init__(self, url: str, namespaces: Iterable[str], *, key: str = "socket.io") -> None:
+        super().__init__()
+        self.url = url
+        self.key = key
+        self.uid = secrets.token_hex(3)      # uid2(6) in Node: six characters
+        self.namespaces = tuple(namespaces)
+        self.up = False
+        self.dropped = 0
+        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(QUEUE_LIMIT)
+        self._tasks: list[asyncio.Task] = []
+        self._subscribed = asyncio.Event()
+        self._closing = False
+
+    # ---------------------------------------------------------------- channels
+    def channel(self, namespace: str, room: str | None = None) -> str:
+        base = f"{self.key}#{namespace}#"
+        return base if room is None else f"{base}{room}#"
+
+    def request_channel(self, namespace: str) -> str:
+        return f"{self.key}-request#{namespace}#"
+
+    def response_channel(self, namespace: str) -> str:
+        return f"{self.key}-response#{namespace}#"
+
+    # ---------------------------------------------------------------- lifecycle
+    async def start(self, wait_s: float = 5.0) -> None:
+        """Starts the subscriber and the publisher; waits up to ``wait_s`` for the first
+        subscription (the server starts anyway if Redis is down, and keeps retrying)."""
+        self._tasks = [asyncio.create_task(self._subscriber()), asyncio.create_task(self._publisher())]
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), wait_s)
+        except asyncio.TimeoutError:
+            log.warning("redis adapter: %s not reachable yet; delivering locally only", self.url)
+
+    async def wait_subscribed(self) -> None:
+        await self._subscribed.wait()
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks = []
+
+    # ---------------------------------------------------------------- outgoing
+    def broadcast(self, namespace: str, frames: list, rooms: Iterable[str] | None = None,
+                  except_rooms: Iterable[str] = (), packet: Any = None) -> int:
+        rooms = None if rooms is None else list(rooms)
+        except_rooms = list(except_rooms)
+        # An empty room list reaches nobody here but would mean "everybody" on the wire.
+        if packet is not None and namespace in self.namespaces and rooms != []:
+            raw = {"type": packet.type, "data": packet.data, "nsp": namespace}
+            opts = {"rooms": rooms or [], "except": except_rooms, "flags": {}}
+            channel = self.channel(namespace, rooms[0] if rooms and len(rooms) == 1 else None)
+            self._publish(channel, notepack.encode([self.uid, raw, opts]))
+        return super().broadcast(namespace, frames, rooms, except_rooms)
+
+    def add_sockets(self, namespace: str, rooms: Iterable[str], add: Iterable[str],
+                    except_rooms: Iterable[str] = ()) -> None:
+        rooms, add, except_rooms = list(rooms), list(add), list(except_rooms)
+        self._request(namespace, REMOTE_JOIN, rooms, except_rooms, rooms=add)
+        super().add_sockets(namespace, rooms, add, except_rooms)
+
+    def del_sockets(self, namespace: str, rooms: Iterable[str], remove: Iterable[str],
+                    except_rooms: Iterable[str] = ()) -> None:
+        rooms, remove, except_rooms = list(rooms), list(remove), list(except_rooms)
+        self._request(namespace, REMOTE_LEAVE, rooms, except_rooms, rooms=remove)
+        super().del_sockets(namespace, rooms, remove, except_rooms)
+
+    def disconnect_sockets(self, namespace: str, rooms: Iterable[str], close: bool = False,
+                           except_rooms: Iterable[str] = ()) -> None:
+        rooms, except_rooms = list(rooms), list(except_rooms)
+        self._request(namespace, REMOTE_DISCONNECT, rooms, except_rooms, close=close)
+        super().disconnect_sockets(namespace, rooms, close, except_rooms)
+
+    def _request(self, namespace: str, kind: int, targets: list[str], except_rooms: list[str],
+                 **fields: Any) -> None:
+        request = {"uid": self.uid, "type": kind, "opts": {"rooms": targets, "except": except_rooms},
+                   **fields}
+        self._publish(self.request_channel(namespace), orjson.dumps(request))
+
+    def _publish(self, channel: str, message: bytes) -> None:
+        if not self.up:
+            self.dropped += 1
+            return
+        try:
+            self._queue.put_nowait((channel, message))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def _publisher(self) -> None:
+        client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2)
+        failing = False
+        try:
+            while True:
+                channel, message = await self._queue.get()
+                for attempt in (1, 2):     # a connection left from before a restart fails once
+                    try:
+                        await client.publish(channel, message)
+                        failing = False
+                        break
+                    except (RedisError, OSError) as exc:
+                        if attempt == 2:
+                            self.dropped += 1
+                            if not failing:
+                                log.warning("redis adapter: publishing failed (%s); message dropped", exc)
+                            failing = True
+        finally:
+            await client.aclose()
+
+    # ---------------------------------------------------------------- incoming
+    async def _subscriber(self) -> None:
+        attempt = 0
+        while not self._closing:
+            client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2,
+                                             health_check_interval=10)
+            pubsub = client.pubsub()
+            try:
+                await pubsub.psubscribe(*(self.channel(nsp) + "*" for nsp in self.namespaces))
+                await pubsub.subscribe(*(c for nsp in self.namespaces
+                                         for c in (self.request_channel(nsp), self.response_channel(nsp))))
+                if not self.up:
+                    log.info("redis adapter: subscribed at %s uid=%s", self.url, self.uid)
+                self.up = True
+                attempt = 0
+                self._subscribed.set()
+                while True:
+                    message = await pubsub.get_message(timeout=5.0)
+                    if message is not None:
+                        self._on_message(message)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                self._went_down(exc)
+            finally:
+                try:
+                    await pubsub.aclose()
+                    await client.aclose()
+                except Exception:
+                    pass
+            await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
+            attempt += 1
+
+    def _went_down(self, exc: Exception) -> None:
+        if self.up:
+            log.warning("redis adapter: lost %s (%s); delivering locally only until it is back",
+                        self.url, exc)
+        self.up = False
+        self._subscribed.clear()
+        while not self._queue.empty():   # stale by the time Redis is back
+            self._queue.get_nowait()
+            self.dropped += 1
+
+    def _on_message(self, message: dict) -> None:
+        kind = message.get("type")
+        channel = message.get("channel", b"")
+        channel = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else str(channel)
+        data = message.get("data")
+        if not isinstance(data, bytes):
+            return
+        try:
+            if kind == "pmessage":
+                self._on_broadcast(channel, data)
+            elif kind == "message":
+                for namespace in self.namespaces:
+                    if channel == self.request_channel(namespace):
+                        self._on_request(namespace, data)
+        except Exception:
+            log.exception("redis adapter: message on %s not handled", channel)
+
+    def _on_broadcast(self, channel: str, data: bytes) -> None:
+        try:
+            decoded = notepack.decode(data)
+        except ValueError:
+            log.warning("redis adapter: malformed message on %s", channel)
+            return
+        if not isinstance(decoded, list) or len(decoded) < 3:
+            return
+        uid, packet, opts = decoded[0], decoded[1], decoded[2]
+        if uid == self.uid or not isinstance(packet, dict) or not isinstance(opts, dict):
+            return
+        namespace = packet.get("nsp")
+        namespace = "/" if namespace in (None, notepack.UNDEFINED) else namespace
+        if namespace not in self.namespaces or not channel.startswith(self.channel(namespace)):
+            return
+        flags = opts.get("flags")
+        if isinstance(flags, dict) and flags.get("local"):
+            return
+        args = notepack.for_json(packet.get("data"))
+        if packet.get("type") not in (sio.EVENT, sio.BINARY_EVENT) or not isinstance(args, list) \
+                or not args or not isinstance(args[0], str):
+            return
+        frames = encode_frames(sio.event(namespace, args[0], args[1:]))
+        rooms = _rooms(opts.get("rooms"))
+        super().broadcast(namespace, frames, rooms or None, _rooms(opts.get("except")))
+
+    def _on_request(self, namespace: str, data: bytes) -> None:
+        try:
+            request = orjson.loads(data) if data[:1] == b"{" else notepack.decode(data)
+        except ValueError:
+            return
+        if not isinstance(request, dict) or request.get("uid") == self.uid:
+            return
+        opts = request.get("opts")
+        if not isinstance(opts, dict):
+            return   # the single-socket form (sid) addresses a Node socket, never ours
+        rooms = _rooms(opts.get("rooms")) or None     # none named: every socket
+        except_rooms = _rooms(opts.get("except"))
+        kind = request.get("type")
+        if kind == REMOTE_JOIN:
+            super().add_sockets(namespace, rooms, _rooms(request.get("rooms")), except_rooms)
+        elif kind == REMOTE_LEAVE:
+            super().del_sockets(namespace, rooms, _rooms(request.get("rooms")), except_rooms)
+        elif kind == REMOTE_DISCONNECT:
+            super().disconnect_sockets(namespace, rooms, bool(request.get("close")), except_rooms)
+
+
+def _rooms(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [str(room) for room in value if isinstance(room, (str, int, float))]
