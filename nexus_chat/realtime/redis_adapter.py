@@ -9,8 +9,11 @@ Channels (``key`` defaults to ``socket.io``), per namespace ``nsp``:
   pattern-subscribes ``<key>#<nsp>#*`` and delivers to its own matching sockets, ignoring what
   carries its own uid.
 * ``<key>-request#<nsp>#``: requests, JSON (or notepack), ``{uid, type, opts: {rooms, except},
-  rooms | close}``; here REMOTE_JOIN (2), REMOTE_LEAVE (3), REMOTE_DISCONNECT (4) — socketsJoin,
-  socketsLeave and disconnectSockets. ``<key>-response#<nsp>#`` is subscribed as Node does.
+  rooms | close}``; sent and obeyed here: REMOTE_JOIN (2), REMOTE_LEAVE (3), REMOTE_DISCONNECT (4)
+  — socketsJoin, socketsLeave and disconnectSockets. Answered (JSON on ``<key>-response#<nsp>#``)
+  for a Node peer that asks, so that it does not wait for its timeout: SOCKETS (0), ALL_ROOMS
+  (1), REMOTE_FETCH (5, our sockets with their rooms; no handshake details or data, which hold
+  credentials) and SERVER_SIDE_EMIT (6) with an ack (null: we register no server-side events).
 
 Local delivery never waits for Redis: a broadcast is delivered here at once and queued for one
 publisher task (order kept). While Redis is unreachable, queued messages are dropped (counted),
@@ -37,7 +40,7 @@ from .server import encode_frames
 log = logging.getLogger("nexus_chat.realtime.redis")
 
 # RequestType of @socket.io/redis-adapter (lib/index.ts)
-REMOTE_JOIN, REMOTE_LEAVE, REMOTE_DISCONNECT = 2, 3, 4
+SOCKETS, ALL_ROOMS, REMOTE_JOIN, REMOTE_LEAVE, REMOTE_DISCONNECT, REMOTE_FETCH, SERVER_SIDE_EMIT = range(7)
 QUEUE_LIMIT = 10_000          # messages waiting for Redis; past it new ones are dropped
 RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0)
 
@@ -250,18 +253,39 @@ class RedisAdapter(InMemoryAdapter):
             return
         if not isinstance(request, dict) or request.get("uid") == self.uid:
             return
+        kind = request.get("type")
+        if kind in (SOCKETS, ALL_ROOMS, REMOTE_FETCH, SERVER_SIDE_EMIT):
+            self._answer(namespace, kind, request)
+            return
         opts = request.get("opts")
         if not isinstance(opts, dict):
             return   # the single-socket form (sid) addresses a Node socket, never ours
         rooms = _rooms(opts.get("rooms")) or None     # none named: every socket
         except_rooms = _rooms(opts.get("except"))
-        kind = request.get("type")
         if kind == REMOTE_JOIN:
             super().add_sockets(namespace, rooms, _rooms(request.get("rooms")), except_rooms)
         elif kind == REMOTE_LEAVE:
             super().del_sockets(namespace, rooms, _rooms(request.get("rooms")), except_rooms)
         elif kind == REMOTE_DISCONNECT:
             super().disconnect_sockets(namespace, rooms, bool(request.get("close")), except_rooms)
+
+    def _answer(self, namespace: str, kind: int, request: dict) -> None:
+        request_id = request.get("requestId")
+        if not isinstance(request_id, str):
+            return
+        response: dict[str, Any] = {"requestId": request_id}
+        if kind == SOCKETS:
+            response["sockets"] = sorted(self._targets(namespace, _rooms(request.get("rooms")) or None, ()))
+        elif kind == ALL_ROOMS:
+            response["rooms"] = sorted(self._rooms.get(namespace, {}))
+        elif kind == REMOTE_FETCH:
+            opts = request.get("opts") if isinstance(request.get("opts"), dict) else {}
+            sids = self._targets(namespace, _rooms(opts.get("rooms")) or None, _rooms(opts.get("except")))
+            response["sockets"] = [{"id": sid, "handshake": {}, "rooms": sorted(self.rooms_of(namespace, sid)),
+                                    "data": {}} for sid in sorted(sids)]
+        else:
+            response.update(type=SERVER_SIDE_EMIT, data=None)
+        self._publish(self.response_channel(namespace), orjson.dumps(response))
 
 
 def _rooms(value: Any) -> list[str]:

@@ -197,3 +197,73 @@ async def test_node_redis_emitter_reaches_a_group_room_and_one_user(api, user_fa
     assert cc.of("announcement")[0][0]["text"] == "to c"
     await asyncio.sleep(0.3)
     assert len(ca.of("announcement")) == len(cb.of("announcement")) == 1
+
+
+class NodePeer:
+    """tests/js/node_peer.js: a Node Socket.IO server on @socket.io/redis-adapter, with a client."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[dict] = []
+
+    async def next(self, kind: str, timeout: float = 15) -> dict:
+        async def read() -> dict:
+            while True:
+                raw = await self.proc.stdout.readline()
+                assert raw, f"node peer exited: {(await self.proc.stderr.read()).decode()[-800:]}"
+                line = json.loads(raw)
+                self.lines.append(line)
+                if line["type"] == kind:
+                    return line
+                assert line["type"] != "error", line
+        return await asyncio.wait_for(read(), timeout)
+
+    async def send(self, **command) -> None:
+        self.proc.stdin.write((json.dumps(command) + "\n").encode())
+        await self.proc.stdin.drain()
+
+    async def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except asyncio.TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_node_socketio_server_on_the_redis_adapter_shares_rooms_both_ways(
+        api, user_factory, runtime, clients, settings):
+    node = shutil.which("node")
+    if node is None or not (JS_DIR / "node_modules" / "@socket.io" / "redis-adapter").is_dir():
+        pytest.skip("node and tests/js/node_modules (npm ci) are needed for the Node peer")
+    a, b = await user_factory("a"), await user_factory("b")
+    group_id = await make_group(api, a, [b])
+    room = f"group:{group_id}"
+    ca = await clients(runtime, a)
+    proc = await asyncio.create_subprocess_exec(
+        node, str(JS_DIR / "node_peer.js"), settings.redis_url, settings.redis_key, str(free_port()), room,
+        cwd=JS_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peer = NodePeer(proc)
+    try:
+        node_client = (await peer.next("ready"))["id"]
+
+        # ours -> Node: a group message sent on our process reaches the Node server's socket in the room
+        sent = await ca.send("to everyone in the group", groupId=group_id)
+        event = await peer.next("event")
+        assert (event["event"], event["args"]) == ("message", [sent])
+
+        # Node -> ours: the Node server's room broadcast reaches our member's socket (and theirs)
+        await peer.send(cmd="emit", room=room, event="announcement", args=[{"from": "node"}, 2])
+        await ca.wait_for("announcement")
+        assert ca.of("announcement") == [[{"from": "node"}, 2]]
+        assert (await peer.next("event"))["event"] == "announcement"
+
+        # Node asks every server for the room's sockets: ours answer, it does not time out
+        await peer.send(cmd="fetch", room=room)
+        fetched = await peer.next("fetched")
+        assert len(fetched["ids"]) == 2 and node_client in fetched["ids"]
+        ours = [rooms for sid, rooms in zip(fetched["ids"], fetched["rooms"]) if sid != node_client][0]
+        assert room in ours and f"user:{a.id}" in ours
+    finally:
+        await peer.close()
