@@ -130,6 +130,21 @@ async def test_membership_changes_reach_sockets_on_the_other_process(api, user_f
     assert "after the kick" not in messages(cl)
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_a_deleted_account_loses_its_sockets_on_every_process(api, user_factory, runtime,
+                                                                    second, clients):
+    victim, friend = await user_factory("v"), await user_factory("f")
+    on_a, on_b = await clients(runtime, victim), await clients(second, victim)
+    watcher = await clients(second, friend)
+    response = await api.delete("/api/auth/delete-account", json={"password": victim.password},
+                                token=victim.access)                     # REST on process A
+    assert response.status == 200, response.body
+    for client in (on_a, on_b):
+        await asyncio.wait_for(client.disconnected.wait(), 5)
+    await asyncio.sleep(0.3)
+    assert not watcher.disconnected.is_set()     # nobody else's
+
+
 @pytest.mark.gen_test(timeout=90)
 async def test_redis_restart_local_delivery_goes_on_and_the_cluster_comes_back(
         api, user_factory, runtime, second, clients, redis_server):
