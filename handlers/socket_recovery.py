@@ -66,8 +66,8 @@ class Recovery:
         pid = auth.get("pid") if isinstance(auth, dict) else None
         if not isinstance(pid, str) or not 8 <= len(pid) <= 64:
             return None
-        row = await take_session(self.ctx.db, _hash(pid), utcnow())
-        if row is None or row["user_id"] != user_id:
+        row = await take_session(self.ctx.db, _hash(pid), user_id, utcnow())
+        if row is None:
             return None
         after = _offset(auth.get("offset"))
         return Claim(pid, row["sid"], int(row["base_offset"]) if after is None else after)

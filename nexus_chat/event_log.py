@@ -164,6 +164,7 @@ async def keep_session(db: Database, *, pid_hash: str, sid: str, user_id: str, b
                                          base_offset=base_offset, expires_at=expires_at)
 
 
-async def take_session(db: Database, pid_hash: str, now: dt.datetime) -> Row | None:
-    """The unexpired session of this pid, removed (a pid recovers once)."""
-    return await event_log_queries.take_session(db, pid_hash, now)
+async def take_session(db: Database, pid_hash: str, user_id: str, now: dt.datetime) -> Row | None:
+    """The user's unexpired session of this pid, removed (a pid recovers once); another
+    user's claim leaves it alone."""
+    return await event_log_queries.take_session(db, pid_hash, user_id, now)

@@ -68,13 +68,18 @@ async def save_session(db: Executor, *, pid_hash: str, sid: str, user_id: str, b
         (pid_hash, sid, user_id, base_offset, expires_at))
 
 
-async def take_session(db: Executor, pid_hash: str, now: dt.datetime) -> Row | None:
-    """The unexpired session of this pid, removed (a pid recovers once)."""
+async def take_session(db: Executor, pid_hash: str, user_id: str, now: dt.datetime) -> Row | None:
+    """The user's unexpired session of this pid, removed (a pid recovers once: of two
+    concurrent claims only the one whose DELETE removed the row gets it). Another user's
+    claim leaves the session alone."""
     row = await db.fetch_one(
-        "SELECT sid, user_id, base_offset FROM recovery_sessions WHERE pid_hash = %s AND expires_at > %s",
-        (pid_hash, now))
-    await db.execute("DELETE FROM recovery_sessions WHERE pid_hash = %s", (pid_hash,))
-    return row
+        "SELECT sid, user_id, base_offset FROM recovery_sessions"
+        " WHERE pid_hash = %s AND user_id = %s AND expires_at > %s", (pid_hash, user_id, now))
+    if row is None:
+        return None
+    taken = await db.execute("DELETE FROM recovery_sessions WHERE pid_hash = %s AND user_id = %s",
+                             (pid_hash, user_id))
+    return row if taken else None
 
 
 async def delete_expired_sessions(db: Executor, now: dt.datetime) -> int:

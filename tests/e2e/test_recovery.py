@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from .chat_support import JS_DIR, make_group
+from .chat_support import JS_DIR, make_group, quiet
 from .support import assert_error
 
 SCRIPT = JS_DIR / "recovery_client.js"
@@ -151,6 +151,26 @@ async def test_past_the_window_a_new_session_and_rest_returns_the_gap_once(api, 
     assert before["id"] not in [e["data"]["id"] for e in got]
     assert (await api.get("/api/chat/events", params={"after": rest["nextAfter"]}, token=a.access)).data == \
         {"events": [], "hasMore": False, "nextAfter": rest["nextAfter"]}
+
+
+@pytest.mark.parametrize("setting_overrides", [RECOVERY])
+@pytest.mark.gen_test(timeout=120)
+async def test_another_user_with_my_pid_neither_recovers_nor_spoils_my_session(api, user_factory, chat,
+                                                                              recovering):
+    a, b = await user_factory("a"), await user_factory("b")
+    js = await recovering(a, delay_ms=2000)          # away long enough for b to try first
+    first = await js.until(lambda i: i["type"] == "connect")
+    assert first["pid"]
+    cb = await chat(b, ["websocket"], ignore=("userStatusChanged",))
+    await drop(js)
+    missed = await cb.send("while a was away", recipientId=a.id)
+    thief = await chat(b, ["websocket"], auth={"token": b.access, "pid": first["pid"], "offset": "0"})
+    await quiet(thief)
+    assert [m for m in thief.of("message")] == []          # nothing of a's replayed to b
+    again = await js.until(lambda i: i["type"] == "connect", timeout=15)
+    assert again["recovered"] is True and again["id"] == first["id"]
+    item = await js.until(lambda i: i["type"] == "event" and i["event"] == "message")
+    assert item["args"][0]["id"] == missed["id"]
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -2,7 +2,7 @@
 // The official socket.io-client v4 with its default options (reconnection on) against a
 // server with connection-state recovery, driven by tests/e2e/test_recovery.py:
 //   node recovery_client.js <base url> <token> [reconnection delay ms]
-// Prints one JSON line per happening: connect (with socket.id and socket.recovered),
+// Prints one JSON line per happening: connect (with socket.id, socket.recovered and the pid),
 // disconnect, every event with all its arguments (the offset is the last one). Commands on
 // stdin: {"cmd": "drop"} closes the Engine.IO connection as a network loss would (the client
 // then reconnects by itself); {"cmd": "close"} disconnects on purpose and exits.
@@ -15,7 +15,7 @@ const options = { auth: { token } };
 if (delay) Object.assign(options, { reconnectionDelay: Number(delay), reconnectionDelayMax: Number(delay), randomizationFactor: 0 });
 const socket = io(`${url}/chat`, options);
 
-socket.on('connect', () => out({ type: 'connect', id: socket.id, recovered: socket.recovered }));
+socket.on('connect', () => out({ type: 'connect', id: socket.id, recovered: socket.recovered, pid: socket._pid }));
 socket.on('connect_error', (err) => out({ type: 'connect_error', message: err.message }));
 socket.on('disconnect', (reason) => out({ type: 'disconnect', reason }));
 socket.onAny((event, ...args) => out({ type: 'event', event, args }));
