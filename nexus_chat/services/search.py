@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import validation_failed
 from ..queries import chat as chat_queries
+from ..queries import message_changes as message_changes_queries
 from ..search_index import Scope
 from ..searchtext import snippet
 from ..shapes import message_shape, user_public
 from .attachments import with_attachments
+from . import message_access as access
 from .chat import require_member
 
 if TYPE_CHECKING:
@@ -49,8 +51,10 @@ async def search_messages(ctx: AppContext, user_id: str, text: str, *, recipient
         scope = Scope(user_id, conversation_id=pair["id"])
     before_seq = None
     if before is not None:
-        position = await chat_queries.message_position(ctx.db, before)
-        if position is None:
+        # Only a message the user may read: any other id gets the answer an unknown one
+        # gets, so the cursor does not tell whether a message exists elsewhere.
+        position = await message_changes_queries.message_for_actor(ctx.db, before, user_id)
+        if position is None or not access.is_participant(position, user_id):
             raise validation_failed(["before: Not a message."])
         before_seq = position["seq"]
     terms = await ctx.search.terms(ctx.db, text)

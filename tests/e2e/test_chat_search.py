@@ -130,8 +130,9 @@ async def test_snippet_is_escaped_html_with_marks(api, user_factory, chat):
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_validation(api, user_factory):
-    a, b = await user_factory("a"), await user_factory("b")
+async def test_validation(api, user_factory, chat):
+    a, b, c = await user_factory("a"), await user_factory("b"), await user_factory("c")
+    elsewhere = await (await chat(b, ["websocket"])).send("between b and c", recipientId=c.id)
     bad = [
         ({}, "q"),
         ({"q": "   "}, "q"),
@@ -142,6 +143,8 @@ async def test_validation(api, user_factory):
         ({"q": "hello", "limit": 51}, "limit"),
         ({"q": "hello", "before": "nope"}, "before"),
         ({"q": "hello", "before": "8a7d1c8e-3c49-4d4e-9a11-3f6f7e0c1d2b"}, "before"),
+        # a message of a chat a is not in is as unknown as one that does not exist
+        ({"q": "hello", "before": elsewhere["id"]}, "before"),
     ]
     for params, field in bad:
         response = await api.get("/api/chat/search", params=params, token=a.access)
