@@ -26,15 +26,16 @@ from nexus_chat.embedded_db import free_port, port_answers
 from .support import clean_env, db_env, drop_database, link_in, new_identity
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+REPO = Path(__file__).resolve().parents[2]
 SERVE = Path(sys.executable).with_name("nexus-chat")
 EXAMPLES = int(os.environ.get("NEXUS_SCHEMATHESIS_EXAMPLES", "25"))
 # CI replays one seed (a green run stays green until the API or its document changes);
 # NEXUS_SCHEMATHESIS_SEED=random explores, another number replays that run.
 SEED = os.environ.get("NEXUS_SCHEMATHESIS_SEED", "20261130")
 
-# What would mean a bug the server hides (a 5xx is also caught by schemathesis' own check).
 ACCEPTED_OR_400 = '["2xx", "3xx", "400", "401", "403", "404", "409", "429"]'
 ACCEPTED_OR_400_415 = '["2xx", "3xx", "400", "401", "403", "404", "409", "415", "429"]'
+# What would mean a bug the server hides (a 5xx is also caught by schemathesis' own check).
 LOG_PROBLEMS = re.compile(r"Traceback|unhandled error|level=error|status=5\d\d")
 
 
@@ -145,8 +146,10 @@ def test_every_operation_passes_every_check(live_server, mail_sink, tmp_path):
                "--report-dir", str(report), "--warnings", "off"]
     if SEED != "random":
         command += ["--seed", SEED]
+    env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks",
+           "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
-                            timeout=60 * max(10, EXAMPLES), env={**os.environ, "NO_COLOR": "1"})
+                            timeout=60 * max(10, EXAMPLES), env=env)
     output = result.stdout + result.stderr
     (tmp_path / "schemathesis.txt").write_text(output)
     assert result.returncode == 0, output[-60000:]
