@@ -120,6 +120,7 @@ async function main() {
   await call('GET', '/api/chat/messages/{messageId}/receipts', '/api/chat/messages/' + mine + '/receipts');
   await call('GET', '/api/chat/conversations', '/api/chat/conversations?limit=5');
   await call('GET', '/api/chat/search', '/api/chat/search?q=browser');
+  await call('GET', '/api/chat/events', '/api/chat/events');
   const upload = new FormData();
   upload.append('file', pngBlob(), 'photo.png');
   await call('POST', '/api/chat/attachments', '/api/chat/attachments', {form: upload});
