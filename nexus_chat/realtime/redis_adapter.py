@@ -141,7 +141,8 @@ class RedisAdapter(InMemoryAdapter):
             self.dropped += 1
 
     async def _publisher(self) -> None:
-        client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2)
+        # A Redis that stops answering must not hold the queue forever.
+        client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
         failing = False
         try:
             while True:
