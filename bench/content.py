@@ -65,14 +65,14 @@ def _seed_messages(db, user_ids: list[str], me: str, count: int) -> dict:
             while len(pairs) < SEARCH_CONVERSATIONS:
                 a, b = rng.sample(others, 2)
                 pairs.add(tuple(sorted((a, b))))
-            conversations = []
-            for low, high in sorted(pairs):
-                cid = str(uuid.uuid4())
-                conversations.append((cid, low, high))
-                cur.execute("INSERT INTO conversations (id, creator_id, recipient_id, user_low_id,"
+            for low, high in sorted(pairs):   # earlier scenarios may have made some of them
+                cur.execute("INSERT IGNORE INTO conversations (id, creator_id, recipient_id, user_low_id,"
                             " user_high_id, created_at, updated_at)"
-                            " VALUES (%s, %s, %s, %s, %s, NOW(3), NOW(3))", (cid, low, high, low, high))
+                            " VALUES (%s, %s, %s, %s, %s, NOW(3), NOW(3))",
+                            (str(uuid.uuid4()), low, high, low, high))
             conn.commit()
+            cur.execute("SELECT id, user_low_id, user_high_id FROM conversations")
+            conversations = [row for row in cur.fetchall() if (row[1], row[2]) in pairs]
             vocabulary = [_word(i) for i in range(VOCABULARY)]
             weights = [1.0 / (rank + 1) for rank in range(VOCABULARY)]
             for start in range(0, count, INSERT_BATCH):
