@@ -65,9 +65,14 @@ def signature_valid(ctx: AppContext, attachment_id: str, variant: str, expires: 
 
 
 # ---- shape ---------------------------------------------------------------------------------
+def url_expiry(ctx: AppContext) -> int:
+    """When URLs signed now expire (Unix seconds); one value for all of a page's URLs."""
+    return int(time.time()) + ctx.settings.chat_attachment_url_ttl_s
+
+
 def attachment_shape(ctx: AppContext, row: dict[str, Any], expires: int | None = None) -> dict[str, Any]:
     if expires is None:
-        expires = int(time.time()) + ctx.settings.chat_attachment_url_ttl_s
+        expires = url_expiry(ctx)
     shape = {"id": row["id"], "kind": row["kind"], "mimeType": row["mime_type"], "size": int(row["size"]),
              "name": row["name"], "url": signed_url(ctx, row["id"], "file", expires)}
     if row["width"] is not None:
@@ -80,7 +85,7 @@ def attachment_shape(ctx: AppContext, row: dict[str, Any], expires: int | None =
 async def with_attachments(ctx: AppContext, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Sets ``attachments`` on each shaped message, with one query for all of them."""
     rows = await attachments_queries.for_messages(ctx.db, [m["id"] for m in messages])
-    expires = int(time.time()) + ctx.settings.chat_attachment_url_ttl_s
+    expires = url_expiry(ctx)
     by_message: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_message.setdefault(row["message_id"], []).append(attachment_shape(ctx, row, expires))
@@ -149,7 +154,7 @@ async def attach(ctx: AppContext, tx: Executor, message_id: str, uploader_id: st
     if claimed != len(attachment_ids):
         raise validation_failed(["attachmentIds: Unknown, not yours, or already sent."])
     rows = await attachments_queries.for_messages(tx, [message_id])
-    expires = int(time.time()) + ctx.settings.chat_attachment_url_ttl_s
+    expires = url_expiry(ctx)
     return [attachment_shape(ctx, row, expires) for row in rows]
 
 
