@@ -71,6 +71,12 @@ class Transaction:
     async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         return await self._cursor.executemany(sql, rows)
 
+    async def insert(self, sql: str, args: Args = None) -> int:
+        """Runs an INSERT; returns the AUTO_INCREMENT value of its first row (the OK packet
+        carries it: no ``SELECT LAST_INSERT_ID()`` round trip)."""
+        await self._cursor.execute(sql, args)
+        return int(self._cursor.lastrowid)
+
 
 class FairGate:
     """At most ``size`` holders; a freed slot goes to the oldest waiter.

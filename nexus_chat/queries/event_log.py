@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..db import Executor, Row
+from ..db import Executor, Row, Transaction
 
 
-async def append(db: Executor, rows: list[tuple], now: dt.datetime) -> int:
+async def append(tx: Transaction, rows: list[tuple], now: dt.datetime) -> int:
     """Inserts events (event, payload, except_users, except_socket) in one statement;
     returns the offset of the first (InnoDB gives one multi-row INSERT consecutive values)."""
     marks = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
     args = [value for row in rows for value in (*row, now)]
-    await db.execute(
+    return await tx.insert(
         f"INSERT INTO event_log (event, payload, except_users, except_socket, created_at) VALUES {marks}",
         tuple(args))
-    row = await db.fetch_one("SELECT LAST_INSERT_ID() AS first")
-    return int(row["first"])
 
 
 async def add_targets(db: Executor, targets: list[tuple[int, str, str]]) -> int:
