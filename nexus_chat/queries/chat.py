@@ -22,7 +22,11 @@ MESSAGE_COLUMNS = (
     " CAST(m.deleted_at AS CHAR) AS deleted_at, m.deleted_by, m.reply_to_id,"
     " u.id AS sender_id, u.username AS sender_username, u.full_name AS sender_full_name,"
     " u.avatar_url AS sender_avatar_url, u.bio AS sender_bio, u.status AS sender_status,"
-    " CAST(u.last_seen_at AS CHAR) AS sender_last_seen_at")
+    " CAST(u.last_seen_at AS CHAR) AS sender_last_seen_at,"
+    # Whether the reactions and attachments queries have anything to find: one index probe
+    # each here is cheaper than a round trip that comes back empty (most pages have neither).
+    " EXISTS(SELECT 1 FROM message_reactions r WHERE r.message_seq = m.seq) AS has_reactions,"
+    " EXISTS(SELECT 1 FROM attachments a WHERE a.message_id = m.id) AS has_attachments")
 MESSAGE_FROM = "FROM messages m LEFT JOIN users u ON u.id = m.sender_id"
 
 

@@ -30,19 +30,17 @@ async def emoji_counts(db: Executor, message_seq: int, emoji: str) -> Row:
 
 
 async def reactions_of(db: Executor, message_seqs: list[int], viewer_id: str | None) -> list[Row]:
-    """One row per message that has reactions: ``message_seq`` and ``reactions``, a JSON array
-    of [emoji, count, "first,user,ids", viewer reacted (0/1)], emoji in the order they were
-    first used. One row per message, not per emoji: parsing rows in the pure-Python driver is
-    what a history page costs most."""
+    """One row per (message, emoji): ``message_seq``, ``emoji``, ``n``, ``user_ids`` (the first
+    SHOWN_USERS, comma-separated, oldest first), ``mine`` (the viewer reacted so) and
+    ``first_at`` (text, for ordering a message's emoji by first use). A plain GROUP BY: the
+    same result nested in a derived table with JSON_ARRAYAGG cost MariaDB 2–7 ms a page to
+    prepare, against under 1 ms."""
     if not message_seqs:
         return []
     marks = ", ".join(["%s"] * len(message_seqs))
     return await db.fetch_all(
-        "SELECT message_seq,"
-        " JSON_ARRAYAGG(JSON_ARRAY(emoji, n, user_ids, mine) ORDER BY first_at, emoji) AS reactions"
-        " FROM (SELECT message_seq, emoji, COUNT(*) AS n,"
-        f"  GROUP_CONCAT(user_id ORDER BY created_at, user_id SEPARATOR ',' LIMIT {SHOWN_USERS}) AS user_ids,"
-        "  MAX(user_id = %s) AS mine, MIN(created_at) AS first_at"
-        f"  FROM message_reactions WHERE message_seq IN ({marks}) GROUP BY message_seq, emoji) per_emoji"
-        " GROUP BY message_seq",
+        "SELECT message_seq, emoji, COUNT(*) AS n,"
+        f" GROUP_CONCAT(user_id ORDER BY created_at, user_id SEPARATOR ',' LIMIT {SHOWN_USERS}) AS user_ids,"
+        " MAX(user_id = %s) AS mine, CAST(MIN(created_at) AS CHAR) AS first_at"
+        f" FROM message_reactions WHERE message_seq IN ({marks}) GROUP BY message_seq, emoji",
         (viewer_id or "", *message_seqs))

@@ -17,14 +17,13 @@ from ..shapes import shape_messages, user_public
 from . import attachments
 from .message_access import MESSAGE_NOT_FOUND
 from ..errors import not_found, validation_failed
-from ..jsonutil import loads
 
 
-def reaction_shape(item: list) -> dict[str, Any]:
-    """One [emoji, count, user_ids, mine] of ``reactions_of``."""
-    emoji, count, user_ids, mine = item
-    return {"emoji": emoji, "count": int(count), "userIds": user_ids.split(",") if user_ids else [],
-            "reactedByMe": bool(mine)}
+def reaction_shape(row: Row) -> dict[str, Any]:
+    """One (message, emoji) row of ``reactions_of``."""
+    user_ids = row["user_ids"]
+    return {"emoji": row["emoji"], "count": int(row["n"]),
+            "userIds": user_ids.split(",") if user_ids else [], "reactedByMe": bool(row["mine"])}
 
 
 def reply_shape(row: Row, senders: dict | None = None) -> dict[str, Any]:
@@ -41,8 +40,12 @@ def reply_shape(row: Row, senders: dict | None = None) -> dict[str, Any]:
 
 
 async def _reactions(ctx: AppContext, seqs: list[int], viewer_id: str | None) -> dict[int, list]:
-    return {row["message_seq"]: [reaction_shape(item) for item in loads(row["reactions"])]
-            for row in await reactions_q.reactions_of(ctx.db, seqs, viewer_id)}
+    """Each message's reactions, emoji in the order they were first used."""
+    by_message: dict[int, list[Row]] = {}
+    for row in await reactions_q.reactions_of(ctx.db, seqs, viewer_id):
+        by_message.setdefault(row["message_seq"], []).append(row)
+    return {seq: [reaction_shape(row) for row in sorted(rows, key=lambda r: (r["first_at"], r["emoji"]))]
+            for seq, rows in by_message.items()}
 
 
 async def _replies(ctx: AppContext, ids: list[str]) -> dict[str, dict]:
@@ -52,16 +55,27 @@ async def _replies(ctx: AppContext, ids: list[str]) -> dict[str, dict]:
 
 async def detailed(ctx: AppContext, rows: list[Row], viewer_id: str | None) -> list[dict[str, Any]]:
     """Messages of ``rows`` (MESSAGE_COLUMNS), each with its reactions (``reactedByMe`` for
-    ``viewer_id``), ``replyTo`` and attachments."""
+    ``viewer_id``), ``replyTo`` and attachments. Only the lookups the rows' ``has_*`` flags
+    call for are made: a page of plain text messages is one query."""
     shaped = shape_messages(rows)
-    seqs = [row["seq"] for row in rows if row["deleted_at"] is None]
+    live = [(row, message) for row, message in zip(rows, shaped) if row["deleted_at"] is None]
+    seqs = [row["seq"] for row, _ in live if row["has_reactions"]]
+    with_files = [message for row, message in live if row["has_attachments"]]
     reply_ids = list({row["reply_to_id"] for row in rows if row["reply_to_id"]})
-    live = [message for row, message in zip(rows, shaped) if row["deleted_at"] is None]
-    lookups = [_reactions(ctx, seqs, viewer_id), attachments.with_attachments(ctx, live)]
-    if reply_ids:
-        lookups.append(_replies(ctx, reply_ids))
-    found = await asyncio.gather(*lookups)
-    reactions, replies = found[0], (found[2] if reply_ids else {})
+    reactions: dict[int, list] = {}
+    replies: dict[str, dict] = {}
+
+    async def load_reactions() -> None:
+        reactions.update(await _reactions(ctx, seqs, viewer_id))
+
+    async def load_replies() -> None:
+        replies.update(await _replies(ctx, reply_ids))
+
+    lookups = ([load_reactions()] if seqs else []) + ([load_replies()] if reply_ids else [])
+    if with_files:
+        lookups.append(attachments.with_attachments(ctx, with_files))
+    if lookups:
+        await asyncio.gather(*lookups)
     for row, message in zip(rows, shaped):
         message["reactions"] = reactions.get(row["seq"], [])
         if row["reply_to_id"]:
