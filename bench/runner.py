@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
-from . import content, recovery
+from . import content, recovery, rest
 from .common import CpuMeter, box_busy_seconds, latency_summary, raise_nofile, rss_kib
 from .seed import PASSWORD, User, make_group, seed_users
 from .serverctl import BenchDatabase, ceiling_server, make_workdir, nexus_server
@@ -25,7 +25,7 @@ from .sio import DEFAULT_BACKEND
 from .workers import WorkerPool
 
 BENCH_DIR = Path(__file__).resolve().parent
-SCENARIOS = ("rest-me", "rest-history", "dm-max", "group-max", "photo-upload", "search", "recovery",
+SCENARIOS = ("rest-me", "rest-history", "rest-history-rich", "dm-max", "group-max", "photo-upload", "search", "recovery",
              "idle-conns", "login-storm", "ceiling")
 DM_RATES = (100, 200, 400, 800, 1600, 3200)
 GROUP_RATES = (10, 20, 40, 60, 80, 100, 130, 170, 220, 280, 360)   # sender msg/s; ×199 deliveries each
@@ -99,14 +99,15 @@ class Bench:
             log(f"apt-get failed: {exc}")
         return shutil.which("wrk")
 
-    async def run_wrk(self, url: str, token: str, duration: float, connections: int = 32) -> dict:
+    async def run_wrk(self, url: str, tokens: list[str], duration: float, connections: int = 32) -> dict:
+        """wrk on ``url``, each request with the next of ``tokens`` (several users' traffic)."""
         wrk = self.ensure_wrk()
         if wrk is None:
             self.notes.append("wrk unavailable: REST scenarios used the Python aiohttp fallback generator")
-            return await python_http_load(url, token, duration, connections)
+            return await python_http_load(url, tokens, duration, connections)
         cmd = [wrk, "-t1", f"-c{connections}", f"-d{int(duration)}s", "--latency", "--timeout", "5s",
                "-s", str(BENCH_DIR / "wrk" / "auth.lua"), url]
-        proc = await asyncio.create_subprocess_exec(*cmd, env=dict(os.environ, BENCH_TOKEN=token),
+        proc = await asyncio.create_subprocess_exec(*cmd, env=dict(os.environ, BENCH_TOKENS=",".join(tokens)),
                                                     stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.STDOUT)
         try:
@@ -247,9 +248,11 @@ class Bench:
         log(f"seeded {len(self.users)} users through the API in {time.monotonic() - t0:.1f} s {timings}")
         self.seed_timings = timings
         if "rest-me" in self.selected:
-            await self.guarded("rest-me", self.rest_me)
+            await self.guarded("rest-me", lambda: rest.rest_me(self))
         if "rest-history" in self.selected:
-            await self.guarded("rest-history", self.rest_history)
+            await self.guarded("rest-history", lambda: rest.rest_history(self))
+        if "rest-history-rich" in self.selected:
+            await self.guarded("rest-history-rich", lambda: rest.rest_history(self, rich=True))
         if "dm-max" in self.selected:
             await self.guarded("dm-max", lambda: self.dm_max("nexus"))
         if "group-max" in self.selected:
@@ -284,41 +287,6 @@ class Bench:
         await self.stop_server()
 
     # ------------------------------------------------------------------ scenarios
-    async def rest_me(self) -> None:
-        m = self.meter()
-        r = await self.run_wrk(self.server.url + "/api/auth/me", self.users[0].token, self.dur(15, 5))
-        cpu = m.stop()
-        self.add({"scenario": "rest-me", "connections": 32, **r, "cpu": cpu,
-                  "ok": r["non_2xx"] == 0})
-
-    async def rest_history(self) -> None:
-        a, b = self.users[0], self.users[1]
-        pool = self.pool
-        res = await asyncio.to_thread(pool.call, "connect", [
-            {"tokens": [("hist-a", a.token)]}, *[{"tokens": []} for _ in range(len(pool) - 1)]],
-            url=self.server.url, timeout=60)
-        if res[0]["ok"] != 1:
-            raise RuntimeError(f"history sender could not connect: {res[0]['errors']}")
-        t0 = time.monotonic()
-        seeded = await asyncio.to_thread(self._call_first, "send_many",
-                                         {"key": "hist-a", "recipient_id": b.id, "count": 1000})
-        if seeded["failed"]:
-            raise RuntimeError(f"seeding the conversation failed: {seeded}")
-        log(f"seeded 1,000 messages through the socket API in {time.monotonic() - t0:.1f} s")
-        await asyncio.to_thread(pool.call, "close_all", timeout=60)
-        url = f"{self.server.url}/api/chat/messages?recipientId={b.id}&limit=50"
-        async with aiohttp.ClientSession() as s:
-            async with s.get(url, headers={"Authorization": f"Bearer {a.token}"}) as resp:
-                body = await resp.json(content_type=None)
-                if resp.status != 200 or len(body.get("data") or []) != 50:
-                    raise RuntimeError(f"history check failed: {resp.status} {str(body)[:300]}")
-        m = self.meter()
-        r = await self.run_wrk(url, a.token, self.dur(15, 5))
-        cpu = m.stop()
-        self.add({"scenario": "rest-history", "connections": 32, "conversation_messages": 1000,
-                  "page": 50, "seed_s": round(seeded["elapsed_s"], 2), **r, "cpu": cpu,
-                  "ok": r["non_2xx"] == 0})
-
     def _call_first(self, cmd: str, kwargs: dict, timeout: float = 180) -> dict:
         """Run a command on worker 0 only."""
         conn = self.pool.conns[0]
@@ -631,7 +599,7 @@ def summary_text(r: dict) -> str:
     if "error" in r:
         return "ERROR " + r["error"][:200]
     s = r["scenario"]
-    if s in ("rest-me", "rest-history"):
+    if s in ("rest-me", "rest-history", "rest-history-rich"):
         return f"{r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, non-2xx {r['non_2xx']}"
     if s == "dm-max":
         f = r.get("first_failure")
@@ -673,7 +641,7 @@ def markdown_table(results: list[dict], meta: dict) -> str:
         if "error" in r:
             lines.append(f"| {s} | {t} | ERROR | – | {r['error'][:120]} | – |")
             continue
-        if s in ("rest-me", "rest-history"):
+        if s in ("rest-me", "rest-history", "rest-history-rich"):
             lines.append(f"| {s} | {t} | {r['rps']:,.0f} req/s (32 conns) | p50 {r['p50_ms']:.1f} ms, "
                          f"p99 {r['p99_ms']:.1f} ms | non-2xx {r['non_2xx']} | {cpu_text(r['cpu'])} |")
         elif s == "dm-max":
@@ -768,13 +736,13 @@ def fake_users(n: int) -> list[User]:
     return users
 
 
-async def python_http_load(url: str, token: str, duration: float, connections: int) -> dict:
+async def python_http_load(url: str, tokens: list[str], duration: float, connections: int) -> dict:
     """Fallback when wrk cannot be installed: closed-loop aiohttp clients (slower generator)."""
     lat: list[float] = []
     non_2xx = 0
     t_end = time.monotonic() + duration
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as s:
-        async def loop() -> None:
+        async def loop(token: str) -> None:
             nonlocal non_2xx
             while time.monotonic() < t_end:
                 t = time.monotonic()
@@ -784,7 +752,7 @@ async def python_http_load(url: str, token: str, duration: float, connections: i
                         non_2xx += 1
                 lat.append(time.monotonic() - t)
         t0 = time.monotonic()
-        await asyncio.gather(*(loop() for _ in range(connections)))
+        await asyncio.gather(*(loop(tokens[i % len(tokens)]) for i in range(connections)))
         elapsed = time.monotonic() - t0
     summary = latency_summary(lat)
     return {"generator": "python aiohttp fallback (wrk unavailable)", "requests": len(lat),

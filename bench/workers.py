@@ -309,26 +309,33 @@ class Worker:
 
     # ------------------------------------------------------------------ seeding helper
     async def cmd_send_many(self, key: str, recipient_id: str, count: int, window: int = 32,
-                            timeout: float = 120.0) -> dict:
-        """Send ``count`` messages from one socket with at most ``window`` unacked; wait for acks."""
+                            timeout: float = 120.0, reply_to_ids: list[str] | None = None) -> dict:
+        """Send ``count`` messages from one socket with at most ``window`` unacked; wait for acks.
+        The i-th replies to ``reply_to_ids[i]`` when given. ``ids``: the stored messages' ids,
+        in the order sent."""
         client = self.clients[key]
         sem = asyncio.Semaphore(window)
         failures: list[str] = []
+        ids: list[str | None] = [None] * count
 
         async def one(i: int) -> None:
+            payload = {"recipientId": recipient_id, "content": f"history message {i}"}
+            if reply_to_ids:
+                payload["replyToId"] = reply_to_ids[i]
             async with sem:
                 try:
-                    body = await client.call("sendMessage", {"recipientId": recipient_id,
-                                                             "content": f"history message {i}"})
-                    if isinstance(body, list) and body and isinstance(body[0], dict) \
-                            and body[0].get("success") is False:
-                        failures.append(str(body[0])[:200])
+                    body = await client.call("sendMessage", payload)
+                    answer = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else {}
+                    if answer.get("success") is False:
+                        failures.append(str(answer)[:200])
+                    else:
+                        ids[i] = answer.get("id")   # the ack is the stored Message
                 except Exception as exc:  # noqa: BLE001
                     failures.append(repr(exc)[:200])
         t0 = time.monotonic()
         async with asyncio.timeout(timeout):
             await asyncio.gather(*(one(i) for i in range(count)))
-        return {"sent": count, "failed": len(failures), "samples": failures[:3],
+        return {"sent": count, "failed": len(failures), "samples": failures[:3], "ids": ids,
                 "elapsed_s": time.monotonic() - t0}
 
 

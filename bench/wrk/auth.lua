@@ -1,7 +1,17 @@
--- wrk script: every request carries the bench user's access token; done() prints one JSON line
--- (prefixed BENCH_JSON) with the counts and latency percentiles in microseconds.
-local token = os.getenv("BENCH_TOKEN") or ""
-wrk.headers["Authorization"] = "Bearer " .. token
+-- wrk script: every request carries an access token, taken in turn from BENCH_TOKENS
+-- (comma-separated: requests on behalf of different users, as real traffic is); done() prints
+-- one JSON line (prefixed BENCH_JSON) with the counts and latency percentiles in microseconds.
+local tokens = {}
+for token in string.gmatch(os.getenv("BENCH_TOKENS") or "", "[^,]+") do
+  tokens[#tokens + 1] = "Bearer " .. token
+end
+local next_token = 0
+
+function request()
+  next_token = next_token % #tokens + 1
+  wrk.headers["Authorization"] = tokens[next_token]
+  return wrk.format()
+end
 
 function done(summary, latency, requests)
   local e = summary.errors

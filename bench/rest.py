@@ -1,0 +1,114 @@
+"""The REST scenarios, driven by wrk: `rest-me` (the cheapest authenticated request, 32 users'
+tokens) and `rest-history` (a page of 50 messages), plain and `rich` (every message on the page
+carries three reactions and replies to an earlier message). Run by bench/runner.py.
+
+rest-history-rich answers issue 12's question: does a page with reactions and replies stay
+within 15 % of a plain page? The two are measured in the same run, one after the other.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import aiohttp
+
+if TYPE_CHECKING:
+    from .runner import Bench
+
+TOKEN_USERS = 32                  # rest-me: one token per wrk connection's worth of users
+HISTORY_MESSAGES = 1000
+PAGE = 50
+# rest-history-rich: each of the newest messages carries these reactions (user index, emoji).
+RICH_REACTIONS = ((0, "👍"), (1, "👍"), (1, "❤️"))
+SEED_CONCURRENCY = 32
+
+
+def log(msg: str) -> None:
+    from .runner import log as runner_log
+    runner_log(msg)
+
+
+async def rest_me(bench: "Bench") -> None:
+    tokens = [user.token for user in bench.users[:TOKEN_USERS]]
+    m = bench.meter()
+    r = await bench.run_wrk(bench.server.url + "/api/auth/me", tokens, bench.dur(15, 5))
+    cpu = m.stop()
+    bench.add({"scenario": "rest-me", "connections": 32, "users": len(tokens), **r, "cpu": cpu,
+               "ok": r["non_2xx"] == 0})
+
+
+async def _connect_sender(bench: "Bench", key: str, token: str) -> None:
+    pool = bench.pool
+    res = await asyncio.to_thread(pool.call, "connect", [
+        {"tokens": [(key, token)]}, *[{"tokens": []} for _ in range(len(pool) - 1)]],
+        url=bench.server.url, timeout=60)
+    if res[0]["ok"] != 1:
+        raise RuntimeError(f"history sender could not connect: {res[0]['errors']}")
+
+
+async def _send(bench: "Bench", key: str, recipient_id: str, count: int,
+                reply_to_ids: list[str] | None = None) -> dict:
+    seeded = await asyncio.to_thread(bench._call_first, "send_many",
+                                     {"key": key, "recipient_id": recipient_id, "count": count,
+                                      "reply_to_ids": reply_to_ids})
+    if seeded["failed"]:
+        raise RuntimeError(f"seeding the conversation failed: {seeded}")
+    return seeded
+
+
+async def _check_page(url: str, token: str, rich: bool) -> None:
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url, headers={"Authorization": f"Bearer {token}"}) as resp:
+            body = await resp.json(content_type=None)
+    page = body.get("data") or []
+    if resp.status != 200 or len(page) != PAGE:
+        raise RuntimeError(f"history check failed: {resp.status} {str(body)[:300]}")
+    if rich and not all(m["replyTo"] and sum(r["count"] for r in m["reactions"]) == len(RICH_REACTIONS)
+                        for m in page):
+        raise RuntimeError(f"rich history page lacks reactions or replies: {str(page[0])[:300]}")
+
+
+async def _react(bench: "Bench", message_ids: list[str], tokens: list[str]) -> None:
+    sem = asyncio.Semaphore(SEED_CONCURRENCY)
+    failures: list[str] = []
+
+    async def one(session: aiohttp.ClientSession, message_id: str, who: int, emoji: str) -> None:
+        url = f"{bench.server.url}/api/chat/messages/{message_id}/reactions/{quote(emoji)}"
+        async with sem:
+            async with session.put(url, headers={"Authorization": f"Bearer {tokens[who]}"}) as resp:
+                if resp.status != 200:
+                    failures.append(f"{resp.status} {(await resp.text())[:200]}")
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(one(session, mid, who, emoji)
+                               for mid in message_ids for who, emoji in RICH_REACTIONS))
+    if failures:
+        raise RuntimeError(f"{len(failures)} reactions failed, e.g. {failures[0]}")
+
+
+async def rest_history(bench: "Bench", rich: bool = False) -> None:
+    """rich: users 2 and 3 hold a conversation of HISTORY_MESSAGES plain messages followed by
+    HISTORY_MESSAGES replies (the i-th answers the i-th plain one), each reply with the
+    RICH_REACTIONS; the page read is the newest replies. Else users 0 and 1, plain messages."""
+    a, b = (bench.users[2], bench.users[3]) if rich else (bench.users[0], bench.users[1])
+    key = "hist-rich" if rich else "hist-a"
+    await _connect_sender(bench, key, a.token)
+    t0 = time.monotonic()
+    seeded = await _send(bench, key, b.id, HISTORY_MESSAGES)
+    if rich:
+        replies = await _send(bench, key, b.id, HISTORY_MESSAGES, reply_to_ids=seeded["ids"])
+        await _react(bench, replies["ids"], [a.token, b.token])
+    seed_s = time.monotonic() - t0
+    log(f"seeded the {'rich ' if rich else ''}conversation in {seed_s:.1f} s")
+    await asyncio.to_thread(bench.pool.call, "close_all", timeout=60)
+    url = f"{bench.server.url}/api/chat/messages?recipientId={b.id}&limit={PAGE}"
+    await _check_page(url, a.token, rich)
+    m = bench.meter()
+    r = await bench.run_wrk(url, [a.token], bench.dur(15, 5))
+    cpu = m.stop()
+    bench.add({"scenario": "rest-history-rich" if rich else "rest-history", "connections": 32,
+               "conversation_messages": HISTORY_MESSAGES * (2 if rich else 1), "page": PAGE,
+               "reactions_per_message": len(RICH_REACTIONS) if rich else 0, "replies": rich,
+               "seed_s": round(seed_s, 2), **r, "cpu": cpu, "ok": r["non_2xx"] == 0})
