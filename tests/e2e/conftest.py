@@ -30,6 +30,7 @@ from nexus_chat.runtime import DatabaseTarget, Runtime
 
 from ..tiers import mark_tier
 from .chat_support import JS_DIR, ChatClient
+from .recovery_support import RecoveringClient
 from .support import Api, MailSink, User, drop_database, make_user
 
 
@@ -151,6 +152,24 @@ def chat(runtime, io_loop):
         return await client.connect() if wait else client
 
     yield connect
+
+    async def close_all() -> None:
+        for client in clients:
+            await client.close()
+    io_loop.run_sync(close_all, timeout=10)
+
+
+@pytest.fixture
+def recovering(node_client, runtime, io_loop):
+    """`await recovering(user, delay_ms)` → the official JS client with reconnection on
+    (tests/e2e/recovery_support.py), killed after the test."""
+    clients: list[RecoveringClient] = []
+
+    async def start(user: User, delay_ms: int | None = None) -> RecoveringClient:
+        client = await RecoveringClient.start(node_client, runtime.base_url, user.access, delay_ms)
+        clients.append(client)
+        return client
+    yield start
 
     async def close_all() -> None:
         for client in clients:

@@ -3,81 +3,12 @@ and the REST catch-up for every other client: a dropped connection misses nothin
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
-from .chat_support import JS_DIR, make_group, quiet
+from .chat_support import make_group, quiet
+from .recovery_support import RECOVERY, drop
 from .support import assert_error
-
-SCRIPT = JS_DIR / "recovery_client.js"
-RECOVERY = {"realtime_recovery": True}
-
-
-class RecoveringClient:
-    """tests/js/recovery_client.js: the official client with reconnection on."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.seen: list[dict] = []
-
-    @classmethod
-    async def start(cls, node: str, base_url: str, token: str, delay_ms: int | None = None):
-        args = [node, str(SCRIPT), base_url, token] + ([str(delay_ms)] if delay_ms else [])
-        proc = await asyncio.create_subprocess_exec(*args, cwd=JS_DIR, stdin=asyncio.subprocess.PIPE,
-                                                    stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE)
-        return cls(proc)
-
-    async def until(self, predicate, timeout: float = 10) -> dict:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), max(0.1, deadline - loop.time()))
-            if not line:
-                raise AssertionError("node client exited: " + (await self.proc.stderr.read()).decode()[-2000:])
-            item = json.loads(line)
-            self.seen.append(item)
-            if predicate(item):
-                return item
-
-    async def wait(self, condition, timeout: float = 10) -> None:
-        """Until ``condition()`` holds over what was seen (it may already)."""
-        if not condition():
-            await self.until(lambda _item: condition(), timeout)
-
-    async def command(self, cmd: str) -> None:
-        self.proc.stdin.write((json.dumps({"cmd": cmd}) + "\n").encode())
-        await self.proc.stdin.drain()
-
-    def messages(self, since: int = 0) -> list[list]:
-        return [i["args"] for i in self.seen[since:] if i["type"] == "event" and i["event"] == "message"]
-
-    async def close(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-
-
-@pytest.fixture
-def recovering(node_client, runtime, io_loop):
-    clients: list[RecoveringClient] = []
-
-    async def start(user, delay_ms=None) -> RecoveringClient:
-        client = await RecoveringClient.start(node_client, runtime.base_url, user.access, delay_ms)
-        clients.append(client)
-        return client
-    yield start
-
-    async def close_all() -> None:
-        for client in clients:
-            await client.close()
-    io_loop.run_sync(close_all, timeout=10)
-
-
-async def drop(client: RecoveringClient) -> None:
-    await client.command("drop")
-    await client.until(lambda i: i["type"] == "disconnect")
 
 
 @pytest.mark.parametrize("setting_overrides", [RECOVERY])

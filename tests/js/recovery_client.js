@@ -5,7 +5,9 @@
 // Prints one JSON line per happening: connect (with socket.id, socket.recovered and the pid),
 // disconnect, every event with all its arguments (the offset is the last one). Commands on
 // stdin: {"cmd": "drop"} closes the Engine.IO connection as a network loss would (the client
-// then reconnects by itself); {"cmd": "close"} disconnects on purpose and exits.
+// then reconnects by itself); {"cmd": "hold"} does the same with reconnection off, and
+// {"cmd": "resume"} then reconnects (the test decides when); {"cmd": "send", "data": {…}}
+// emits sendMessage and prints its ack; {"cmd": "close"} disconnects on purpose and exits.
 const readline = require('readline');
 const { io } = require('socket.io-client');
 
@@ -25,6 +27,9 @@ input.on('line', (line) => {
   if (!line.trim()) return;
   const command = JSON.parse(line);
   if (command.cmd === 'drop') socket.io.engine.close();
+  if (command.cmd === 'send') socket.emit('sendMessage', command.data, (ack) => out({ type: 'ack', ack }));
+  if (command.cmd === 'hold') { socket.io.reconnection(false); socket.io.engine.close(); }
+  if (command.cmd === 'resume') { socket.io.reconnection(true); socket.io.open(); }
   if (command.cmd === 'close') { socket.disconnect(); process.exit(0); }
 });
 input.on('close', () => { socket.disconnect(); process.exit(0); });

@@ -1,0 +1,128 @@
+"""Helpers of the recovery tests: the official JS client (tests/js/recovery_client.js) driven
+line by line, and a database lock held by a connection of the test's own (to make a
+transaction of the server commit later than one that started after it)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+
+import aiomysql
+
+from .chat_support import JS_DIR
+
+SCRIPT = JS_DIR / "recovery_client.js"
+RECOVERY = {"realtime_recovery": True}
+
+
+class RecoveringClient:
+    """tests/js/recovery_client.js: the official client with reconnection on."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.seen: list[dict] = []
+
+    @classmethod
+    async def start(cls, node: str, base_url: str, token: str, delay_ms: int | None = None):
+        args = [node, str(SCRIPT), base_url, token] + ([str(delay_ms)] if delay_ms else [])
+        proc = await asyncio.create_subprocess_exec(*args, cwd=JS_DIR, stdin=asyncio.subprocess.PIPE,
+                                                    stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        return cls(proc)
+
+    async def until(self, predicate, timeout: float = 10) -> dict:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), max(0.1, deadline - loop.time()))
+            if not line:
+                raise AssertionError("node client exited: " + (await self.proc.stderr.read()).decode()[-2000:])
+            item = json.loads(line)
+            self.seen.append(item)
+            if predicate(item):
+                return item
+
+    async def wait(self, condition, timeout: float = 10) -> None:
+        """Until ``condition()`` holds over what was seen (it may already)."""
+        if not condition():
+            await self.until(lambda _item: condition(), timeout)
+
+    async def command(self, cmd: str, **fields) -> None:
+        self.proc.stdin.write((json.dumps({"cmd": cmd, **fields}) + "\n").encode())
+        await self.proc.stdin.drain()
+
+    async def send(self, content: str, **target) -> dict:
+        """sendMessage from this client: the stored message (its ack)."""
+        await self.command("send", data={"content": content, **target})
+        item = await self.until(lambda i: i["type"] == "ack")
+        assert isinstance(item["ack"], dict) and item["ack"].get("id"), item
+        return item["ack"]
+
+    def messages(self, since: int = 0) -> list[list]:
+        return [i["args"] for i in self.seen[since:] if i["type"] == "event" and i["event"] == "message"]
+
+    async def close(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def drop(client: RecoveringClient) -> None:
+    """The connection breaks; the client reconnects by itself (after its delay)."""
+    await client.command("drop")
+    await client.until(lambda i: i["type"] == "disconnect")
+
+
+async def hold(client: RecoveringClient) -> None:
+    """The connection breaks; the client stays away until `resume`."""
+    await client.command("hold")
+    await client.until(lambda i: i["type"] == "disconnect")
+
+
+async def resume(client: RecoveringClient) -> dict:
+    """Reconnects a held client: its next `connect` (or `connect_error`) line."""
+    await client.command("resume")
+    return await client.until(lambda i: i["type"] in ("connect", "connect_error"), timeout=15)
+
+
+class RowLock:
+    """A transaction of the test's own holding ``FOR UPDATE`` locks (see `row_lock`)."""
+
+    def __init__(self, conn: aiomysql.Connection) -> None:
+        self.conn = conn
+
+    async def waited_on(self, timeout: float = 10) -> None:
+        """Until another transaction waits for a lock this one holds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with self.conn.cursor() as cur:
+            await cur.execute("SELECT trx_id FROM information_schema.INNODB_TRX"
+                              " WHERE trx_mysql_thread_id = CONNECTION_ID()")
+            [own] = await cur.fetchone()
+        while True:
+            async with self.conn.cursor() as cur:
+                await cur.execute("SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS"
+                                  " WHERE blocking_trx_id = %s", (own,))
+                [waiting] = await cur.fetchone()
+            if waiting:
+                return
+            if loop.time() > deadline:
+                raise AssertionError("nothing waited for the lock")
+            # InnoDB refreshes these tables only after 0.1 s without a read of them.
+            await asyncio.sleep(0.25)
+
+
+@contextlib.asynccontextmanager
+async def row_lock(db_target, sql: str, args: tuple) -> AsyncIterator[RowLock]:
+    """Holds the locks of ``sql`` (a SELECT … FOR UPDATE) until the block ends, then rolls back."""
+    conn = await aiomysql.connect(host=db_target.host, port=db_target.port, user=db_target.user,
+                                  password=db_target.password, db=db_target.name, autocommit=False)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute("BEGIN")
+            await cur.execute(sql, args)
+        yield RowLock(conn)
+    finally:
+        await conn.rollback()
+        conn.close()
