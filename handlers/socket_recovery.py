@@ -73,7 +73,9 @@ class Recovery:
         return Claim(pid, row["sid"], int(row["base_offset"]) if after is None else after)
 
     async def fits(self, claim: Claim, user_id: str, group_ids: list[str]) -> bool:
-        """At most ``max_events`` missed (else the client is better served by REST)."""
+        """At most ``max_events`` missed so far (else the client is better served by REST).
+        A first look, before the socket takes the old id: `finish` decides on what was
+        missed up to the mark, which may be more (events that arrive meanwhile)."""
         events = await events_after(self.ctx.db, user_id, group_ids, after=claim.after, up_to=None,
                                     limit=self.max_events + 1, socket_id=claim.sid)
         return len(events) <= self.max_events
@@ -90,16 +92,22 @@ class Recovery:
     async def finish(self, socket: Socket, user_id: str, group_ids: list[str], claim: Claim | None,
                      up_to: int) -> None:
         """Replays what a recovered socket missed (before anything it got live since joining)
-        and gives the socket its pid."""
+        and gives the socket its pid. More than ``max_events`` missed up to the mark (some
+        arrived after `fits` looked): no replay at all, the socket takes a new id and pid and
+        the client sees ``recovered === false``; it catches up over REST."""
         socket.data["base_offset"] = up_to
-        if claim is None:
-            socket.pid = secrets.token_urlsafe(18)
-            return
-        events = await events_after(self.ctx.db, user_id, group_ids, after=claim.after, up_to=up_to,
-                                    limit=self.max_events + 1, socket_id=claim.sid)
-        socket.replay([(e.event, [orjson.loads(e.payload), str(e.offset)]) for e in events])
-        socket.pid = claim.pid
-        log.info("recovered sid=%s user_id=%s replayed=%d", claim.sid, user_id, len(events))
+        if claim is not None:
+            events = await events_after(self.ctx.db, user_id, group_ids, after=claim.after, up_to=up_to,
+                                        limit=self.max_events + 1, socket_id=claim.sid)
+            if len(events) <= self.max_events:
+                socket.replay([(e.event, [orjson.loads(e.payload), str(e.offset)]) for e in events])
+                socket.pid = claim.pid
+                log.info("recovered sid=%s user_id=%s replayed=%d", claim.sid, user_id, len(events))
+                return
+            socket.renew()
+            log.info("not recovered sid=%s user_id=%s: more than %d events missed", claim.sid, user_id,
+                     self.max_events)
+        socket.pid = secrets.token_urlsafe(18)
 
     async def keep(self, socket: Socket, reason: str) -> None:
         """On disconnect: keep the session for the window, unless the client left on purpose."""

@@ -138,10 +138,19 @@ def addressed_to(row: Row, user_id: str, socket_id: str | None = None) -> bool:
 
 async def events_after(db: Database, user_id: str, group_ids: list[str], *, after: int,
                        up_to: int | None, limit: int, socket_id: str | None = None) -> list[LoggedEvent]:
-    """The user's events after ``after``, oldest first, at most ``limit`` (before the
-    audience's exceptions are applied, so a page may hold fewer)."""
-    rows = await event_log_queries.events_for(db, user_id, group_ids, after=after, up_to=up_to, limit=limit)
-    return [LoggedEvent.from_row(row) for row in rows if addressed_to(row, user_id, socket_id)]
+    """The user's events after ``after``, oldest first: ``limit`` of them, or fewer when
+    there are no more (the recovery cap and ``hasMore`` count on it). Rows the audience's
+    exceptions leave out do not count: reading goes on past them."""
+    found: list[LoggedEvent] = []
+    while len(found) < limit:
+        wanted = limit - len(found)
+        rows = await event_log_queries.events_for(db, user_id, group_ids, after=after, up_to=up_to,
+                                                  limit=wanted)
+        found += [LoggedEvent.from_row(row) for row in rows if addressed_to(row, user_id, socket_id)]
+        if len(rows) < wanted:
+            break
+        after = int(rows[-1]["offset"])
+    return found
 
 
 async def sweep(db: Database, keep: dt.timedelta) -> int:

@@ -130,6 +130,18 @@ class Socket:
         self.sid = sid
         self.server.register(self)
 
+    def renew(self) -> None:
+        """From ``on_connect``, after a `restore` and joining rooms, when the socket is not
+        recovered after all: it takes a new id and keeps its rooms (and what was emitted to it
+        since it joined them), a new session as far as the client can tell."""
+        rooms = self.server.adapter.rooms_of(self.namespace, self.sid) - {self.sid}
+        self.server.unregister(self)
+        self.server.adapter.leave_all(self.namespace, self.sid)
+        self.sid = secrets.token_urlsafe(15)
+        self.server.register(self)
+        for room in sorted(rooms):
+            self.server.adapter.join(self.namespace, self.sid, room)
+
     def replay(self, events: list[tuple[str, list[Any]]]) -> None:
         """From ``on_connect``: ``(event, args)`` the client missed, sent right after the
         CONNECT answer and before anything emitted to this socket since it joined its rooms."""
