@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from nexus_chat.context import AppContext
-from nexus_chat.event_log import EventLog, events_after, keep_session, take_session
+from nexus_chat.event_log import EventLog, events_after, keep_session, swept_past, take_session
 from nexus_chat.jsonutil import utcnow
 from nexus_chat.realtime.reasons import CloseReason
 from nexus_chat.realtime.server import Socket
@@ -62,15 +62,17 @@ class Recovery:
     async def claim(self, user_id: str, auth: Any) -> Claim | None:
         """The session named by ``auth.pid`` if it is unexpired and the same user's; taken
         (a pid recovers once). The replay starts after ``auth.offset``, or where the session
-        started when the client had received no event (the official client then sends none)."""
+        started when the client had received no event (the official client then sends none).
+        An offset from before the session started is not one the server sent it (the
+        official client's offsets only grow): the replay starts where the session did."""
         pid = auth.get("pid") if isinstance(auth, dict) else None
         if not isinstance(pid, str) or not 8 <= len(pid) <= 64:
             return None
         row = await take_session(self.ctx.db, _hash(pid), user_id, utcnow())
         if row is None:
             return None
-        after = _offset(auth.get("offset"))
-        return Claim(pid, row["sid"], int(row["base_offset"]) if after is None else after)
+        base, after = int(row["base_offset"]), _offset(auth.get("offset"))
+        return Claim(pid, row["sid"], base if after is None else max(base, after))
 
     async def fits(self, claim: Claim, user_id: str, group_ids: list[str]) -> bool:
         """At most ``max_events`` missed so far (else the client is better served by REST).
@@ -93,20 +95,27 @@ class Recovery:
                      up_to: int) -> None:
         """Replays what a recovered socket missed (before anything it got live since joining)
         and gives the socket its pid. More than ``max_events`` missed up to the mark (some
-        arrived after `fits` looked): no replay at all, the socket takes a new id and pid and
-        the client sees ``recovered === false``; it catches up over REST."""
-        socket.data["base_offset"] = up_to
+        arrived after `fits` looked), or missed events the log no longer keeps: no replay at
+        all, the socket takes a new id and pid and the client sees ``recovered === false``;
+        it catches up over REST."""
         if claim is not None:
             events = await events_after(self.ctx.db, user_id, group_ids, after=claim.after, up_to=up_to,
                                         limit=self.max_events + 1, socket_id=claim.sid)
-            if len(events) <= self.max_events:
+            # Read first: the sweep deletes oldest first, so if nothing after ``after`` is gone
+            # now, nothing was before the read either.
+            swept = await swept_past(self.ctx.db, claim.after)
+            if len(events) <= self.max_events and not swept:
                 socket.replay([(e.event, [orjson.loads(e.payload), str(e.offset)]) for e in events])
                 socket.pid = claim.pid
+                # This session's events start after the client's offset, not at the mark: a
+                # client that drops again before reading the replay gets it again next time.
+                socket.data["base_offset"] = min(claim.after, up_to)
                 log.info("recovered sid=%s user_id=%s replayed=%d", claim.sid, user_id, len(events))
                 return
             socket.renew()
-            log.info("not recovered sid=%s user_id=%s: more than %d events missed", claim.sid, user_id,
-                     self.max_events)
+            log.info("not recovered sid=%s user_id=%s: %s", claim.sid, user_id,
+                     "missed events were swept" if swept else f"more than {self.max_events} events missed")
+        socket.data["base_offset"] = up_to
         socket.pid = secrets.token_urlsafe(18)
 
     async def keep(self, socket: Socket, reason: str) -> None:

@@ -153,12 +153,20 @@ async def events_after(db: Database, user_id: str, group_ids: list[str], *, afte
     return found
 
 
+async def swept_past(db: Database, after: int) -> bool:
+    """Whether events after offset ``after`` were swept (a reader from there has a gap)."""
+    oldest = await event_log_queries.oldest(db)
+    return oldest is not None and after < oldest - 1
+
+
 async def sweep(db: Database, keep: dt.timedelta) -> int:
-    """Drops events older than ``keep`` (and the expired recoverable sessions)."""
+    """Drops events older than ``keep`` (and the expired recoverable sessions). The newest
+    event stays, however old: the oldest one kept is how readers know what was swept."""
     now = utcnow()
+    newest = await event_log_queries.head(db)
     removed = 0
     while True:
-        count = await event_log_queries.delete_before(db, now - keep, 5000)
+        count = await event_log_queries.delete_before(db, now - keep, newest, 5000)
         removed += count
         if count < 5000:
             break

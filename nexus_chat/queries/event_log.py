@@ -51,9 +51,11 @@ async def events_for(db: Executor, user_id: str, group_ids: list[str], *, after:
         " ORDER BY e.`offset` LIMIT %s", tuple(args))
 
 
-async def delete_before(db: Executor, cutoff: dt.datetime, limit: int) -> int:
-    return await db.execute("DELETE FROM event_log WHERE created_at < %s ORDER BY `offset` LIMIT %s",
-                            (cutoff, limit))
+async def delete_before(db: Executor, cutoff: dt.datetime, below: int, limit: int) -> int:
+    """Deletes the oldest events created before ``cutoff`` with an offset below ``below``."""
+    return await db.execute(
+        "DELETE FROM event_log WHERE created_at < %s AND `offset` < %s ORDER BY `offset` LIMIT %s",
+        (cutoff, below, limit))
 
 
 # ---- recoverable sessions -------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..errors import ApiError
-from ..event_log import events_after
+from ..event_log import events_after, swept_past
 from ..jsonutil import iso
 from ..queries import event_log as event_log_queries
 from . import chat
@@ -25,11 +25,10 @@ async def events_since(ctx: AppContext, user_id: str, after: int | None, limit: 
     ``after``: no events, and ``nextAfter`` is where to start following from now."""
     if after is None:
         return {"events": [], "hasMore": False, "nextAfter": str(await event_log_queries.head(ctx.db))}
-    oldest = await event_log_queries.oldest(ctx.db)
-    if oldest is not None and after < oldest - 1:
-        raise ApiError(410, TOO_OLD)
     group_ids = await chat.group_ids(ctx, user_id)
     found = await events_after(ctx.db, user_id, group_ids, after=after, up_to=None, limit=limit + 1)
+    if await swept_past(ctx.db, after):     # after the read: the sweep deletes oldest first
+        raise ApiError(410, TOO_OLD)
     page = found[:limit]
     events = [{"offset": str(e.offset), "event": e.event, "data": orjson.loads(e.payload),
                "createdAt": iso(e.created_at)} for e in page]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 from collections.abc import AsyncIterator
 
 import aiomysql
+from tornado.websocket import websocket_connect
 
 from .chat_support import JS_DIR
 
@@ -74,10 +76,34 @@ async def drop(client: RecoveringClient) -> None:
     await client.until(lambda i: i["type"] == "disconnect")
 
 
-async def hold(client: RecoveringClient) -> None:
-    """The connection breaks; the client stays away until `resume`."""
+async def hold(client: RecoveringClient, db_target) -> None:
+    """The connection breaks; the client stays away until `resume` (and the server has kept
+    its session by then)."""
+    pid = next(i["pid"] for i in reversed(client.seen) if i["type"] == "connect")
     await client.command("hold")
     await client.until(lambda i: i["type"] == "disconnect")
+    await kept(db_target, pid)
+
+
+async def kept(db_target, pid: str, timeout: float = 10) -> None:
+    """Until the server has stored the session of ``pid`` for recovery (it does so after the
+    disconnect, in the background)."""
+    pid_hash = hashlib.sha256(pid.encode()).hexdigest()
+    conn = await aiomysql.connect(host=db_target.host, port=db_target.port, user=db_target.user,
+                                  password=db_target.password, db=db_target.name, autocommit=True)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT COUNT(*) FROM recovery_sessions WHERE pid_hash = %s", (pid_hash,))
+                [count] = await cur.fetchone()
+            if count:
+                return
+            assert loop.time() < deadline, "the session was not kept"
+            await asyncio.sleep(0.05)
+    finally:
+        conn.close()
 
 
 async def resume(client: RecoveringClient) -> dict:
@@ -126,3 +152,57 @@ async def row_lock(db_target, sql: str, args: tuple) -> AsyncIterator[RowLock]:
     finally:
         await conn.rollback()
         conn.close()
+
+
+class RawChat:
+    """A bare WebSocket Socket.IO client of `/chat` that sends exactly the CONNECT auth it is
+    given (a forged pid or offset) and shows the answer as sent."""
+
+    def __init__(self, ws) -> None:
+        self.ws = ws
+        self.answer: dict = {}
+        self.refused: dict | None = None
+        self.events: list[tuple[str, list]] = []
+
+    @classmethod
+    async def connect(cls, port: int, auth: dict) -> "RawChat":
+        ws = await websocket_connect(f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket")
+        client = cls(ws)
+        opened = await ws.read_message()
+        assert opened.startswith("0"), opened
+        ws.write_message("40/chat," + json.dumps(auth))
+        while True:
+            frame = await client._read()
+            if frame.startswith("40/chat,"):
+                client.answer = json.loads(frame[len("40/chat,"):])
+                return client
+            if frame.startswith("44/chat,"):
+                client.refused = json.loads(frame[len("44/chat,"):])
+                return client
+
+    async def _read(self) -> str:
+        frame = await asyncio.wait_for(self.ws.read_message(), 10)
+        assert frame is not None, "the server closed the connection"
+        if frame == "2":
+            self.ws.write_message("3")
+        elif frame.startswith("42/chat,"):
+            event, *args = json.loads(frame[len("42/chat,"):])
+            if event != "userStatusChanged":      # presence: volatile, never replayed
+                self.events.append((event, args))
+        return frame
+
+    async def until_message(self, message_id: str) -> None:
+        """Reads until the message ``message_id`` arrived (everything before it is recorded)."""
+        while not any(e == "message" and args[0]["id"] == message_id for e, args in self.events):
+            await self._read()
+
+    def message_ids(self) -> list[str]:
+        return [args[0]["id"] for event, args in self.events if event == "message"]
+
+    def leave(self) -> None:
+        """A voluntary disconnect of the namespace (the client's socket.disconnect())."""
+        self.ws.write_message("41/chat,")
+
+    def close(self) -> None:
+        """The connection breaks (no disconnect packet)."""
+        self.ws.close()

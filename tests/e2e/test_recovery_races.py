@@ -63,7 +63,7 @@ async def test_a_message_that_commits_late_is_replayed_not_skipped(api, user_fac
         await lock.waited_on()
         early = await cc.send("sent second, committed first", recipientId=a.id)
         seen_early = await js.until(lambda i: is_message(i, early["id"]))
-        await hold(js)
+        await hold(js, db_target)
     late = await late
     late_seq, early_seq = await seqs(db_target, late["id"], early["id"])
     assert late_seq < early_seq          # the number was handed out before the commit
@@ -86,15 +86,15 @@ async def test_a_message_that_commits_late_is_replayed_not_skipped(api, user_fac
     assert after_early == [late["id"], marker["id"]]
 
 
-async def missed_while_held(js, send, count: int) -> list[dict]:
-    await hold(js)
+async def missed_while_held(js, db_target, send, count: int) -> list[dict]:
+    await hold(js, db_target)
     return [await send(i) for i in range(count)]
 
 
 @pytest.mark.parametrize("setting_overrides", [{**RECOVERY, "realtime_recovery_max_events": CAP}])
 @pytest.mark.gen_test(timeout=120)
 async def test_the_replay_cap_recovers_exactly_cap_events_and_nothing_past_it(api, user_factory, chat,
-                                                                               recovering):
+                                                                               recovering, db_target):
     a, b = await user_factory("a"), await user_factory("b")
     js = await recovering(a)
     first = await js.until(lambda i: i["type"] == "connect")
@@ -104,7 +104,7 @@ async def test_the_replay_cap_recovers_exactly_cap_events_and_nothing_past_it(ap
         return await cb.send(f"missed {i}", recipientId=a.id)
 
     # Exactly the cap: recovered, every event once, in order.
-    missed = await missed_while_held(js, send, CAP)
+    missed = await missed_while_held(js, db_target, send, CAP)
     mark = len(js.seen)
     again = await resume(js)
     assert again["recovered"] is True and again["id"] == first["id"]
@@ -112,7 +112,7 @@ async def test_the_replay_cap_recovers_exactly_cap_events_and_nothing_past_it(ap
     last_offset = js.messages(mark)[-1][1]
 
     # One more than the cap: a new session, told so, and not one of them replayed.
-    missed = await missed_while_held(js, send, CAP + 1)
+    missed = await missed_while_held(js, db_target, send, CAP + 1)
     mark = len(js.seen)
     again = await resume(js)
     assert again["type"] == "connect" and again["recovered"] is False and again["id"] != first["id"]
@@ -125,7 +125,7 @@ async def test_the_replay_cap_recovers_exactly_cap_events_and_nothing_past_it(ap
     # a's own message (its ack, not an event of this socket) sits among the missed ones and
     # does not count: one more than the cap after it is still one more.
     await js.send("from a", recipientId=b.id)
-    missed = await missed_while_held(js, send, CAP + 1)
+    missed = await missed_while_held(js, db_target, send, CAP + 1)
     mark = len(js.seen)
     again = await resume(js)
     assert again["type"] == "connect" and again["recovered"] is False
@@ -138,7 +138,7 @@ async def test_the_replay_cap_recovers_exactly_cap_events_and_nothing_past_it(ap
 @pytest.mark.gen_test(timeout=120)
 async def test_events_arriving_while_the_socket_is_recovered_count_or_come_live(api, user_factory, chat,
                                                                                  recovering, runtime,
-                                                                                 monkeypatch):
+                                                                                 monkeypatch, db_target):
     """The server looks at the missed events (`fits`), then takes the old id, joins the rooms
     and replays what came before that moment. Events sent between the look and the rooms
     were missed too and count for the cap; events after it come live, after the replay."""
@@ -171,7 +171,7 @@ async def test_events_arriving_while_the_socket_is_recovered_count_or_come_live(
         monkeypatch.setattr(recovery, method, wrapped)
 
     # cap - 1 missed, then 3 more while recovering: cap + 2 in all: no recovery, no partial replay.
-    await missed_while_held(js, send, CAP - 1)
+    await missed_while_held(js, db_target, send, CAP - 1)
     during("fits", 3, after=True)
     mark = len(js.seen)
     again = await resume(js)
@@ -184,7 +184,7 @@ async def test_events_arriving_while_the_socket_is_recovered_count_or_come_live(
     assert rest == [m["id"] for m in sent]          # what was not replayed, over REST
 
     # cap - 1 missed, then one more while recovering: exactly the cap: all of them, once.
-    await missed_while_held(js, send, CAP - 1)
+    await missed_while_held(js, db_target, send, CAP - 1)
     during("fits", 1, after=True)
     mark, first_missed = len(js.seen), len(sent)
     again = await resume(js)
@@ -198,7 +198,7 @@ async def test_events_arriving_while_the_socket_is_recovered_count_or_come_live(
 
     # The cap missed, and two more once the rooms are joined (while the replay is read):
     # those come live, after the replay, and do not count.
-    await missed_while_held(js, send, CAP)
+    await missed_while_held(js, db_target, send, CAP)
     during("finish", 2, after=False)
     mark, first_missed = len(js.seen), len(sent)
     again = await resume(js)
