@@ -32,7 +32,8 @@ class SioClient:
     """One connection to the /chat namespace.
 
     ``on_message(payload_str)`` gets the JSON text of every `message` event's Message (not
-    decoded: callers decode only what they need); ``on_ack(ack_id, body_str)`` gets each ack.
+    decoded: callers decode only what they need; without the offset that follows it when the
+    server has recovery on); ``on_ack(ack_id, body_str)`` gets each ack.
     """
 
     __slots__ = ("ws", "backend", "on_message", "on_ack", "on_other", "pings", "closed", "reader",
@@ -137,7 +138,10 @@ class SioClient:
     def _dispatch(self, data: str) -> None:
         if data.startswith(MESSAGE_EVENT):
             if self.on_message is not None:
-                self.on_message(data[len(MESSAGE_EVENT):-1])
+                payload = data[len(MESSAGE_EVENT):-1]
+                if payload[-1] == '"':     # recovery on: the offset, a string, comes last
+                    payload = payload[:payload.rindex(',"')]
+                self.on_message(payload)
         elif data.startswith(ACK):
             i = len(ACK)
             j = i
