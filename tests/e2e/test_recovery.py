@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from .chat_support import make_group, quiet
-from .recovery_support import RECOVERY, drop
+from .recovery_support import RECOVERY, drop, hold, resume
 from .support import assert_error
 
 
@@ -182,6 +182,41 @@ async def test_a_server_restart_during_the_outage_loses_nothing(api, user_factor
         await js.wait(lambda: {m["id"] for m in missed} <= {args[0]["id"] for args in js.messages()})
         await asyncio.sleep(0.3)
         assert [args[0]["id"] for args in js.messages()] == [m["id"] for m in missed]
+    finally:
+        await cb.close()
+        await restarted.stop(grace_s=1)
+
+
+@pytest.mark.parametrize("setting_overrides", [RECOVERY])
+@pytest.mark.gen_test(timeout=120)
+async def test_events_missed_before_and_after_a_restart_are_replayed_once(api, user_factory, runtime, settings,
+                                                                          db_target, recovering, chat):
+    from nexus_chat.runtime import Runtime
+    from .chat_support import ChatClient
+
+    a, b = await user_factory("a"), await user_factory("b")
+    js = await recovering(a)
+    first = await js.until(lambda i: i["type"] == "connect")
+    cb = await chat(b, ["websocket"], ignore=("userStatusChanged",))
+    seen = await cb.send("seen", recipientId=a.id)
+    await js.until(lambda i: i["type"] == "event" and i["event"] == "message" and i["args"][0]["id"] == seen["id"])
+    await hold(js, db_target)
+    mark = len(js.seen)
+    missed = [await cb.send(f"before the restart {i}", recipientId=a.id) for i in range(2)]
+    await cb.close()
+    await runtime.stop(grace_s=1)
+    restarted = await Runtime.start(settings, db_target)
+    restarted.listen(runtime.port, "127.0.0.1")
+    cb = ChatClient(runtime.base_url, b, ["websocket"], ignore=("userStatusChanged",))
+    try:
+        await cb.connect()
+        missed += [await cb.send(f"after the restart {i}", recipientId=a.id) for i in range(2)]
+        again = await resume(js)
+        assert again["type"] == "connect" and again["recovered"] is True and again["id"] == first["id"]
+        marker = await cb.send("live", recipientId=a.id)
+        await js.until(lambda i: i["type"] == "event" and i["event"] == "message"
+                       and i["args"][0]["id"] == marker["id"])
+        assert [args[0]["id"] for args in js.messages(mark)] == [m["id"] for m in missed + [marker]]
     finally:
         await cb.close()
         await restarted.stop(grace_s=1)
