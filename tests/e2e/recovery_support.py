@@ -89,11 +89,9 @@ async def kept(db_target, pid: str, timeout: float = 10) -> None:
     """Until the server has stored the session of ``pid`` for recovery (it does so after the
     disconnect, in the background)."""
     pid_hash = hashlib.sha256(pid.encode()).hexdigest()
-    conn = await aiomysql.connect(host=db_target.host, port=db_target.port, user=db_target.user,
-                                  password=db_target.password, db=db_target.name, autocommit=True)
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with connection(db_target) as conn:
         while True:
             async with conn.cursor() as cur:
                 await cur.execute("SELECT COUNT(*) FROM recovery_sessions WHERE pid_hash = %s", (pid_hash,))
@@ -102,8 +100,6 @@ async def kept(db_target, pid: str, timeout: float = 10) -> None:
                 return
             assert loop.time() < deadline, "the session was not kept"
             await asyncio.sleep(0.05)
-    finally:
-        conn.close()
 
 
 async def resume(client: RecoveringClient) -> dict:
@@ -140,18 +136,27 @@ class RowLock:
 
 
 @contextlib.asynccontextmanager
+async def connection(db_target, *, autocommit: bool = True) -> AsyncIterator[aiomysql.Connection]:
+    """A database connection of the test's own (beside the server's pool)."""
+    conn = await aiomysql.connect(host=db_target.host, port=db_target.port, user=db_target.user,
+                                  password=db_target.password, db=db_target.name, autocommit=autocommit)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextlib.asynccontextmanager
 async def row_lock(db_target, sql: str, args: tuple) -> AsyncIterator[RowLock]:
     """Holds the locks of ``sql`` (a SELECT … FOR UPDATE) until the block ends, then rolls back."""
-    conn = await aiomysql.connect(host=db_target.host, port=db_target.port, user=db_target.user,
-                                  password=db_target.password, db=db_target.name, autocommit=False)
-    try:
-        async with conn.cursor() as cur:
-            await cur.execute("BEGIN")
-            await cur.execute(sql, args)
-        yield RowLock(conn)
-    finally:
-        await conn.rollback()
-        conn.close()
+    async with connection(db_target, autocommit=False) as conn:
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute("BEGIN")
+                await cur.execute(sql, args)
+            yield RowLock(conn)
+        finally:
+            await conn.rollback()
 
 
 class RawChat:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-import aiomysql
 import pytest
 
-from .recovery_support import RECOVERY, hold, resume, row_lock
+from .recovery_support import RECOVERY, connection, hold, resume, row_lock
 
 CAP = 4
 
@@ -31,15 +30,10 @@ async def events_since(api, user, after: str) -> list[dict]:
 
 async def seqs(db_target, *message_ids: str) -> list[int]:
     """The messages' numbers (AUTO_INCREMENT), as the database handed them out."""
-    conn = await aiomysql.connect(host=db_target.host, port=db_target.port, user=db_target.user,
-                                  password=db_target.password, db=db_target.name)
-    try:
-        async with conn.cursor() as cur:
-            marks = ", ".join(["%s"] * len(message_ids))
-            await cur.execute(f"SELECT id, seq FROM messages WHERE id IN ({marks})", message_ids)
-            by_id = dict(await cur.fetchall())
-    finally:
-        conn.close()
+    async with connection(db_target) as conn, conn.cursor() as cur:
+        marks = ", ".join(["%s"] * len(message_ids))
+        await cur.execute(f"SELECT id, seq FROM messages WHERE id IN ({marks})", message_ids)
+        by_id = dict(await cur.fetchall())
     return [by_id[i] for i in message_ids]
 
 

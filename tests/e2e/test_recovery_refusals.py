@@ -10,7 +10,7 @@ import pytest
 
 from nexus_chat.event_log import sweep
 
-from .recovery_support import RECOVERY, RawChat, kept, row_lock
+from .recovery_support import RECOVERY, RawChat, connection, kept
 from .support import assert_error
 
 
@@ -123,9 +123,8 @@ async def test_missed_events_the_log_no_longer_keeps_end_the_session_and_rest_an
 
     # A day passes (this test's own connection moves every event back): the sweep removes
     # all but the newest, which tells readers from before it what is gone.
-    async with row_lock(db_target, "SELECT 1", ()) as lock, lock.conn.cursor() as cur:
+    async with connection(db_target) as conn, conn.cursor() as cur:
         await cur.execute("UPDATE event_log SET created_at = created_at - INTERVAL 1 DAY")
-        await lock.conn.commit()
     assert await sweep(runtime.db, dt.timedelta(seconds=60)) > 0
 
     raw = await back(runtime, cb, a, a, pid=pid, offset=offset)
