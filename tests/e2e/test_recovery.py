@@ -222,6 +222,36 @@ async def test_events_missed_before_and_after_a_restart_are_replayed_once(api, u
         await restarted.stop(grace_s=1)
 
 
+@pytest.mark.parametrize("setting_overrides", [RECOVERY])
+@pytest.mark.gen_test(timeout=120)
+async def test_every_stored_event_kind_is_replayed_with_its_offset(api, user_factory, chat, recovering,
+                                                                   db_target):
+    a, b = await user_factory("a"), await user_factory("b")
+    js = await recovering(a)
+    first = await js.until(lambda i: i["type"] == "connect")
+    cb = await chat(b, ["websocket"], ignore=("userStatusChanged",))
+    mine = await js.send("from a", recipientId=b.id)
+    await cb.wait_for("message")
+    await hold(js, db_target)
+    mark = len(js.seen)
+    await cb.call("markConversationAsRead", {"conversationId": mine["conversationId"]})
+    await cb.call("reactToMessage", {"messageId": mine["id"], "emoji": "\U0001F44D", "react": True})
+    theirs = await cb.send("from b", recipientId=a.id)
+    await cb.call("editMessage", {"messageId": theirs["id"], "content": "from b, edited"})
+    await cb.call("deleteMessage", {"messageId": theirs["id"]})
+    again = await resume(js)
+    assert again["recovered"] is True and again["id"] == first["id"]
+    marker = await cb.send("live", recipientId=a.id)
+    await js.until(lambda i: i["type"] == "event" and i["event"] == "message"
+                   and i["args"][0]["id"] == marker["id"])
+    got = [i for i in js.seen[mark:] if i["type"] == "event"]
+    assert [i["event"] for i in got] == ["messageRead", "messageReaction", "message", "messageUpdated",
+                                         "messageDeleted", "message"]
+    offsets = [i["args"][-1] for i in got]
+    assert all(isinstance(o, str) and o.isdigit() for o in offsets) and len(got[0]["args"]) == 2
+    assert [int(o) for o in offsets] == sorted({int(o) for o in offsets})
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_history_has_a_forward_cursor(api, user_factory, chat):
     a, b = await user_factory("a"), await user_factory("b")
