@@ -79,6 +79,23 @@ async def test_a_message_that_commits_late_is_replayed_not_skipped(api, user_fac
                    if e["event"] == "message"]
     assert after_early == [late["id"], marker["id"]]
 
+    # The client comes back while a message is still held: it recovers what committed, and
+    # the held one arrives live once it commits, after the replay.
+    await hold(js, db_target)
+    mark = len(js.seen)
+    async with row_lock(db_target, "SELECT id FROM users WHERE id = %s FOR UPDATE", (b.id,)) as lock:
+        late = asyncio.ensure_future(cb.send("held while a recovers", recipientId=a.id))
+        await lock.waited_on()
+        early = await cc.send("committed while a is away", recipientId=a.id)
+        again = await resume(js)
+        assert again["recovered"] is True
+        await js.until(lambda i: is_message(i, early["id"]))
+    late = await late
+    await js.until(lambda i: is_message(i, late["id"]))
+    marker = await cc.send("after the held one", recipientId=a.id)
+    await js.until(lambda i: is_message(i, marker["id"]))
+    assert [args[0]["id"] for args in js.messages(mark)] == [early["id"], late["id"], marker["id"]]
+
 
 async def missed_while_held(js, db_target, send, count: int) -> list[dict]:
     await hold(js, db_target)
