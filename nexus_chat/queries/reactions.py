@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..db import Executor, Row
+from ..jsonutil import loads
 
 SHOWN_USERS = 10   # userIds listed per emoji
 
@@ -29,18 +30,25 @@ async def emoji_counts(db: Executor, message_seq: int, emoji: str) -> Row:
         " FROM message_reactions WHERE message_seq = %s", (emoji, message_seq))
 
 
+_REACTION_NAMES = ("emoji", "n", "user_ids", "mine", "first_at")
+
+
 async def reactions_of(db: Executor, message_seqs: list[int], viewer_id: str | None) -> list[Row]:
     """One row per (message, emoji): ``message_seq``, ``emoji``, ``n``, ``user_ids`` (the first
     SHOWN_USERS, comma-separated, oldest first), ``mine`` (the viewer reacted so) and
-    ``first_at`` (text, for ordering a message's emoji by first use). A plain GROUP BY: the
-    same result nested in a derived table with JSON_ARRAYAGG cost MariaDB 2–7 ms a page to
-    prepare, against under 1 ms."""
+    ``first_at`` (text, for ordering a message's emoji by first use).
+
+    A plain GROUP BY: the same result nested in a derived table (one row per message, with
+    JSON_ARRAYAGG or GROUP_CONCAT) cost MariaDB 2–7 ms a page to materialise, against under
+    1 ms. The fields come packed in one JSON array a row (one column for the driver to parse)."""
     if not message_seqs:
         return []
     marks = ", ".join(["%s"] * len(message_seqs))
-    return await db.fetch_all(
-        "SELECT message_seq, emoji, COUNT(*) AS n,"
-        f" GROUP_CONCAT(user_id ORDER BY created_at, user_id SEPARATOR ',' LIMIT {SHOWN_USERS}) AS user_ids,"
-        " MAX(user_id = %s) AS mine, CAST(MIN(created_at) AS CHAR) AS first_at"
+    rows = await db.fetch_all(
+        "SELECT message_seq, JSON_ARRAY(emoji, COUNT(*),"
+        f" GROUP_CONCAT(user_id ORDER BY created_at, user_id SEPARATOR ',' LIMIT {SHOWN_USERS}),"
+        " 0 + MAX(user_id = %s), CAST(MIN(created_at) AS CHAR)) AS packed"
         f" FROM message_reactions WHERE message_seq IN ({marks}) GROUP BY message_seq, emoji",
         (viewer_id or "", *message_seqs))
+    return [{"message_seq": row["message_seq"], **dict(zip(_REACTION_NAMES, loads(row["packed"])))}
+            for row in rows]
