@@ -277,6 +277,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("redis_key", "socket.io", _str,
             "Channel prefix; the same on every process and Node peer sharing the rooms "
             "(the `key` option of @socket.io/redis-adapter).", ("NEXUS_REDIS_KEY",)),
+    Setting("redis_lease_ttl_s", 10, _int(1, 3600),
+            "With realtime.adapter = redis, one process at a time runs the sweeper and the mail outbox, "
+            "holding a lease in Redis; if it dies, another takes over within about this many seconds.",
+            ("NEXUS_REDIS_LEASE_TTL_S",)),
 
     Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Log level.", ("NEXUS_LOG_LEVEL",)),
     Setting("log_format", "kv", _choice("kv", "json"), "Log line format: key=value or JSON.", ("NEXUS_LOG_FORMAT",)),

@@ -57,6 +57,7 @@ class AppContext:
     inflight: set = field(default_factory=set)   # handlers still working (graceful shutdown)
     search: MessageIndex = field(default_factory=FulltextIndex)   # message search engine
     cluster: Any = None       # the Redis room adapter (realtime.adapter = redis): .up, .url
+    lease: Any = None         # lease.Lease: whether this process runs the sweeper and the outbox
 
     @classmethod
     def create(cls, settings: Any, db: Database, *, chat_cache: ChatCache) -> "AppContext":

@@ -27,12 +27,16 @@ import jinja2
 
 from .db import Database, Executor, db_unreachable
 from .jsonutil import utcnow
+from .lease import AlwaysHeld, Lease
 from .queries import outbox
 
 log = logging.getLogger("nexus_chat.mail")
 
 TEMPLATES_PACKAGE = "nexus_chat.templates"   # templates/, shipped as package data
 MAX_BACKOFF_S = 600  # retry a dead mail server at least every 10 minutes
+# A mail being sent is set aside this long (longer than an SMTP attempt may take): another
+# sender, which took over while this one was cut off from Redis, does not send it again.
+CLAIM_S = 120
 
 
 def _template_source(name: str) -> str | None:
@@ -164,10 +168,13 @@ def make_backend(settings) -> SmtpBackend | FileBackend:
 
 
 class OutboxSender:
-    """Background task: deliver due outbox rows; wake early when a mail is queued."""
+    """Background task: deliver due outbox rows; wake early when a mail is queued. With several
+    processes only the one holding the background-jobs ``lease`` sends; each row is claimed in
+    the database before it is sent, so no mail goes out twice even if two senders overlap."""
 
-    def __init__(self, db: Database, settings, backend=None) -> None:
+    def __init__(self, db: Database, settings, backend=None, lease: Lease | None = None) -> None:
         self.db = db
+        self.lease = lease or AlwaysHeld()
         self.sender = settings.mail_from
         self.poll_s = settings.mail_poll_s
         self.probe_s = settings.mail_probe_s
@@ -201,7 +208,8 @@ class OutboxSender:
     async def _run(self) -> None:
         while not self._stopped:
             try:
-                await self.send_due()
+                if self.lease.held:
+                    await self.send_due()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -220,8 +228,12 @@ class OutboxSender:
         if not rows and self._backing_off:
             await self._probe()
         for row in rows:
-            if self._stopped:
+            if self._stopped or not self.lease.held:
                 break
+            # Set it aside first: only the claim that changed the row may send it.
+            if not await outbox.claim_mail(self.db, row["id"], row["next_attempt_at"],
+                                           utcnow() + dt.timedelta(seconds=CLAIM_S)):
+                continue
             try:
                 await self.backend.deliver(build_message(self.sender, row))
             except Exception as exc:  # network errors, refused recipients, …

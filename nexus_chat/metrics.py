@@ -54,6 +54,9 @@ class AppMetrics:
         self.outbox_pending = Gauge("nexus_mail_outbox_pending",
                                     f"Mails waiting in the outbox (sampled every {OUTBOX_INTERVAL_S:g} s)",
                                     registry=r)
+        Gauge("nexus_background_leader", "1 while this process runs the sweeper and the mail outbox "
+              "(always with one process; with several, the holder of the Redis lease)",
+              registry=r).set_function(self._leader)
         r.register(MESSAGES_SENT)
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):   # CPU, memory, fds, GC
             r.register(collector)
@@ -70,6 +73,10 @@ class AppMetrics:
         except Exception:  # a scrape must not fail because of one source
             log.warning("socket connection count failed", exc_info=True)
             return 0
+
+    def _leader(self) -> float:
+        lease = getattr(self.ctx, "lease", None)
+        return 1.0 if lease is None or lease.held else 0.0
 
     def _pool(self, index: int) -> float:
         try:

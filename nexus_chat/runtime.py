@@ -16,6 +16,7 @@ from .context import AppContext
 from .db import Database
 from .event_log import EventLog
 from .handlers.realtime import SocketLayer, room_adapter, socket_layer
+from .lease import AlwaysHeld, RedisLease, lease_key
 from .mail import OutboxSender
 from .web import HEADER_READ_LIMIT, MAX_REQUEST_BODY
 from .metrics import AppMetrics
@@ -59,7 +60,10 @@ class Runtime:
         ctx = AppContext.create(settings, db, chat_cache=ChatCache())
         # Nobody is connected yet, whatever the last run left behind.
         await users.set_all_offline(db)
-        outbox = OutboxSender(db, settings, backend=mail_backend)
+        # Several processes (realtime.adapter = redis): one at a time runs the sweeper and the outbox.
+        ctx.lease = (RedisLease(settings.redis_url, lease_key(settings.redis_key), settings.redis_lease_ttl_s)
+                     if settings.realtime_adapter == "redis" else AlwaysHeld())
+        outbox = OutboxSender(db, settings, backend=mail_backend, lease=ctx.lease)
         ctx.mail_wakeup = outbox.wake
         runtime = cls(settings=settings, db=db, ctx=ctx, app=None, outbox=outbox)
         # Published events reach the domain's cache first, then this process's sockets.
@@ -79,8 +83,10 @@ class Runtime:
         ctx.revoked_sessions.listeners.append(runtime.sockets.delivery.disconnect_sessions)
         # The Socket.IO routes (/socket.io/) go first.
         runtime.app = make_app(ctx, extra_routes=runtime.sockets.routes())
+        await ctx.lease.start()
+        runtime.background.append(ctx.lease)   # stopped (released) after the outbox and sweeper
         outbox.start()
-        sweeper = Sweeper(ctx, settings.stories_sweep_s)
+        sweeper = Sweeper(ctx, settings.stories_sweep_s, ctx.lease)
         sweeper.start()
         runtime.background.append(sweeper)
         revocations = RevocationSync(db, ctx.revoked_sessions, settings.auth_revocation_poll_s)
@@ -116,11 +122,11 @@ class Runtime:
             await self.event_log.stop()
         if self.presence is not None:
             await self.presence.close()
+        await self.outbox.stop()   # before the lease is given back: no other sender overlaps
         for item in reversed(self.background):
             result = item.stop()
             if asyncio.iscoroutine(result):
                 await result
-        await self.outbox.stop()
         if self.http_server is not None:
             await self.http_server.close_all_connections()
         self.ctx.hasher.close()

@@ -15,6 +15,7 @@ from . import uploads
 from .context import AppContext
 from .db import db_unreachable
 from .jsonutil import utcnow
+from .lease import AlwaysHeld, Lease
 from .queries import outbox, sessions, stories
 from . import event_log
 from .services import attachments
@@ -66,10 +67,12 @@ async def sweep_once(ctx: AppContext, *, scan_files: bool = True) -> dict[str, i
 
 
 class Sweeper:
-    """A ``tornado.ioloop.PeriodicCallback`` running ``sweep_once``; never two at a time."""
+    """A ``tornado.ioloop.PeriodicCallback`` running ``sweep_once``; never two at a time, and
+    with several processes only in the one holding the background-jobs ``lease``."""
 
-    def __init__(self, ctx: AppContext, interval_s: float) -> None:
+    def __init__(self, ctx: AppContext, interval_s: float, lease: Lease | None = None) -> None:
         self.ctx = ctx
+        self.lease = lease or AlwaysHeld()
         self.callback = tornado.ioloop.PeriodicCallback(self._tick, interval_s * 1000)
         self._running: asyncio.Task | None = None
         self._files_scanned_at = 0.0
@@ -80,6 +83,8 @@ class Sweeper:
     def _tick(self) -> None:
         if self._running is not None and not self._running.done():
             return  # the previous sweep is still going
+        if not self.lease.held:
+            return  # another process sweeps
         self._running = asyncio.ensure_future(self._sweep())
 
     async def _sweep(self) -> None:

@@ -14,8 +14,19 @@ async def enqueue_mail(db: Executor, *, recipient: str, subject: str, text_body:
 
 async def due_mail(db: Executor, now: dt.datetime, limit: int = 20) -> list[Row]:
     return await db.fetch_all(
-        "SELECT id, recipient, subject, text_body, html_body, attempts FROM mail_outbox"
+        "SELECT id, recipient, subject, text_body, html_body, attempts, next_attempt_at FROM mail_outbox"
         " WHERE sent_at IS NULL AND next_attempt_at <= %s ORDER BY id LIMIT %s", (now, limit))
+
+
+async def claim_mail(db: Executor, mail_id: int, seen_next_attempt_at: dt.datetime,
+                     until: dt.datetime) -> bool:
+    """Sets an unsent mail aside until ``until`` if it is still as ``due_mail`` read it;
+    False when another sender claimed (or sent) it meanwhile."""
+    changed = await db.execute(
+        "UPDATE mail_outbox SET next_attempt_at = %s"
+        " WHERE id = %s AND sent_at IS NULL AND next_attempt_at = %s",
+        (until, mail_id, seen_next_attempt_at))
+    return changed == 1
 
 
 async def mark_mail_sent(db: Executor, mail_id: int, now: dt.datetime) -> int:

@@ -41,3 +41,21 @@ class PrivateRedis:
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
+
+
+def private_redis_fixture():
+    """A session fixture body: a PrivateRedis of the test module's own (None when
+    $NEXUS_TEST_REDIS_URL names another server). Use: ``redis_server = pytest.fixture(
+    scope="session")(private_redis_fixture)``."""
+    import os
+    import tempfile
+
+    if os.environ.get("NEXUS_TEST_REDIS_URL"):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="nexus-test-redis-") as tmp:
+        server = PrivateRedis(Path(tmp)).start()
+        try:
+            yield server
+        finally:
+            server.stop()
