@@ -24,14 +24,24 @@ class ChatClient:
 
     def __init__(self, base_url: str, user: User | None, transports: list[str] | None = None,
                  auth: Any = "default", headers: dict[str, str] | None = None,
-                 ignore: tuple[str, ...] = ()) -> None:
+                 ignore: tuple[str, ...] = (), local_address: str | None = None,
+                 reconnection: bool = False) -> None:
+        """``local_address``: connect from that address (127.0.0.x), so that nginx, sticky by
+        client address, sees another client; ``reconnection``: python-socketio reconnects."""
         self.base_url = base_url
         self.user = user
         self.transports = transports or ["polling", "websocket"]
         self.auth = {"token": user.access} if auth == "default" else auth
         self.headers = headers or {}
         self.ignore = set(ignore)    # events not recorded (e.g. presence, in tests about messages)
-        self.sio = socketio.AsyncClient(reconnection=False)
+        self._session = None
+        if local_address is not None:
+            import aiohttp
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(local_addr=(local_address, 0)))
+        self.sio = socketio.AsyncClient(reconnection=reconnection, http_session=self._session,
+                                        reconnection_delay=0.2, reconnection_delay_max=1)
+        self.connected_times = 0
         self.events: list[tuple[str, Any]] = []
         self.connect_errors: list[Any] = []
         self.disconnected = asyncio.Event()
@@ -39,6 +49,7 @@ class ChatClient:
         self.sio.on("*", self._record, namespace="/chat")
         self.sio.on("connect_error", self._connect_error, namespace="/chat")
         self.sio.on("disconnect", self._disconnect, namespace="/chat")
+        self.sio.on("connect", self._connected, namespace="/chat")
 
     async def _record(self, event: str, *args: Any) -> None:
         if event in self.ignore:
@@ -52,6 +63,10 @@ class ChatClient:
 
     async def _disconnect(self, *args: Any) -> None:
         self.disconnected.set()
+
+    async def _connected(self, *args: Any) -> None:
+        self.connected_times += 1
+        self._changed.set()
 
     async def connect(self) -> "ChatClient":
         await self.sio.connect(self.base_url, namespaces=["/chat"], auth=self.auth,
@@ -108,6 +123,10 @@ class ChatClient:
     async def close(self) -> None:
         if self.sio.connected:
             await self.sio.disconnect()
+        else:
+            await self.sio.shutdown()   # stops a reconnection in progress, if any
+        if self._session is not None:
+            await self._session.close()
 
 
 async def quiet(*clients: ChatClient, seconds: float = QUIET_S) -> None:

@@ -22,19 +22,24 @@ LOG_PROBLEMS = re.compile(r"Traceback|RecursionError|level=error|status=5(?!03)\
 
 
 class ServerProcess:
-    def __init__(self, workdir: Path, db_server, mail_port: int, **env: str) -> None:
+    """``database``: share that database with other processes (it is left in place at the end)
+    instead of one of its own; ``log_name``: several processes in one workdir log apart."""
+
+    def __init__(self, workdir: Path, db_server, mail_port: int, *, database: str | None = None,
+                 log_name: str = "server.log", **env: str) -> None:
         self.workdir = workdir
         self.db_server = db_server
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.database = f"nexus_proc_{uuid.uuid4().hex[:10]}"
+        self.own_database = database is None
+        self.database = database or f"nexus_proc_{uuid.uuid4().hex[:10]}"
         (workdir / "public" / "uploads").mkdir(parents=True, exist_ok=True)
         settings = dict(PORT=str(self.port), NEXUS_BCRYPT_ROUNDS="4", NEXUS_VAR_DIR=str(workdir / "var"),
                         NEXUS_PUBLIC_DIR=str(workdir / "public"), NEXUS_MAIL_BACKEND="smtp",
                         MAIL_HOST="127.0.0.1", MAIL_PORT=str(mail_port), NEXUS_MAIL_POLL_S="1")
         settings.update(env)
-        self.log_path = workdir / "server.log"
+        self.log_path = workdir / log_name
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen([str(EXE), "serve"], cwd=workdir,
                                         env=clean_env(workdir, **settings, **db_env(db_server, self.database)),
@@ -60,6 +65,12 @@ class ServerProcess:
     def log_problems(self) -> list[str]:
         return [line[:500] for line in self.log_text().splitlines() if LOG_PROBLEMS.search(line)]
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all, as when the process crashes or the machine dies."""
+        if self.alive():
+            self.process.kill()
+            self.process.wait()
+
     def stop(self) -> None:
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
@@ -69,4 +80,5 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
-        drop_database(self.db_server, self.database)
+        if self.own_database:
+            drop_database(self.db_server, self.database)

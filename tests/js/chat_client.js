@@ -3,6 +3,8 @@
 // the upgrade to WebSocket), against a live Nexus Chat server. Driven by
 // tests/e2e/test_chat_js_client.py:
 //   node chat_client.js <base url> [token]        (or NEXUS_URL / NEXUS_TOKEN)
+// NEXUS_LOCAL_ADDRESS=127.0.0.x: connect from that address (both transports), so that an nginx
+// sticky by client address sees a client of its own (tests/e2e/test_cluster_nginx.py).
 // Prints one JSON object per line for everything that happens (connect, upgrade, every
 // event received, acks, errors). Reads commands as JSON lines on stdin:
 //   {"cmd": "emit", "id": 1, "event": "sendMessage", "payload": {...}}  -> emitWithAck
@@ -14,7 +16,11 @@ const url = process.argv[2] || process.env.NEXUS_URL;
 const token = process.argv[3] || process.env.NEXUS_TOKEN;
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 
-const socket = io(`${url}/chat`, { auth: token ? { token } : {}, reconnection: false });
+const localAddress = process.env.NEXUS_LOCAL_ADDRESS;
+const bound = localAddress
+  ? { localAddress, agent: new (require('http').Agent)({ keepAlive: true, localAddress }) }
+  : {};
+const socket = io(`${url}/chat`, { auth: token ? { token } : {}, reconnection: false, ...bound });
 
 socket.io.on('open', () => {
   out({ type: 'open', transport: socket.io.engine.transport.name });
