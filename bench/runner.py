@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
-from . import content, recovery, rest
+from . import cluster, content, recovery, rest
 from .common import CpuMeter, box_busy_seconds, latency_summary, raise_nofile, rss_kib
 from .seed import PASSWORD, User, make_group, seed_users
 from .serverctl import BenchDatabase, ceiling_server, make_workdir, nexus_server
@@ -26,11 +26,13 @@ from .workers import WorkerPool
 
 BENCH_DIR = Path(__file__).resolve().parent
 SCENARIOS = ("rest-me", "rest-history", "rest-history-rich", "dm-max", "group-max", "photo-upload", "search",
-             "recovery", "dm-max-recovery", "group-max-recovery", "idle-conns", "login-storm", "ceiling")
+             "recovery", "dm-max-recovery", "group-max-recovery", "idle-conns", "login-storm", "cluster-dm",
+             "cluster-group", "ceiling")
 # Run only when named in --only (a full run would pass its time limit): dm-max and group-max
-# again on the server with connection-state recovery on (target "nexus+recovery").
-OPT_IN = frozenset({"dm-max-recovery", "group-max-recovery"})
-RECOVERY_PHASE = frozenset({"recovery"}) | OPT_IN
+# again on the server with connection-state recovery on (target "nexus+recovery"), and across
+# two processes sharing rooms through Redis (bench/cluster.py, target "nexus×2 (redis)").
+OPT_IN = frozenset({"dm-max-recovery", "group-max-recovery", "cluster-dm", "cluster-group"})
+RECOVERY_PHASE = frozenset({"recovery"}) | {"dm-max-recovery", "group-max-recovery"}
 DM_RATES = (100, 200, 400, 800, 1600, 3200)
 GROUP_RATES = (10, 20, 40, 60, 80, 100, 130, 170, 220, 280, 360)   # sender msg/s; ×199 deliveries each
 IDLE_LEVELS = (1000, 3000, 10000)
@@ -60,6 +62,8 @@ class Bench:
         self.pool: WorkerPool | None = None
         self.users: list[User] = []
         self.server = None
+        self.extra_servers: list = []         # cluster-*: the second process
+        self.extra_pids: dict[str, list[int]] = {}   # cluster-*: redis
         self.t_begin = time.monotonic()
         self.wrk = None
         self.notes: list[str] = []
@@ -69,9 +73,9 @@ class Bench:
         return quick if self.quick else full
 
     def meter(self) -> CpuMeter:
-        groups = {"server": [self.server.pid] if self.server else [],
+        groups = {"server": ([self.server.pid] if self.server else []) + [s.pid for s in self.extra_servers],
                   "db": self.db.pids() if (self.db and self.server and self.server.name.startswith("nexus")) else [],
-                  "generator": list(self.pool.pids) if self.pool else []}
+                  "generator": list(self.pool.pids) if self.pool else [], **self.extra_pids}
         return CpuMeter(groups).start()
 
     async def cpu_window(self, t_start: float, duration: float) -> dict:
@@ -150,6 +154,8 @@ class Bench:
                     await self.phase_recovery()
                 if self.selected & {"idle-conns", "login-storm"}:
                     await self.phase_idle_login()
+                if self.selected & {"cluster-dm", "cluster-group"}:
+                    await cluster.phase(self)
             if "ceiling" in self.selected:
                 await self.phase_ceiling()
         finally:
@@ -311,11 +317,13 @@ class Bench:
         return res
 
     async def connect_all(self, keys_tokens: list[tuple[str, str]], assign: list[int],
-                          concurrency: int = 64, timeout: float = 90.0) -> dict:
-        """Connect sockets on the workers (``assign[i]`` = worker of the i-th socket) at once."""
+                          concurrency: int = 64, timeout: float = 90.0,
+                          urls: tuple[str, ...] | None = None) -> dict:
+        """Connect sockets on the workers (``assign[i]`` = worker of the i-th socket) at once;
+        ``urls`` (cluster-*): socket i goes to ``urls[i % len(urls)]``, else to the server."""
         per = [{"tokens": []} for _ in range(len(self.pool))]
-        for (key, token), w in zip(keys_tokens, assign):
-            per[w]["tokens"].append((key, token))
+        for i, ((key, token), w) in enumerate(zip(keys_tokens, assign)):
+            per[w]["tokens"].append((key, token) if urls is None else (key, token, urls[i % len(urls)]))
         start_at = time.monotonic() + 0.3
         res = await asyncio.to_thread(self.pool.call, "connect", per, url=self.server.url,
                                       concurrency=concurrency, timeout=timeout, start_at=start_at)
@@ -327,13 +335,15 @@ class Bench:
         return {"ok": ok, "failed": failed, "elapsed_s": elapsed, "errors": errors,
                 "rate": ok / elapsed if elapsed > 0 else None}
 
-    async def dm_max(self, target: str) -> None:
+    async def dm_max(self, target: str, scenario: str = "dm-max", urls: tuple[str, str] | None = None) -> None:
+        """``urls``: the two processes of `cluster-dm`; the first user of each pair connects to
+        the first, the other to the second."""
         n_pairs = N_USERS // 2
         users = self.users[:2 * n_pairs]
         W = len(self.pool)
         keys = [(f"dm{i}", u.token) for i, u in enumerate(users)]
         assign = [(i // 2) % W for i in range(len(users))]   # both ends of a pair in one worker
-        conn = await self.connect_all(keys, assign)
+        conn = await self.connect_all(keys, assign, urls=urls)   # pair p: users 2p and 2p+1
         if conn["failed"]:
             raise RuntimeError(f"{conn['failed']} DM sockets failed to connect: {conn['errors']}")
         pairs_per = [[] for _ in range(W)]
@@ -357,26 +367,29 @@ class Bench:
             step = merge_dm(rate, step_s, res)
             step["cpu"] = cpu
             steps.append(step)
-            log(f"  dm-max[{target}] {rate} msg/s: {step_text(step)}")
+            log(f"  {scenario}[{target}] {rate} msg/s: {step_text(step)}")
             if not step["pass"]:
                 break
             held = rate
             await asyncio.sleep(1.0)
         await asyncio.to_thread(self.pool.call, "close_all", timeout=60)
         best = next((s for s in steps if s["rate"] == held), None)
-        self.add({"scenario": "dm-max", "target": target, "pairs": n_pairs, "step_s": step_s,
+        self.add({"scenario": scenario, "target": target, "pairs": n_pairs, "step_s": step_s,
                   "held_msg_s": held, "p99_limit_ms": P99_LIMIT_MS,
                   "at_held": {k: best[k] for k in ("delivery", "ack", "cpu")} if best else None,
                   "first_failure": steps[-1] if steps and not steps[-1]["pass"] else None,
                   "steps": steps, "ok": held is not None})
 
-    async def group_max(self, target: str = "nexus") -> None:
+    async def group_max(self, target: str = "nexus", scenario: str = "group-max",
+                        urls: tuple[str, str] | None = None) -> None:
+        """``urls``: the two processes of `cluster-group`; members alternate between them (the
+        sender, member 0, is on the first)."""
         owner, members = self.users[0], self.users[:N_USERS]
         group_id = await make_group(self.server.url, owner, members)
         W = len(self.pool)
         keys = [(f"g{i}", u.token) for i, u in enumerate(members)]
         assign = [i % W for i in range(len(members))]
-        conn = await self.connect_all(keys, assign)
+        conn = await self.connect_all(keys, assign, urls=urls)
         if conn["failed"]:
             raise RuntimeError(f"{conn['failed']} group sockets failed to connect: {conn['errors']}")
         await asyncio.sleep(1.0)   # let presence fan-out of the connects settle
@@ -402,13 +415,14 @@ class Bench:
             step = merge_group(rate, step_s, n_recv, res)
             step["cpu"] = cpu
             steps.append(step)
-            log(f"  group-max[{target}] {rate} msg/s → {rate * n_recv} deliveries/s: {step_text(step)}")
+            log(f"  {scenario}[{target}] {rate} msg/s → {rate * n_recv} deliveries/s: {step_text(step)}")
             if not step["pass"]:
                 break
             held = step
             await asyncio.sleep(1.0)
         await asyncio.to_thread(self.pool.call, "close_all", timeout=60)
-        self.add({"scenario": "group-max", "target": target, "members": len(members), "receivers_counted": n_recv,
+        self.add({"scenario": scenario, "target": target, "members": len(members),
+                  "receivers_counted": n_recv, "connects_per_s": round(conn["rate"] or 0, 1),
                   "step_s": step_s, "held_sender_msg_s": held["rate"] if held else None,
                   "held_deliveries_s": held["deliveries_per_s_planned"] if held else None,
                   "at_held": {k: held[k] for k in ("delivery", "cpu")} if held else None,
@@ -612,11 +626,11 @@ def summary_text(r: dict) -> str:
     s = r["scenario"]
     if s in ("rest-me", "rest-history", "rest-history-rich"):
         return f"{r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, non-2xx {r['non_2xx']}"
-    if s == "dm-max":
+    if s in ("dm-max", "cluster-dm"):
         f = r.get("first_failure")
         return (f"held {r['held_msg_s']} msg/s" + (f" (at {r['held_msg_s']}: p99 {r['at_held']['delivery']['p99_ms']} ms)" if r["at_held"] else "")
                 + (f"; failed at {f['rate']}: p99 {f['delivery']['p99_ms']} ms, lost {f['lost']}" if f else ""))
-    if s == "group-max":
+    if s in ("group-max", "cluster-group"):
         f = r.get("first_failure")
         return (f"held {r['held_deliveries_s']} deliveries/s ({r['held_sender_msg_s']} msg/s × {r['receivers_counted']})"
                 + (f"; failed at {f['rate']} msg/s: p99 {f['delivery']['p99_ms']} ms, missing {f['missing']}" if f else ""))
@@ -655,21 +669,21 @@ def markdown_table(results: list[dict], meta: dict) -> str:
         if s in ("rest-me", "rest-history", "rest-history-rich"):
             lines.append(f"| {s} | {t} | {r['rps']:,.0f} req/s (32 conns) | p50 {r['p50_ms']:.1f} ms, "
                          f"p99 {r['p99_ms']:.1f} ms | non-2xx {r['non_2xx']} | {cpu_text(r['cpu'])} |")
-        elif s == "dm-max":
+        elif s in ("dm-max", "cluster-dm"):
             for st in r["steps"]:
                 mark = "held" if st["rate"] == r["held_msg_s"] else ("FAIL" if not st["pass"] else "pass")
                 lines.append(f"| {s} | {t} | {st['rate']:,} msg/s: {mark} | delivery p50 {st['delivery']['p50_ms']} ms, "
                              f"p99 {st['delivery']['p99_ms']} ms (ack p99 {st['ack']['p99_ms']} ms) | "
                              f"lost {st['lost']}, ack errors {st['ack_errors']} | {cpu_text(st['cpu'])} |")
             lines.append(f"| **{s}** | {t} | **held {r['held_msg_s'] or 0:,} msg/s** | ≤ {P99_LIMIT_MS:.0f} ms p99, zero loss | | |")
-        elif s == "group-max":
+        elif s in ("group-max", "cluster-group"):
             for st in r["steps"]:
                 mark = "held" if r["held_sender_msg_s"] == st["rate"] else ("FAIL" if not st["pass"] else "pass")
                 lines.append(f"| {s} | {t} | {st['rate']} msg/s → {st['deliveries_per_s_planned']:,} deliveries/s: {mark} | "
                              f"p50 {st['delivery']['p50_ms']} ms, p99 {st['delivery']['p99_ms']} ms | "
                              f"missing {st['missing']}, ack errors {st['ack_errors']} | {cpu_text(st['cpu'])} |")
             lines.append(f"| **{s}** | {t} | **held {r['held_deliveries_s'] or 0:,} deliveries/s** | "
-                         f"200 members | | |")
+                         f"200 members, {r.get('connects_per_s')} connects/s | | |")
         elif s == "idle-conns":
             for lv in r["levels"]:
                 lines.append(f"| {s} | {t} | {lv['sockets']:,} sockets: {lv['connects_per_s']} connects/s, "

@@ -96,7 +96,7 @@ class Worker:
         t_start = time.monotonic()
         deadline = t_start + timeout
 
-        async def one(key: str, token: str) -> None:
+        async def one(key: str, token: str, to: str | None = None) -> None:
             nonlocal ok
             async with sem:
                 remaining = deadline - time.monotonic()
@@ -105,7 +105,7 @@ class Worker:
                     return
                 client = SioClient(self.backend)
                 try:
-                    await client.connect(url, token, session, timeout=min(30.0, remaining))
+                    await client.connect(to or url, token, session, timeout=min(30.0, remaining))
                 except Exception as exc:  # noqa: BLE001 - report, do not crash
                     errors.append(repr(exc)[:200])
                     await client.close()
@@ -113,7 +113,8 @@ class Worker:
                 self.clients[key] = client
                 ok += 1
 
-        await asyncio.gather(*(one(k, t) for k, t in tokens))
+        # (key, token) or (key, token, url): a socket for another server (cluster-* scenarios)
+        await asyncio.gather(*(one(*item) for item in tokens))
         t_end = time.monotonic()
         return {"ok": ok, "failed": len(tokens) - ok, "errors": errors[:5], "t_start": t_start,
                 "t_end": t_end}
