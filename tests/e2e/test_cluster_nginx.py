@@ -338,31 +338,40 @@ async def test_users_on_three_processes_reach_each_other_through_nginx(nginx, ap
 
 @pytest.mark.gen_test(timeout=240)
 async def test_a_process_killed_under_load_loses_nothing_for_the_others(nginx, api, users, clients):
-    routes = await nginx.addresses_by_process(1)
+    routes = await nginx.addresses_by_process(2)
     p1, p2, p3 = (p.port for p in nginx.processes)
-    s, r, v = await users("ks"), await users("kr"), await users("kv")
-    group_id = await make_group(api, s, [r, v])
+    s, r, w, v = await users("ks"), await users("kr"), await users("kw"), await users("kv")
+    group_id = await make_group(api, s, [r, w, v])
     sender = await clients(s, routes[p1][0])
     receiver = await clients(r, routes[p2][0], transports=["polling"])
+    other_sender = await clients(w, routes[p2][1])
     victim = await clients(v, routes[p3][0], reconnection=True)
-    acked: list[dict] = []
+    to_receiver: list[str] = []        # acked: 1-on-1 to r, and the group (r is a member)
+    to_sender: list[str] = []          # acked: 1-on-1 from w (process 2) to s (process 1)
     killed = asyncio.Event()
 
-    async def load() -> None:
-        for n in range(60):
-            target = {"recipientId": r.id} if n % 2 else {"groupId": group_id}
-            acked.append(await sender.send(f"load {n}", **target))
-            if n == 20:
-                nginx.process(p3).kill()         # SIGKILL, mid-stream
-                killed.set()
+    async def pump(client: ChatClient, name: str, plan, acked: list[str], window: int = 4) -> None:
+        """Sends ``plan`` (content, target) with up to ``window`` messages awaiting their ack."""
+        slots = asyncio.Semaphore(window)
 
-    await load()
+        async def one(n: int, target: dict) -> None:
+            async with slots:
+                acked.append((await client.send(f"{name} {n}", **target))["id"])
+                if n == 30 and name == "s":
+                    nginx.process(p3).kill()         # SIGKILL, mid-stream
+                    killed.set()
+        await asyncio.gather(*(one(n, target) for n, target in enumerate(plan)))
+
+    await asyncio.gather(
+        pump(sender, "s", [{"recipientId": r.id} if n % 2 else {"groupId": group_id} for n in range(90)],
+             to_receiver),
+        pump(other_sender, "w", [{"recipientId": s.id}] * 60, to_sender))
     assert killed.is_set() and not nginx.process(p3).alive()
-    # Everything acknowledged reached the user on the surviving process, once, in order.
-    wanted = [m["id"] for m in acked]
-    await receiver.wait_until(lambda: len(receiver.of("message")) >= len(wanted), 20,
-                              "every message on the survivor")
-    assert [m["id"] for m in receiver.of("message")] == wanted
+    # Everything acknowledged reached the users on the surviving processes, once each.
+    for client, wanted in ((receiver, to_receiver), (sender, to_sender)):
+        mine = lambda client=client: [m["id"] for m in client.of("message") if m["senderId"] != client.user.id]
+        await client.wait_until(lambda: len(mine()) >= len(wanted), 20, "every message on a survivor")
+        assert sorted(mine()) == sorted(wanted)
 
     # The victim's client reconnects through nginx, to a surviving process, and chats again.
     await victim.wait_until(lambda: victim.connected_times >= 2, 30, "the victim's reconnection")
