@@ -10,6 +10,7 @@ import datetime as dt
 
 from ..db import Executor, Row
 from ..jsonutil import loads
+from .replies import SNIPPET_CHARS
 from ..shapes import public_columns
 
 PUBLIC_USER = "id, username, full_name, avatar_url, bio, status, last_seen_at"
@@ -26,10 +27,17 @@ MESSAGE_FIELDS: tuple[tuple[str, str], ...] = (
     ("sender_id", "u.id"), ("sender_username", "u.username"), ("sender_full_name", "u.full_name"),
     ("sender_avatar_url", "u.avatar_url"), ("sender_bio", "u.bio"), ("sender_status", "u.status"),
     ("sender_last_seen_at", "CAST(u.last_seen_at AS CHAR)"),
-    # Whether the reactions and attachments queries have anything to find: one index probe
-    # each here is cheaper than a round trip that comes back empty (most pages have neither).
-    # `0 +` makes them numbers inside JSON_ARRAY too.
-    ("has_reactions", "0 + EXISTS(SELECT 1 FROM message_reactions r WHERE r.message_seq = m.seq)"),
+    # The reactions, summarised on the row (sql/010_reaction_summary.sql).
+    ("reactions_summary", "m.reactions_summary"),
+    # What a reply shows of the message it answers (rm), with that message's sender (ru):
+    # read with the page instead of in a query of its own. NULL when this is no reply.
+    ("reply_found", "0 + (rm.id IS NOT NULL)"), ("reply_deleted", "0 + (rm.deleted_at IS NOT NULL)"),
+    ("reply_snippet", f"LEFT(rm.content, {SNIPPET_CHARS})"), ("reply_sender_id", "ru.id"),
+    ("reply_sender_username", "ru.username"), ("reply_sender_full_name", "ru.full_name"),
+    ("reply_sender_avatar_url", "ru.avatar_url"), ("reply_sender_bio", "ru.bio"),
+    ("reply_sender_status", "ru.status"), ("reply_sender_last_seen_at", "CAST(ru.last_seen_at AS CHAR)"),
+    # Whether the attachments query has anything to find: an index probe here is cheaper
+    # than a round trip that comes back empty (most pages have none). `0 +`: a number in JSON.
     ("has_attachments", "0 + EXISTS(SELECT 1 FROM attachments a WHERE a.message_id = m.id)"),
 )
 MESSAGE_COLUMNS = ", ".join(f"{expr} AS {name}" for name, expr in MESSAGE_FIELDS)
@@ -37,7 +45,8 @@ MESSAGE_COLUMNS = ", ".join(f"{expr} AS {name}" for name, expr in MESSAGE_FIELDS
 # of 23 (a page of 50 messages took half the client CPU this way), and orjson decodes it in C.
 MESSAGE_PACKED = "JSON_ARRAY(" + ", ".join(expr for _, expr in MESSAGE_FIELDS) + ") AS packed"
 _MESSAGE_NAMES = tuple(name for name, _ in MESSAGE_FIELDS)
-MESSAGE_FROM = "FROM messages m LEFT JOIN users u ON u.id = m.sender_id"
+MESSAGE_FROM = ("FROM messages m LEFT JOIN users u ON u.id = m.sender_id"
+                " LEFT JOIN messages rm ON rm.id = m.reply_to_id LEFT JOIN users ru ON ru.id = rm.sender_id")
 
 
 async def _messages(db: Executor, where: str, args: tuple) -> list[Row]:

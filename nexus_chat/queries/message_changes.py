@@ -54,7 +54,8 @@ async def edits_of(db: Executor, message_seq: int) -> list[Row]:
 
 async def tombstone(db: Executor, message_seq: int, deleted_by: str, now: dt.datetime) -> int:
     return await db.execute(
-        "UPDATE messages SET content = '', deleted_at = %s, deleted_by = %s, updated_at = %s"
+        "UPDATE messages SET content = '', deleted_at = %s, deleted_by = %s, updated_at = %s,"
+        " reactions_summary = NULL"
         " WHERE seq = %s AND deleted_at IS NULL", (now, deleted_by, now, message_seq))
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..db import Executor, Row
+from ..db import Executor, Row, Transaction
 from ..jsonutil import loads
 
 SHOWN_USERS = 10   # userIds listed per emoji
@@ -31,6 +31,38 @@ async def emoji_counts(db: Executor, message_seq: int, emoji: str) -> Row:
 
 
 _REACTION_NAMES = ("emoji", "n", "user_ids", "mine", "first_at")
+
+
+async def set_summary(db: Executor, message_seq: int, summary: str | None) -> int:
+    """Rewrites the message's ``reactions_summary`` (sql/010_reaction_summary.sql)."""
+    return await db.execute("UPDATE messages SET reactions_summary = %s WHERE seq = %s",
+                            (summary, message_seq))
+
+
+async def set_summaries(tx: Transaction, summaries: list[tuple[str | None, int]]) -> int:
+    """(summary, message_seq) pairs."""
+    return await tx.execute_many("UPDATE messages SET reactions_summary = %s WHERE seq = %s", summaries)
+
+
+async def reacted_messages(db: Executor, user_id: str) -> list[int]:
+    """The messages the user reacted to."""
+    rows = await db.fetch_all("SELECT DISTINCT message_seq FROM message_reactions WHERE user_id = %s",
+                              (user_id,))
+    return [row["message_seq"] for row in rows]
+
+
+async def delete_reactions_by(db: Executor, user_id: str) -> int:
+    return await db.execute("DELETE FROM message_reactions WHERE user_id = %s", (user_id,))
+
+
+async def my_reactions(db: Executor, user_id: str, message_seqs: list[int]) -> list[Row]:
+    """(message_seq, emoji) of the user's reactions on these messages."""
+    if not message_seqs:
+        return []
+    marks = ", ".join(["%s"] * len(message_seqs))
+    return await db.fetch_all(
+        f"SELECT message_seq, emoji FROM message_reactions WHERE user_id = %s AND message_seq IN ({marks})",
+        (user_id, *message_seqs))
 
 
 async def reactions_of(db: Executor, message_seqs: list[int], viewer_id: str | None) -> list[Row]:

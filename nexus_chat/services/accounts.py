@@ -15,7 +15,8 @@ from ..errors import not_found
 from ..jsonutil import utcnow
 from ..queries import attachments as attachment_queries
 from ..queries import groups, stories, users
-from . import attachments
+from ..queries import reactions as reactions_queries
+from . import attachments, reactions
 
 
 async def delete_account(ctx: AppContext, user_id: str) -> None:
@@ -42,6 +43,11 @@ async def delete_account(ctx: AppContext, user_id: str) -> None:
         # Every file the user uploaded goes with the account (the rows by foreign key); files
         # of others in the deleted conversations and groups are left to the sweeper.
         attachment_ids = await attachment_queries.ids_of_uploader(tx, user_id)
+        # The user's reactions go with the account; the summaries on the messages they were
+        # on are rewritten without them (a foreign-key cascade would leave them stale).
+        reacted = await reactions_queries.reacted_messages(tx, user_id)
+        await reactions_queries.delete_reactions_by(tx, user_id)
+        await reactions.rewrite_summaries(tx, reacted)
         await users.delete_conversations_of(tx, user_id)
         await users.delete_user(tx, user_id)
     ctx.revoked_users.add(user_id)

@@ -1,11 +1,11 @@
 """What a Message carries besides its row: its reactions and what it replies to.
 
-A page of history gets both in one query each (never one per message); a tombstone has no
-reactions.
+Both come with the row (MESSAGE_FIELDS: the reactions' summary kept on the message, and the
+replied-to message joined in), so a page of history is one query whatever it holds; a
+tombstone has no reactions.
 """
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from ..context import AppContext
@@ -17,13 +17,43 @@ from ..shapes import shape_messages, user_public
 from . import attachments
 from .message_access import MESSAGE_NOT_FOUND
 from ..errors import not_found, validation_failed
+from ..jsonutil import loads
 
 
-def reaction_shape(row: Row) -> dict[str, Any]:
-    """One (message, emoji) row of ``reactions_of``."""
-    user_ids = row["user_ids"]
-    return {"emoji": row["emoji"], "count": int(row["n"]),
-            "userIds": user_ids.split(",") if user_ids else [], "reactedByMe": bool(row["mine"])}
+def reaction_shape(emoji: str, count: int, user_ids: str, mine: bool) -> dict[str, Any]:
+    return {"emoji": emoji, "count": int(count), "userIds": user_ids.split(",") if user_ids else [],
+            "reactedByMe": bool(mine)}
+
+
+def _summary(row: Row) -> list:
+    """[[emoji, count, "first,user,ids", first_at], …] of a live message."""
+    summary = row["reactions_summary"] if row["deleted_at"] is None else None
+    return loads(summary) if summary else []
+
+
+def _unsure(summary: list, viewer_id: str | None) -> bool:
+    """The summary lists only the first users of each emoji: whether the viewer is among
+    the others needs a look at message_reactions."""
+    return viewer_id is not None and any(
+        count > len(users.split(",")) and viewer_id not in users.split(",")
+        for _, count, users, _ in summary)
+
+
+def _reactions(seq: int, summary: list, viewer_id: str | None,
+               mine: set[tuple[int, str]]) -> list[dict[str, Any]]:
+    return [reaction_shape(emoji, count, users, viewer_id in users.split(",") or (seq, emoji) in mine)
+            for emoji, count, users, _ in summary]
+
+
+def _reply_row(row: Row) -> Row:
+    """The replied-to message's columns of a MESSAGE_FIELDS row, as ``replies.snippets`` names them."""
+    return {"id": row["reply_to_id"], "snippet": row["reply_snippet"], "deleted": row["reply_deleted"],
+            **{key[len("reply_"):]: row[key] for key in _REPLY_SENDER_KEYS}}
+
+
+_REPLY_SENDER_KEYS = ("reply_sender_id", "reply_sender_username", "reply_sender_full_name",
+                      "reply_sender_avatar_url", "reply_sender_bio", "reply_sender_status",
+                      "reply_sender_last_seen_at")
 
 
 def reply_shape(row: Row, senders: dict | None = None) -> dict[str, Any]:
@@ -39,47 +69,26 @@ def reply_shape(row: Row, senders: dict | None = None) -> dict[str, Any]:
             "snippet": row["snippet"] or "", "deleted": bool(row["deleted"])}
 
 
-async def _reactions(ctx: AppContext, seqs: list[int], viewer_id: str | None) -> dict[int, list]:
-    """Each message's reactions, emoji in the order they were first used."""
-    by_message: dict[int, list[Row]] = {}
-    for row in await reactions_q.reactions_of(ctx.db, seqs, viewer_id):
-        by_message.setdefault(row["message_seq"], []).append(row)
-    return {seq: [reaction_shape(row) for row in sorted(rows, key=lambda r: (r["first_at"], r["emoji"]))]
-            for seq, rows in by_message.items()}
-
-
-async def _replies(ctx: AppContext, ids: list[str]) -> dict[str, dict]:
-    senders: dict = {}
-    return {row["id"]: reply_shape(row, senders) for row in await replies_q.snippets(ctx.db, ids)}
-
-
 async def detailed(ctx: AppContext, rows: list[Row], viewer_id: str | None) -> list[dict[str, Any]]:
-    """Messages of ``rows`` (MESSAGE_COLUMNS), each with its reactions (``reactedByMe`` for
-    ``viewer_id``), ``replyTo`` and attachments. Only the lookups the rows' ``has_*`` flags
-    call for are made: a page of plain text messages is one query."""
+    """Messages of ``rows`` (MESSAGE_FIELDS), each with its reactions (``reactedByMe`` for
+    ``viewer_id``), ``replyTo`` and attachments: one more query when some message has
+    attachments, and one when the viewer may have reacted past the users a summary lists."""
     shaped = shape_messages(rows)
-    live = [(row, message) for row, message in zip(rows, shaped) if row["deleted_at"] is None]
-    seqs = [row["seq"] for row, _ in live if row["has_reactions"]]
-    with_files = [message for row, message in live if row["has_attachments"]]
-    reply_ids = list({row["reply_to_id"] for row in rows if row["reply_to_id"]})
-    reactions: dict[int, list] = {}
-    replies: dict[str, dict] = {}
-
-    async def load_reactions() -> None:
-        reactions.update(await _reactions(ctx, seqs, viewer_id))
-
-    async def load_replies() -> None:
-        replies.update(await _replies(ctx, reply_ids))
-
-    lookups = ([load_reactions()] if seqs else []) + ([load_replies()] if reply_ids else [])
+    summaries = [_summary(row) for row in rows]
+    unsure = [row["seq"] for row, summary in zip(rows, summaries) if summary and _unsure(summary, viewer_id)]
+    mine: set[tuple[int, str]] = set()
+    if unsure:
+        mine = {(r["message_seq"], r["emoji"])
+                for r in await reactions_q.my_reactions(ctx.db, viewer_id, unsure)}
+    with_files = [message for row, message in zip(rows, shaped)
+                  if row["has_attachments"] and row["deleted_at"] is None]
     if with_files:
-        lookups.append(attachments.with_attachments(ctx, with_files))
-    if lookups:
-        await asyncio.gather(*lookups)
-    for row, message in zip(rows, shaped):
-        message["reactions"] = reactions.get(row["seq"], [])
+        await attachments.with_attachments(ctx, with_files)
+    senders: dict = {}
+    for row, message, summary in zip(rows, shaped, summaries):
+        message["reactions"] = _reactions(row["seq"], summary, viewer_id, mine)
         if row["reply_to_id"]:
-            message["replyTo"] = replies.get(row["reply_to_id"])
+            message["replyTo"] = reply_shape(_reply_row(row), senders) if row["reply_found"] else None
     return shaped
 
 

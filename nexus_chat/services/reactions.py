@@ -9,13 +9,39 @@ from typing import Any
 
 from ..context import AppContext
 from ..errors import bad_request, conflict
-from ..jsonutil import utcnow
+from ..db import Row, Transaction
+from ..jsonutil import dumps, utcnow
 from ..queries import reactions as reactions_queries
 from . import message_access as access
 from .message_changes import MESSAGE_DELETED
 from .message_details import detailed_message
 
 MAX_DISTINCT_REACTIONS = 20   # different emoji on one message
+SUMMARY_BATCH = 500           # messages whose summaries are rewritten per query
+
+
+def summary_text(rows: list[Row]) -> str | None:
+    """``messages.reactions_summary`` from the message's ``reactions_of`` rows: [emoji, count,
+    "first,user,ids", first reacted at] in the order the emoji were first used; None for none."""
+    if not rows:
+        return None
+    ordered = sorted(rows, key=lambda r: (r["first_at"], r["emoji"]))
+    return dumps([[r["emoji"], int(r["n"]), r["user_ids"] or "", r["first_at"]] for r in ordered]).decode()
+
+
+async def rewrite_summaries(tx: Transaction, message_seqs: list[int]) -> None:
+    """Recomputes the messages' reaction summaries from message_reactions (in the transaction
+    that changed them)."""
+    for start in range(0, len(message_seqs), SUMMARY_BATCH):
+        chunk = message_seqs[start:start + SUMMARY_BATCH]
+        by_message: dict[int, list[Row]] = {seq: [] for seq in chunk}
+        for row in await reactions_queries.reactions_of(tx, chunk, None):
+            by_message[row["message_seq"]].append(row)
+        if len(chunk) == 1:
+            await reactions_queries.set_summary(tx, chunk[0], summary_text(by_message[chunk[0]]))
+        else:
+            await reactions_queries.set_summaries(
+                tx, [(summary_text(rows), seq) for seq, rows in by_message.items()])
 
 
 async def react(ctx: AppContext, user_id: str, message_id: str, emoji: str, react: bool) -> dict[str, Any]:
@@ -40,6 +66,8 @@ async def react(ctx: AppContext, user_id: str, message_id: str, emoji: str, reac
             else:
                 changed = await reactions_queries.delete_reaction(tx, row["seq"], emoji, user_id) == 1
                 count -= changed
+            if changed:
+                await rewrite_summaries(tx, [row["seq"]])
         if changed:
             payload = {"messageId": message_id, **access.chat_ids(row), "emoji": emoji,
                        "userId": user_id, "react": react, "count": count}

@@ -219,3 +219,23 @@ async def test_user_ids_list_the_first_ten_in_reaction_order(api, user_factory, 
     assert reaction["userIds"] == ids[:10]        # the first ten, in the order they reacted
     history = await co.call("getMessages", {"groupId": group_id})
     assert history[0]["reactions"] == [{**reaction, "reactedByMe": False}]
+    # the member is the 13th: not among the ten listed, and still told they reacted
+    history = await cm.call("getMessages", {"groupId": group_id})
+    assert history[0]["reactions"] == [reaction]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_deleted_account_takes_its_reactions_along(api, user_factory, chat):
+    owner, leaver, stayer = await user_factory("o"), await user_factory("l"), await user_factory("s")
+    group_id = await make_group(api, owner, [leaver, stayer])
+    [co] = await connect(chat, owner)
+    sent = await co.send("react to this", groupId=group_id)
+    for user, emoji in ((leaver, THUMBS), (stayer, THUMBS), (leaver, HEART)):
+        response = await api.put(reaction_path(sent["id"], emoji), token=user.access)
+        assert response.status == 200, response.body
+    response = await api.delete("/api/auth/delete-account", json={"password": leaver.password},
+                                token=leaver.access)
+    assert response.status == 200, response.body
+    history = await api.get(f"/api/chat/messages?groupId={group_id}", token=owner.access)
+    assert history.data[0]["reactions"] == [
+        {"emoji": THUMBS, "count": 1, "userIds": [stayer.id], "reactedByMe": False}]

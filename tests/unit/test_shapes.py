@@ -103,7 +103,7 @@ SHAPES = {
     "story": ("Story", lambda: story_shape({
         "id": an_id(), "image_url": "/uploads/stories/s.jpg", "video_url": None, "caption": "hi",
         "expires_at": WHEN, "created_at": WHEN, "updated_at": WHEN, **user_row("user_")}, alias="Ada")),
-    "reaction": ("Reaction", lambda: reaction_shape({"emoji": "👍", "n": 2, "user_ids": f"{an_id()},{an_id()}", "mine": 1})),
+    "reaction": ("Reaction", lambda: reaction_shape("👍", 2, f"{an_id()},{an_id()}", True)),
     "reply": ("ReplyTo", lambda: reply_shape({"id": an_id(), "snippet": None, "deleted": 0,
                                              **user_row("sender_")})),
     "search hit in a conversation": ("SearchHit", lambda: hit_shape({

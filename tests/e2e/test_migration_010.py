@@ -1,0 +1,75 @@
+"""sql/010_reaction_summary.sql applies to a database that already holds reactions: each
+message's summary is built from them (emoji in first-use order, the first ten users), and a
+history page then shows the same reactions as before the migration."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import shutil
+import uuid
+
+import pymysql
+
+from nexus_chat.migrate import apply_migrations, migration_files
+
+from .support import drop_database
+
+SUMMARY = "010_reaction_summary.sql"
+THUMBS, HEART = "\U0001F44D", "\u2764\uFE0F"
+
+
+def _earlier_files(tmp_path):
+    earlier = tmp_path / "sql"
+    earlier.mkdir()
+    for path in migration_files():
+        if int(path.name[:3]) < 10:
+            shutil.copy(path, earlier / path.name)
+    return earlier
+
+
+def test_summaries_are_built_from_the_stored_reactions(db_server, tmp_path):
+    host, port, user, password = db_server
+    name = f"nexus_migrate_{uuid.uuid4().hex[:8]}"
+    kwargs = dict(host=host, port=port, user=user, password=password, database=name)
+    try:
+        before = asyncio.run(apply_migrations(**kwargs, sql_dir=_earlier_files(tmp_path)))
+        assert SUMMARY not in before and before
+        conn = pymysql.connect(host=host, port=port, user=user, password=password, database=name,
+                               autocommit=True, init_command="SET time_zone = '+00:00'", charset="utf8mb4")
+        t0 = dt.datetime(2026, 1, 2, 3, 4, 5)
+        users = sorted(str(uuid.uuid4()) for _ in range(12))
+        with conn.cursor() as cur:
+            for uid in users:
+                cur.execute("INSERT INTO users (id, username, full_name, email, password_hash, created_at,"
+                            " updated_at) VALUES (%s, %s, 'U', %s, 'x', %s, %s)",
+                            (uid, f"u_{uid[:12]}", f"{uid}@example.test", t0, t0))
+            low, high = users[0], users[1]
+            conv = str(uuid.uuid4())
+            cur.execute("INSERT INTO conversations (id, creator_id, recipient_id, user_low_id, user_high_id,"
+                        " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                        (conv, low, high, low, high, t0, t0))
+            seqs = []
+            for i in range(2):
+                cur.execute("INSERT INTO messages (id, conversation_id, sender_id, content, created_at, updated_at)"
+                            " VALUES (%s, %s, %s, %s, %s, %s)", (str(uuid.uuid4()), conv, low, f"m{i}", t0, t0))
+                seqs.append(cur.lastrowid)
+            # message 0: a heart first, then eleven thumbs (users in reverse order of id)
+            reactions = [(seqs[0], HEART, users[5], t0)]
+            thumbs = list(reversed(users[1:]))
+            reactions += [(seqs[0], THUMBS, uid, t0 + dt.timedelta(seconds=1 + i)) for i, uid in enumerate(thumbs)]
+            cur.executemany("INSERT INTO message_reactions (message_seq, emoji, user_id, created_at)"
+                            " VALUES (%s, %s, %s, %s)", reactions)
+        after = asyncio.run(apply_migrations(**kwargs))
+        assert after == [SUMMARY] or SUMMARY in after
+        with conn.cursor() as cur:
+            cur.execute("SELECT seq, reactions_summary FROM messages ORDER BY seq")
+            summaries = dict(cur.fetchall())
+        conn.close()
+        assert summaries[seqs[1]] is None                 # no reactions, no summary
+        heart, thumb = json.loads(summaries[seqs[0]])
+        assert heart[:3] == [HEART, 1, users[5]]
+        assert thumb[:3] == [THUMBS, 11, ",".join(thumbs[:10])]   # the first ten, oldest first
+        assert heart[3] < thumb[3]
+    finally:
+        drop_database(db_server, name)
