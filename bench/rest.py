@@ -83,6 +83,15 @@ def _store_reactions(db, message_ids: list[str], user_ids: list[str]) -> None:
             rows = [(seq, emoji, user_ids[who]) for seq in seqs for who, emoji in RICH_REACTIONS]
             cur.executemany("INSERT INTO message_reactions (message_seq, emoji, user_id, created_at)"
                             " VALUES (%s, %s, %s, NOW(3))", rows)
+            # and the summary each message carries (as sql/010_history_page.sql builds it)
+            marks = ", ".join(["%s"] * len(seqs))
+            cur.execute(
+                "UPDATE messages m JOIN (SELECT message_seq, JSON_ARRAYAGG(JSON_ARRAY(emoji, n, user_ids,"
+                " first_at) ORDER BY first_at, emoji) AS summary FROM (SELECT message_seq, emoji, COUNT(*) AS n,"
+                " GROUP_CONCAT(user_id ORDER BY created_at, user_id SEPARATOR ',' LIMIT 10) AS user_ids,"
+                " CAST(MIN(created_at) AS CHAR) AS first_at FROM message_reactions"
+                f" WHERE message_seq IN ({marks}) GROUP BY message_seq, emoji) per_emoji GROUP BY message_seq) s"
+                " ON s.message_seq = m.seq SET m.reactions_summary = s.summary", seqs)
     finally:
         conn.close()
 

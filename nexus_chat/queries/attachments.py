@@ -45,6 +45,11 @@ async def attach_to_message(db: Executor, message_id: str, uploader_id: str,
         (message_id, *attachment_ids, *attachment_ids, uploader_id))
 
 
+async def mark_message(db: Executor, message_id: str) -> int:
+    """The message carries attachments (``messages.has_attachments``, read with history)."""
+    return await db.execute("UPDATE messages SET has_attachments = 1 WHERE id = %s", (message_id,))
+
+
 async def for_messages(db: Executor, message_ids: list[str]) -> list[Row]:
     """The attachments of these messages, in message then position order."""
     if not message_ids:

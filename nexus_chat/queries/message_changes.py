@@ -55,7 +55,7 @@ async def edits_of(db: Executor, message_seq: int) -> list[Row]:
 async def tombstone(db: Executor, message_seq: int, deleted_by: str, now: dt.datetime) -> int:
     return await db.execute(
         "UPDATE messages SET content = '', deleted_at = %s, deleted_by = %s, updated_at = %s,"
-        " reactions_summary = NULL"
+        " reactions_summary = NULL, has_attachments = 0"
         " WHERE seq = %s AND deleted_at IS NULL", (now, deleted_by, now, message_seq))
 
 

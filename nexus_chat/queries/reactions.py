@@ -34,7 +34,7 @@ _REACTION_NAMES = ("emoji", "n", "user_ids", "mine", "first_at")
 
 
 async def set_summary(db: Executor, message_seq: int, summary: str | None) -> int:
-    """Rewrites the message's ``reactions_summary`` (sql/010_reaction_summary.sql)."""
+    """Rewrites the message's ``reactions_summary`` (sql/010_history_page.sql)."""
     return await db.execute("UPDATE messages SET reactions_summary = %s WHERE seq = %s",
                             (summary, message_seq))
 

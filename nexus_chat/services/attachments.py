@@ -153,6 +153,7 @@ async def attach(ctx: AppContext, tx: Executor, message_id: str, uploader_id: st
     claimed = await attachments_queries.attach_to_message(tx, message_id, uploader_id, attachment_ids)
     if claimed != len(attachment_ids):
         raise validation_failed(["attachmentIds: Unknown, not yours, or already sent."])
+    await attachments_queries.mark_message(tx, message_id)
     rows = await attachments_queries.for_messages(tx, [message_id])
     expires = url_expiry(ctx)
     return [attachment_shape(ctx, row, expires) for row in rows]

@@ -1,6 +1,6 @@
-"""sql/010_reaction_summary.sql applies to a database that already holds reactions: each
-message's summary is built from them (emoji in first-use order, the first ten users), and a
-history page then shows the same reactions as before the migration."""
+"""sql/010_history_page.sql applies to a database that already holds reactions and
+attachments: each message's reaction summary is built from the stored reactions (emoji in
+first-use order, the first ten users), and messages with attachments are marked so."""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +15,7 @@ from nexus_chat.migrate import apply_migrations, migration_files
 
 from .support import drop_database
 
-SUMMARY = "010_reaction_summary.sql"
+SUMMARY = "010_history_page.sql"
 THUMBS, HEART = "\U0001F44D", "\u2764\uFE0F"
 
 
@@ -49,11 +49,15 @@ def test_summaries_are_built_from_the_stored_reactions(db_server, tmp_path):
             cur.execute("INSERT INTO conversations (id, creator_id, recipient_id, user_low_id, user_high_id,"
                         " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                         (conv, low, high, low, high, t0, t0))
-            seqs = []
+            seqs, message_ids = [], []
             for i in range(2):
+                message_ids.append(str(uuid.uuid4()))
                 cur.execute("INSERT INTO messages (id, conversation_id, sender_id, content, created_at, updated_at)"
-                            " VALUES (%s, %s, %s, %s, %s, %s)", (str(uuid.uuid4()), conv, low, f"m{i}", t0, t0))
+                            " VALUES (%s, %s, %s, %s, %s, %s)", (message_ids[-1], conv, low, f"m{i}", t0, t0))
                 seqs.append(cur.lastrowid)
+            cur.execute("INSERT INTO attachments (id, uploader_id, message_id, kind, mime_type, size, name,"
+                        " created_at) VALUES (%s, %s, %s, 'file', 'application/pdf', 10, 'a.pdf', %s)",
+                        (str(uuid.uuid4()), low, message_ids[1], t0))
             # message 0: a heart first, then eleven thumbs (users in reverse order of id)
             reactions = [(seqs[0], HEART, users[5], t0)]
             thumbs = list(reversed(users[1:]))
@@ -65,6 +69,8 @@ def test_summaries_are_built_from_the_stored_reactions(db_server, tmp_path):
         with conn.cursor() as cur:
             cur.execute("SELECT seq, reactions_summary FROM messages ORDER BY seq")
             summaries = dict(cur.fetchall())
+            cur.execute("SELECT seq, has_attachments FROM messages ORDER BY seq")
+            assert dict(cur.fetchall()) == {seqs[0]: 0, seqs[1]: 1}
         conn.close()
         assert summaries[seqs[1]] is None                 # no reactions, no summary
         heart, thumb = json.loads(summaries[seqs[0]])

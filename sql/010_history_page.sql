@@ -4,7 +4,15 @@
 -- NULL when there are none. message_reactions stays the truth; the summary is rewritten in
 -- the same transaction as every change to it (services/reactions.py, message deletion,
 -- account deletion).
-ALTER TABLE messages ADD COLUMN reactions_summary TEXT NULL;
+--
+-- has_attachments: whether the message was sent with attachments, so that a page of history
+-- looks them up only when some message has any (a hint: 1 with no rows left costs one empty
+-- lookup, never a wrong answer).
+ALTER TABLE messages ADD COLUMN reactions_summary TEXT NULL,
+  ADD COLUMN has_attachments TINYINT(1) NOT NULL DEFAULT 0;
+
+UPDATE messages m SET m.has_attachments = 1
+WHERE EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = m.id);
 
 UPDATE messages m
 JOIN (SELECT message_seq,
