@@ -52,13 +52,16 @@ class JsonFormatter(_StructuredFormatter):
         return orjson.dumps(self.fields(record), default=str).decode()
 
 
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+_NEEDS_QUOTES = re.compile(r'[ ="\n\r\t]')
 
 
 def _kv(value: Any) -> str:
+    # Runs for every field of every access-log line: one regex scan and str.translate, both
+    # in C (a per-character loop here was a visible share of a cheap request's CPU).
     text = "-" if value is None else str(value)
-    if text == "" or any(c in text for c in ' ="\n\r\t'):
-        return '"' + "".join(_ESCAPES.get(c, c) for c in text) + '"'
+    if text == "" or _NEEDS_QUOTES.search(text):
+        return '"' + text.translate(_ESCAPES) + '"'
     return text
 
 
