@@ -120,3 +120,88 @@ async def rest_history(bench: "Bench", rich: bool = False) -> None:
                "conversation_messages": HISTORY_MESSAGES * (2 if rich else 1), "page": PAGE,
                "reactions_per_message": len(RICH_REACTIONS) if rich else 0, "replies": rich,
                "seed_s": round(seed_s, 2), **r, "cpu": cpu, "ok": r["non_2xx"] == 0})
+
+
+# ---- recent-1k: the conversation list of a user with a thousand conversations ---------------
+RECENT_CONVERSATIONS = 1000
+RECENT_RATE = 10.0            # requests per second, open loop
+
+
+def _seed_conversations(db, me: str, count: int) -> None:
+    """Blocking (runs in a thread): ``count`` partners, each with a conversation with ``me``
+    holding three messages (the last one from the partner, unread), straight into the schema."""
+    import uuid
+
+    import pymysql
+    conn = pymysql.connect(host=db.host, port=db.port, user=db.user, password=db.password,
+                           database=db.name, autocommit=False, charset="utf8mb4")
+    try:
+        with conn.cursor() as cur:
+            partners = [str(uuid.uuid4()) for _ in range(count)]
+            cur.executemany("INSERT INTO users (id, email, username, password_hash, full_name, created_at,"
+                            " updated_at) VALUES (%s, %s, %s, 'x', 'Partner', NOW(3), NOW(3))",
+                            [(p, f"{p}@bench.example.com", f"p_{p[:16]}") for p in partners])
+            conversations = [(str(uuid.uuid4()), p) for p in partners]
+            cur.executemany("INSERT INTO conversations (id, creator_id, recipient_id, user_low_id, user_high_id,"
+                            " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, NOW(3), NOW(3))",
+                            [(c, me, p, min(me, p), max(me, p)) for c, p in conversations])
+            cur.executemany("INSERT INTO messages (id, conversation_id, sender_id, content, created_at, updated_at)"
+                            " VALUES (%s, %s, %s, %s, NOW(3), NOW(3))",
+                            [(str(uuid.uuid4()), c, sender, f"message {i} of {c[:8]}")
+                             for c, p in conversations for i, sender in enumerate((me, p, p))])
+        conn.commit()
+    finally:
+        conn.close()
+
+
+async def _at_rate(url: str, token: str, rate: float, duration: float) -> dict:
+    """GET ``url`` at ``rate``/s, open loop; latency from each request's due time."""
+    from .common import latency_summary
+    latencies: list[float] = []
+    errors = 0
+    sizes: list[int] = []
+    async with aiohttp.ClientSession() as session:
+        async def one(due: float) -> None:
+            nonlocal errors
+            try:
+                async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as resp:
+                    body = await resp.read()
+                    if resp.status != 200:
+                        errors += 1
+                    sizes.append(len(body))
+            except Exception:  # noqa: BLE001 - counted
+                errors += 1
+            latencies.append(time.monotonic() - due)
+
+        t0 = time.monotonic() + 0.2
+        tasks = []
+        for i in range(int(rate * duration)):
+            due = t0 + i / rate
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            tasks.append(asyncio.create_task(one(due)))
+        await asyncio.wait(tasks, timeout=60)
+    return {**latency_summary(latencies), "rate": rate, "errors": errors,
+            "body_kib": round(sum(sizes) / len(sizes) / 1024, 1) if sizes else 0}
+
+
+async def recent_1k(bench: "Bench") -> None:
+    """`GET /chat/recent-messages` (the whole list, the old contract) and one page of
+    `GET /chat/conversations` for a user in RECENT_CONVERSATIONS conversations (issue 15:
+    p99 ≤ 50 ms)."""
+    me = bench.users[4]
+    t0 = time.monotonic()
+    await asyncio.to_thread(_seed_conversations, bench.db, me.id, RECENT_CONVERSATIONS)
+    seed_s = time.monotonic() - t0
+    base = bench.server.url + "/api/chat/"
+    async with aiohttp.ClientSession() as s:
+        async with s.get(base + "recent-messages", headers={"Authorization": f"Bearer {me.token}"}) as resp:
+            body = await resp.json(content_type=None)
+    if resp.status != 200 or len(body.get("data") or []) != RECENT_CONVERSATIONS:
+        raise RuntimeError(f"recent-messages check failed: {resp.status} {str(body)[:300]}")
+    m = bench.meter()
+    recent = await _at_rate(base + "recent-messages", me.token, RECENT_RATE, bench.dur(10, 5))
+    inbox = await _at_rate(base + "conversations?limit=20", me.token, RECENT_RATE, bench.dur(10, 5))
+    cpu = m.stop()
+    bench.add({"scenario": "recent-1k", "conversations": RECENT_CONVERSATIONS, "seed_s": round(seed_s, 2),
+               "recent_messages": recent, "conversations_page": inbox, "cpu": cpu,
+               "ok": recent["errors"] == 0 and inbox["errors"] == 0})

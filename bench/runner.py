@@ -25,7 +25,7 @@ from .sio import DEFAULT_BACKEND
 from .workers import WorkerPool
 
 BENCH_DIR = Path(__file__).resolve().parent
-SCENARIOS = ("rest-me", "rest-history", "rest-history-rich", "dm-max", "group-max", "photo-upload", "search",
+SCENARIOS = ("rest-me", "rest-history", "rest-history-rich", "recent-1k", "dm-max", "group-max", "photo-upload", "search",
              "recovery", "dm-max-recovery", "group-max-recovery", "idle-conns", "login-storm", "cluster-dm",
              "cluster-group", "ceiling")
 # Run only when named in --only (a full run would pass its time limit): dm-max and group-max
@@ -263,6 +263,8 @@ class Bench:
             await self.guarded("rest-history", lambda: rest.rest_history(self))
         if "rest-history-rich" in self.selected:
             await self.guarded("rest-history-rich", lambda: rest.rest_history(self, rich=True))
+        if "recent-1k" in self.selected:
+            await self.guarded("recent-1k", lambda: rest.recent_1k(self))
         if "dm-max" in self.selected:
             await self.guarded("dm-max", lambda: self.dm_max("nexus"))
         if "group-max" in self.selected:
@@ -646,6 +648,9 @@ def summary_text(r: dict) -> str:
     if s == "recovery":
         return (f"{r['recovered']}/{r['sockets']} recovered, {r['replayed']}/{r['expected']} events "
                 f"replayed in {r['all_back_s']} s ({r['replayed_per_s']}/s)")
+    if s == "recent-1k":
+        return (f"recent-messages ({r['conversations']:,} conversations) p99 {r['recent_messages']['p99_ms']} ms; "
+                f"conversations page p99 {r['conversations_page']['p99_ms']} ms")
     if s == "photo-upload":
         return (f"{r['photos']} × {r['photo_bytes'] / 2**20:.1f} MiB in {r['elapsed_s']} s; "
                 f"/auth/me p99 {r['me_during']['p99_ms']} ms during the uploads")
@@ -709,6 +714,13 @@ def markdown_table(results: list[dict], meta: dict) -> str:
                          f"{r['recovered']:,} recovered, {r['replayed']:,} missed events replayed | "
                          f"all back in {r['all_back_s']} s (p50 {r['p50_back_s']} s), "
                          f"{r['replayed_per_s']:,} events/s | expected {r['expected']:,} | {cpu_text(r['cpu'])} |")
+        elif s == "recent-1k":
+            for name, label in (("recent_messages", "GET /chat/recent-messages (all)"),
+                                ("conversations_page", "GET /chat/conversations?limit=20")):
+                q = r[name]
+                lines.append(f"| {s} | {t} | {label}, {r['conversations']:,} conversations, "
+                             f"{q['rate']:.0f} req/s ({q['body_kib']} KiB) | p50 {q['p50_ms']} ms, "
+                             f"p99 {q['p99_ms']} ms | errors {q['errors']} | {cpu_text(r['cpu'])} |")
         elif s == "photo-upload":
             u, me = r["upload"], r["me_during"]
             lines.append(f"| {s} | {t} | {r['photos']} photos × {r['photo_bytes'] / 2**20:.1f} MiB at once: "

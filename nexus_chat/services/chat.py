@@ -221,6 +221,7 @@ async def recent_conversations(ctx: AppContext, user_id: str) -> list[dict[str, 
     """The user's 1-on-1 conversations, latest activity first, with the last message and
     the number of messages from the other person still unread."""
     rows = await chat_queries.recent_conversations(ctx.db, user_id)
+    unread = await chat_queries.unread_by_conversation(ctx.db, user_id)
     seqs = [row["last_seq"] for row in rows if row["last_seq"] is not None]
     last_rows = await chat_queries.messages_by_seq(ctx.db, seqs)
     last = {row["seq"]: message for row, message in
@@ -230,7 +231,7 @@ async def recent_conversations(ctx: AppContext, user_id: str) -> list[dict[str, 
         "creator": user_public(row, "creator_"),
         "recipient": user_public(row, "recipient_"),
         "lastMessage": last.get(row["last_seq"]),
-        "unreadCount": int(row["unread_count"]),
+        "unreadCount": unread.get(row["id"], 0),
         "createdAt": iso(row["created_at"]),
         "updatedAt": iso(row["updated_at"]),
     } for row in rows]
