@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..db import Executor, Row
+from ..jsonutil import loads
 
 USER_COLUMNS = ("id, username, full_name, email, avatar_url, bio, email_verified_at, status, "
                 "last_seen_at, created_at, updated_at, send_read_receipts")
@@ -16,8 +17,18 @@ async def insert_user(db: Executor, *, user_id: str, username: str, full_name: s
         (user_id, username, full_name, email, password_hash, now, now))
 
 
+_USER_NAMES = tuple(name.strip() for name in USER_COLUMNS.split(","))
+_DATES = {"email_verified_at", "last_seen_at", "created_at", "updated_at"}
+# One JSON column instead of twelve: the pure-Python driver parses a column description
+# packet per column of every result, which was a fifth of the CPU of `GET /auth/me`.
+_USER_PACKED = "JSON_ARRAY(" + ", ".join(
+    f"CAST({name} AS CHAR)" if name in _DATES else name for name in _USER_NAMES) + ") AS packed"
+
+
 async def user_by_id(db: Executor, user_id: str) -> Row | None:
-    return await db.fetch_one(f"SELECT {USER_COLUMNS} FROM users WHERE id = %s", (user_id,))
+    """USER_COLUMNS, the dates as text (`2026-01-01 09:30:00.123`)."""
+    row = await db.fetch_one(f"SELECT {_USER_PACKED} FROM users WHERE id = %s", (user_id,))
+    return dict(zip(_USER_NAMES, loads(row["packed"]))) if row else None
 
 
 async def user_by_id_for_update(db: Executor, user_id: str) -> Row | None:
