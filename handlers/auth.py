@@ -53,15 +53,15 @@ class LoginHandler(BaseHandler):
     async def post(self) -> None:
         body = self.body_args()
         failures = ratelimit.failed_logins(self.ctx.settings)
-        wait = self.ctx.rate_limiter.exhausted(failures, self.client_ip)
+        wait = await self.ctx.rate_limiter.wait_for(failures, self.client_ip)
         if wait:   # this IP guessed wrong too often, whichever accounts it tried
             raise too_many_requests(wait)
-        self.limit_per_account(ratelimit.LOGIN, body["email"])
+        await self.limit_per_account(ratelimit.LOGIN, body["email"])
         try:
             tokens = await auth.login(self.ctx, body["email"], body["password"])
         except ApiError as exc:
             if exc.status == 401:
-                self.ctx.rate_limiter.hit(failures, self.client_ip)
+                await self.ctx.rate_limiter.count(failures, self.client_ip)
             raise
         self.respond(tokens, "Login successful")
 
@@ -102,7 +102,7 @@ class ForgotPasswordHandler(BaseHandler):
 
     async def post(self) -> None:
         body = self.body_args()
-        self.limit_per_account(ratelimit.MAIL_REQUEST, body["email"])
+        await self.limit_per_account(ratelimit.MAIL_REQUEST, body["email"])
         await auth.forgot_password(self.ctx, body["email"])
         self.respond(None, "If an account exists for this email, a password reset link has been sent.")
 
@@ -123,7 +123,7 @@ class ResendVerificationHandler(BaseHandler):
 
     async def post(self) -> None:
         body = self.body_args()
-        self.limit_per_account(ratelimit.MAIL_REQUEST, body["email"])
+        await self.limit_per_account(ratelimit.MAIL_REQUEST, body["email"])
         await auth.resend_verification(self.ctx, body["email"])
         self.respond(None, "If the account exists and is not verified yet, a verification email has been sent.")
 

@@ -230,7 +230,7 @@ def handshake_limits(ctx: AppContext):
         return client_ip(handshake.remote_ip, handshake.headers, ctx.trusted_networks)
 
     def admit(handshake: Handshake) -> Refusal | None:
-        wait = ctx.rate_limiter.hit(ratelimit.DEFAULT, client_address(handshake))
+        wait = ctx.rate_limiter.hit_now(ratelimit.DEFAULT, client_address(handshake))
         if not wait:
             return None
         limited = too_many_requests(wait)
@@ -271,7 +271,7 @@ def room_adapter(settings) -> Adapter:
 
 
 def socket_layer(ctx: AppContext, presence: Presence, event_log: EventLog | None = None,
-                 adapter: Adapter | None = None) -> SocketLayer:
+                 adapter: Adapter | None = None, shared_recovery: Any = None) -> SocketLayer:
     """Builds the Socket.IO server from the settings with `/` and `/chat` (with connection-
     state recovery when ``realtime.recovery`` is on and an event log is given)."""
     settings = ctx.settings
@@ -294,7 +294,7 @@ def socket_layer(ctx: AppContext, presence: Presence, event_log: EventLog | None
         client_address=client_address,
         admit=admit,
     )
-    recovery = Recovery(ctx, event_log) if settings.realtime_recovery and event_log is not None else None
+    recovery = Recovery(ctx, event_log, shared_recovery) if settings.realtime_recovery and event_log is not None else None
     chat_namespace = ChatNamespace(ctx, presence, recovery)
     server.add_namespace("/", MainNamespace())
     server.add_namespace(CHAT, chat_namespace)

@@ -9,6 +9,12 @@ that reconnects with ``{pid, offset}`` in its CONNECT auth, within the window an
 memberships give, every missed event in order, exactly once, and the same pid back (which
 the client reports as ``socket.recovered === true``). Missed events are read from the event
 log, so recovery survives a restart of the server.
+
+With several processes (``shared``: cluster/recovery_store.py) the sessions of connected
+sockets are also held in Redis, so a client whose process died recovers on another one; the
+replay then runs up to the newest stored offset (events of other processes reach this one
+through Redis, not through its own event log), and an event that also arrives live while
+the socket recovers is sent once (Socket.replay).
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from typing import Any
 import orjson
 
 from nexus_chat.context import AppContext
-from nexus_chat.event_log import EventLog, events_after, keep_session, swept_past, take_session
+from nexus_chat.event_log import EventLog, events_after, head, keep_session, swept_past, take_session
 from nexus_chat.jsonutil import utcnow
 from nexus_chat.realtime.reasons import CloseReason
 from nexus_chat.realtime.server import Socket
@@ -53,9 +59,10 @@ class Claim:
 
 
 class Recovery:
-    def __init__(self, ctx: AppContext, event_log: EventLog) -> None:
+    def __init__(self, ctx: AppContext, event_log: EventLog, shared: Any = None) -> None:
         self.ctx = ctx
         self.log = event_log
+        self.shared = shared     # SharedRecoverySessions with realtime.adapter = redis
         self.window = dt.timedelta(seconds=ctx.settings.realtime_recovery_window_s)
         self.max_events = ctx.settings.realtime_recovery_max_events
 
@@ -69,10 +76,20 @@ class Recovery:
         if not isinstance(pid, str) or not 8 <= len(pid) <= 64:
             return None
         row = await take_session(self.ctx.db, _hash(pid), user_id, utcnow())
+        if row is None and self.shared is not None:
+            row = await self._take_shared(_hash(pid), user_id)
         if row is None:
             return None
         base, after = int(row["base_offset"]), _offset(auth.get("offset"))
         return Claim(pid, row["sid"], base if after is None else max(base, after))
+
+    async def _take_shared(self, pid_hash: str, user_id: str) -> dict | None:
+        """A session still held by a process (perhaps dead)."""
+        try:
+            return await self.shared.take(pid_hash, user_id)
+        except Exception:
+            log.warning("recovery: Redis unreachable; session not recovered", exc_info=True)
+            return None
 
     async def fits(self, claim: Claim, user_id: str, group_ids: list[str]) -> bool:
         """At most ``max_events`` missed so far (else the client is better served by REST).
@@ -98,6 +115,10 @@ class Recovery:
         arrived after `fits` looked), or missed events the log no longer keeps: no replay at
         all, the socket takes a new id and pid and the client sees ``recovered === false``;
         it catches up over REST."""
+        if self.shared is not None:
+            # Events of other processes move no local mark: everything stored so far is
+            # replayed; what also comes live meanwhile is dropped by Socket.replay.
+            up_to = max(up_to, await head(self.ctx.db))
         if claim is not None:
             events = await events_after(self.ctx.db, user_id, group_ids, after=claim.after, up_to=up_to,
                                         limit=self.max_events + 1, socket_id=claim.sid)
@@ -110,6 +131,7 @@ class Recovery:
                 # This session's events start after the client's offset, not at the mark: a
                 # client that drops again before reading the replay gets it again next time.
                 socket.data["base_offset"] = min(claim.after, up_to)
+                await self._hold(socket, user_id, socket.data["base_offset"])
                 log.info("recovered sid=%s user_id=%s replayed=%d", claim.sid, user_id, len(events))
                 return
             socket.renew()
@@ -117,9 +139,23 @@ class Recovery:
                      "missed events were swept" if swept else f"more than {self.max_events} events missed")
         socket.data["base_offset"] = up_to
         socket.pid = secrets.token_urlsafe(18)
+        await self._hold(socket, user_id, up_to)
+
+    async def _hold(self, socket: Socket, user_id: str, base_offset: int) -> None:
+        if self.shared is None:
+            return
+        try:
+            await self.shared.hold(_hash(socket.pid), socket.sid, user_id, base_offset)
+        except Exception as exc:
+            log.warning("recovery: session of sid=%s not held in Redis (%s)", socket.sid, exc)
 
     async def keep(self, socket: Socket, reason: str) -> None:
         """On disconnect: keep the session for the window, unless the client left on purpose."""
+        if self.shared is not None and socket.pid is not None:
+            try:
+                await self.shared.drop(_hash(socket.pid))
+            except Exception as exc:
+                log.warning("recovery: session of sid=%s not dropped from Redis (%s)", socket.sid, exc)
         if socket.pid is None or reason in VOLUNTARY or "user_id" not in socket.data:
             return
         try:

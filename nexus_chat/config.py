@@ -281,6 +281,10 @@ SETTINGS: tuple[Setting, ...] = (
             "With realtime.adapter = redis, one process at a time runs the sweeper and the mail outbox, "
             "holding a lease in Redis; if it dies, another takes over within about this many seconds.",
             ("NEXUS_REDIS_LEASE_TTL_S",)),
+    Setting("redis_process_ttl_s", 15, _int(2, 3600),
+            "A process that has not renewed its heartbeat in Redis for this long is taken for dead: "
+            "its users go offline and its sockets' sessions become recoverable elsewhere (seconds).",
+            ("NEXUS_REDIS_PROCESS_TTL_S",)),
 
     Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Log level.", ("NEXUS_LOG_LEVEL",)),
     Setting("log_format", "kv", _choice("kv", "json"), "Log line format: key=value or JSON.", ("NEXUS_LOG_FORMAT",)),

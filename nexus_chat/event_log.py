@@ -117,6 +117,11 @@ class EventLog:
 
 
 # ---- reading ---------------------------------------------------------------------------------
+async def head(db: Database) -> int:
+    """The newest stored offset (0 for none)."""
+    return await event_log_queries.head(db)
+
+
 @dataclass(frozen=True)
 class LoggedEvent:
     offset: int

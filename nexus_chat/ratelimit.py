@@ -1,4 +1,6 @@
-"""In-memory fixed-window rate limits (one process serves everything, so memory is the truth)."""
+"""Fixed-window rate limits in this process's memory (one process serves everything, so memory
+is the truth). Several processes count in Redis instead (cluster/rate_limits.py), through the
+same calls: ``count``, ``wait_for`` (awaited) and ``hit_now`` (the synchronous handshake)."""
 from __future__ import annotations
 
 import time
@@ -31,6 +33,18 @@ class RateLimiter:
         self._windows: dict[tuple[str, str], tuple[float, int]] = {}
         self._last_purge = clock()
         self._longest = max(l.window_s for l in (LOGIN, REGISTER, MAIL_REQUEST, DEFAULT))
+
+    async def count(self, limit: Limit, key: str) -> int:
+        """Count one request; 0 if allowed, else seconds until the window resets."""
+        return self.hit(limit, key)
+
+    async def wait_for(self, limit: Limit, key: str) -> int:
+        """Without counting: 0 if another hit would be allowed, else seconds until it is."""
+        return self.exhausted(limit, key)
+
+    def hit_now(self, limit: Limit, key: str) -> int:
+        """``count`` for a caller that cannot wait."""
+        return self.hit(limit, key)
 
     def hit(self, limit: Limit, key: str) -> int:
         """Count one request; return 0 if allowed, else seconds until the window resets."""

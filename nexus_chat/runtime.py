@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 import tornado.httpserver
 
 from .app import Application, make_app
+from .cluster.bus import ClusterBus
+from .cluster.presence_ledger import PresenceLedger
+from .cluster.rate_limits import SharedRateLimiter
+from .cluster.recovery_store import SharedRecoverySessions
+from .cluster.sync import StateSync
 from .context import AppContext
 from .db import Database
 from .event_log import EventLog
@@ -25,6 +30,7 @@ from .realtime.connection_order import ConnectionOrderHTTPServer
 from .revocation import RevocationSync
 from .services.chat_cache import ChatCache
 from .services.presence import Presence
+from .services.shared_presence import SharedPresence
 from .sweeper import Sweeper
 
 log = logging.getLogger("nexus_chat.runtime")
@@ -58,8 +64,11 @@ class Runtime:
                                     password=target.password, db=target.name,
                                     maxsize=settings.database_pool_size)
         ctx = AppContext.create(settings, db, chat_cache=ChatCache())
-        # Nobody is connected yet, whatever the last run left behind.
-        await users.set_all_offline(db)
+        adapter = room_adapter(settings)
+        cluster = await _cluster(settings, ctx, adapter) if hasattr(adapter, "start") else None
+        if cluster is None:
+            # Nobody is connected yet, whatever the last run left behind.
+            await users.set_all_offline(db)
         # Several processes (realtime.adapter = redis): one at a time runs the sweeper and the outbox.
         ctx.lease = (RedisLease(settings.redis_url, lease_key(settings.redis_key), settings.redis_lease_ttl_s)
                      if settings.realtime_adapter == "redis" else AlwaysHeld())
@@ -67,16 +76,18 @@ class Runtime:
         ctx.mail_wakeup = outbox.wake
         runtime = cls(settings=settings, db=db, ctx=ctx, app=None, outbox=outbox)
         # Published events reach the domain's cache first, then this process's sockets.
-        runtime.presence = Presence(ctx)
+        runtime.presence = Presence(ctx) if cluster is None else cluster.presence
         # Stored events get their offset before delivery (recovery, REST catch-up).
         runtime.event_log = await EventLog(db).start()
         ctx.events.add_stage(runtime.event_log.stage)
-        adapter = room_adapter(settings)
-        runtime.sockets = socket_layer(ctx, runtime.presence, runtime.event_log, adapter)
-        if hasattr(adapter, "start"):   # the Redis adapter: shared rooms, reported by /api/health
+        runtime.sockets = socket_layer(ctx, runtime.presence, runtime.event_log, adapter,
+                                       None if cluster is None else cluster.recovery)
+        if cluster is not None:   # the Redis adapter: shared rooms, reported by /api/health
             await adapter.start()
             ctx.cluster = adapter
             runtime.background.append(_Closing(adapter))
+            runtime.background.append(_Closing(cluster))   # stopped first (reversed)
+            ctx.events.subscribe(cluster.sync.on_record)
         ctx.events.subscribe(ctx.chat_cache.on_record)
         ctx.events.subscribe(runtime.sockets.delivery)
         ctx.events.subscribe(runtime.event_log.on_delivered)   # after the sockets got it
@@ -131,6 +142,42 @@ class Runtime:
             await self.http_server.close_all_connections()
         self.ctx.hasher.close()
         await self.db.close()
+
+
+@dataclass
+class _Cluster:
+    """What several processes share through Redis besides the rooms (nexus_chat/cluster/)."""
+
+    bus: ClusterBus
+    presence: SharedPresence
+    sync: StateSync
+    rate_limiter: SharedRateLimiter
+    recovery: SharedRecoverySessions | None
+
+    async def close(self) -> None:
+        await self.rate_limiter.close()
+        await self.bus.close()
+
+
+async def _cluster(settings, ctx: AppContext, adapter) -> _Cluster:
+    """realtime.adapter = redis: presence, caches, revocations, rate limits and recoverable
+    sessions shared through Redis (docs/scaling.md). Starts even if Redis is down."""
+    bus = ClusterBus(settings.redis_url, settings.redis_key, adapter.uid, settings.redis_process_ttl_s)
+    await bus.start()
+    presence = SharedPresence(ctx, PresenceLedger(bus))
+    try:
+        await presence.start()
+    except Exception as exc:
+        log.warning("cluster: presence not settled at start (%s)", exc)
+    recovery = (SharedRecoverySessions(bus, settings.realtime_recovery_window_s)
+                if settings.realtime_recovery else None)
+    sync = StateSync(bus, ctx.chat_cache, ctx.revoked_sessions, ctx.revoked_users)
+    ctx.rate_limiter = SharedRateLimiter(bus, settings.server_rate_limits)
+    bus.on_tick.append(presence.tick)
+    if recovery is not None:
+        bus.on_tick.append(recovery.tick)
+    bus.on_rejoin.append(presence.rejoin)
+    return _Cluster(bus, presence, sync, ctx.rate_limiter, recovery)
 
 
 @dataclass

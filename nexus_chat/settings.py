@@ -92,6 +92,7 @@ class Settings:
     redis_url: str
     redis_key: str
     redis_lease_ttl_s: int
+    redis_process_ttl_s: int
 
     log_level: Literal["debug", "info", "warning", "error"]
     log_format: Literal["kv", "json"]

@@ -194,23 +194,23 @@ class BaseHandler(BodyIntake, ApiHandlerMixin):
         op = self.op
         if op is None:
             raise method_not_allowed(self.allowed_methods())
-        self._check_rate(ratelimit.DEFAULT, self.client_ip)
+        await self._check_rate(ratelimit.DEFAULT, self.client_ip)
         if op.rate_limit is not None:
-            self._check_rate(op.rate_limit, self.client_ip)
+            await self._check_rate(op.rate_limit, self.client_ip)
         declared = self.declared_length()
         if declared is not None and declared > op.body_limit:
             raise too_large(f"Request body exceeds {op.body_limit} bytes")
         if op.auth:
             self.user_id = self.authenticate()
 
-    def _check_rate(self, limit: ratelimit.Limit, key: str) -> None:
-        wait = self.ctx.rate_limiter.hit(limit, key)
+    async def _check_rate(self, limit: ratelimit.Limit, key: str) -> None:
+        wait = await self.ctx.rate_limiter.count(limit, key)
         if wait:
             raise too_many_requests(wait)
 
-    def limit_per_account(self, limit: ratelimit.Limit, account: str) -> None:
+    async def limit_per_account(self, limit: ratelimit.Limit, account: str) -> None:
         """Count against (client IP, account), e.g. the e-mail of a login (docs/api.md#limits)."""
-        self._check_rate(limit, f"{self.client_ip}|{account.lower()}")
+        await self._check_rate(limit, f"{self.client_ip}|{account.lower()}")
 
     def access_claims(self) -> Claims:
         """The claims of the request's valid access token (the account may be gone)."""

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from tornado.ioloop import IOLoop
 from tornado.routing import Rule
 
@@ -147,6 +148,11 @@ class Socket:
         CONNECT answer and before anything emitted to this socket since it joined its rooms."""
         frames = [encode_frames(sio.event(self.namespace, event, args)) for event, args in events]
         if self._early is not None:
+            # An event that also came live since the socket joined its rooms (one stored by
+            # another process while this one read the log) is sent once, from the replay.
+            replayed = {args[-1] for _, args in events if args and isinstance(args[-1], str)}
+            if replayed:
+                self._early = [live for live in self._early if _last_argument(live) not in replayed]
             self._early[:0] = frames
 
     # -------------------------------------------------------------- internals
@@ -170,6 +176,22 @@ class Socket:
         self.connected = False
         self._early = None
         self._acks.clear()
+
+
+def _last_argument(frames: list[eio.Frame]) -> Any:
+    """The last argument of a one-frame text EVENT (``42/nsp,[...]``: the connection-state
+    recovery offset), else None."""
+    if len(frames) != 1 or frames[0].binary or not frames[0].data.startswith(b"42"):
+        return None
+    data = frames[0].data
+    start = data.find(b"[")
+    if start < 0:
+        return None
+    try:
+        args = orjson.loads(data[start:])
+    except orjson.JSONDecodeError:
+        return None
+    return args[-1] if isinstance(args, list) and len(args) > 1 else None
 
 
 def encode_frames(packet: sio.Packet) -> list[eio.Frame]:

@@ -61,6 +61,15 @@ class ChatCache:
         elif isinstance(record, UserDeleted):
             self.user_gone(record.user_id)
 
+    def clear(self) -> None:
+        """Forget everything (changes made elsewhere may have been missed)."""
+        self.generation += 1
+        self._pairs.clear()
+        self._participants.clear()
+        self._members.clear()
+        self._member_entries = 0
+        self._profiles.clear()
+
     # conversations
     def conversation(self, low: str, high: str) -> str | None:
         return self._pairs.get((low, high))

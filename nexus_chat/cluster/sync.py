@@ -1,0 +1,100 @@
+"""Keeps per-process memory in step across processes through the bus (cluster/bus.py):
+
+* the chat cache (services/chat_cache.py): every membership record published here
+  (invite, kick, leave, group or account deleted) is applied by the chat cache of every
+  other process too; after a lost subscription (notices missed) those caches start empty;
+* deleted accounts: their access tokens are refused on every process at once;
+* revoked sessions (revocation.py): a session revoked here is added at once on every other
+  process, which disconnects its sockets there (the database poll stays as the safety net).
+
+Socket rooms are not handled here: the Redis room adapter moves and disconnects the sockets
+of every process itself.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from ..events import GroupDeleted, MembershipChange, Record, UserDeleted
+from ..context import RevokedUsers
+from ..revocation import RevokedSessions
+from ..services.chat_cache import ChatCache
+from .bus import ClusterBus
+
+log = logging.getLogger("nexus_chat.cluster")
+
+MEMBERSHIP, GROUP_DELETED, USER_DELETED, REVOKED = "membership", "group-deleted", "user-deleted", "revoked"
+
+
+def notice_of(record: Record) -> tuple[str, dict[str, Any]] | None:
+    if isinstance(record, MembershipChange):
+        return MEMBERSHIP, {"group": record.group_id, "users": list(record.user_ids), "joined": record.joined}
+    if isinstance(record, GroupDeleted):
+        return GROUP_DELETED, {"group": record.group_id}
+    if isinstance(record, UserDeleted):
+        return USER_DELETED, {"user": record.user_id}
+    return None
+
+
+def record_of(kind: str, notice: dict) -> Record | None:
+    try:
+        if kind == MEMBERSHIP:
+            return MembershipChange(str(notice["group"]), tuple(str(u) for u in notice["users"]),
+                                    bool(notice["joined"]))
+        if kind == GROUP_DELETED:
+            return GroupDeleted(str(notice["group"]))
+        if kind == USER_DELETED:
+            return UserDeleted(str(notice["user"]))
+    except (KeyError, TypeError):
+        log.warning("cluster: malformed %s notice", kind)
+    return None
+
+
+class StateSync:
+    def __init__(self, bus: ClusterBus, cache: ChatCache, revoked: RevokedSessions,
+                 deleted: RevokedUsers) -> None:
+        self.bus = bus
+        self.cache = cache
+        self.revoked = revoked
+        self.deleted = deleted
+        self._applying = False
+        for kind in (MEMBERSHIP, GROUP_DELETED, USER_DELETED):
+            bus.handlers[kind] = self._on_membership
+        bus.handlers[REVOKED] = self._on_revoked
+        bus.on_resubscribed.append(self._resubscribed)
+        revoked.listeners.append(self.revoked_here)
+
+    # ---- outgoing ------------------------------------------------------------------------
+    def on_record(self, record: Record) -> None:
+        """A listener on ``ctx.events``: membership records published in this process."""
+        notice = notice_of(record)
+        if notice is not None:
+            self.bus.notify(notice[0], **notice[1])
+
+    def revoked_here(self, session_ids: list[str]) -> None:
+        """A listener of ``RevokedSessions``: sessions newly known here (not from the bus)."""
+        if not self._applying:
+            self.bus.notify(REVOKED, sessions=session_ids, at=time.time())
+
+    # ---- incoming ------------------------------------------------------------------------
+    def _on_membership(self, notice: dict) -> None:
+        record = record_of(notice.get("kind"), notice)
+        if record is None:
+            return
+        if isinstance(record, UserDeleted):   # its access tokens are refused here too
+            self.deleted.add(record.user_id)
+        self.cache.on_record(record)
+
+    def _on_revoked(self, notice: dict) -> None:
+        sessions, at = notice.get("sessions"), notice.get("at")
+        if not isinstance(sessions, list) or not isinstance(at, (int, float)):
+            return
+        self._applying = True
+        try:
+            self.revoked.add([str(s) for s in sessions[:10_000]], min(float(at), time.time()))
+        finally:
+            self._applying = False
+
+    async def _resubscribed(self) -> None:
+        self.cache.clear()

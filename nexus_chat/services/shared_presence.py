@@ -1,0 +1,164 @@
+"""Presence across processes (realtime.adapter = redis; docs/scaling.md#presence): a user is
+online while any socket on any process is connected.
+
+Each process counts its own sockets (as `Presence` does) and registers in a shared ledger
+(cluster/presence_ledger.py) which users it holds. Only the process whose registration
+changes the cluster-wide answer stores the new status and publishes `userStatusChanged`, so
+each transition is told once. The users of a process that died without saying so are found
+by ``reap`` (every live process runs it on its heartbeat) and go offline then, within
+``redis.process_ttl_s`` plus one heartbeat interval. While Redis is unreachable, changes wait
+(the stored status stays as it was) and are settled when it is back.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from ..context import AppContext
+from ..db import db_unreachable
+from ..events import Audience
+from ..jsonutil import iso, utcnow
+from ..queries import chat as chat_queries
+from ..queries import users
+from .presence import Presence
+
+log = logging.getLogger("nexus_chat.presence")
+
+
+class Ledger(Protocol):
+    async def arrive(self, user_id: str) -> bool: ...
+    async def leave(self, user_id: str) -> bool: ...
+    async def is_online(self, user_id: str) -> bool: ...
+    async def reap(self) -> list[str]: ...
+    async def retire(self) -> list[str]: ...
+    async def others_alive(self) -> int: ...
+
+
+class SharedPresence(Presence):
+    """``_online`` here: the users this process has registered in the ledger."""
+
+    def __init__(self, ctx: AppContext, ledger: Ledger) -> None:
+        super().__init__(ctx)
+        self.ledger = ledger
+        self._unregistered: set[str] = set()    # ledger unreachable: settled on the next tick
+
+    async def start(self) -> None:
+        """Before serving: clean up after dead processes; the first live process also
+        resets statuses a previous run left behind (as a single process does)."""
+        gone = await self.ledger.reap()
+        if not await self.ledger.others_alive():
+            await users.set_all_offline(self.ctx.db)
+        elif gone:
+            await chat_queries.mark_offline(self.ctx.db, gone, utcnow())
+
+    async def _sync(self, user_id: str) -> None:
+        if self.closing:
+            return
+        self._busy += 1
+        try:
+            async with self._locks.hold(user_id):
+                if self.closing:
+                    return
+                online = user_id in self._counts
+                if online == (user_id in self._online):
+                    return
+                try:
+                    changed = await (self.ledger.arrive if online else self.ledger.leave)(user_id)
+                except Exception:
+                    self._unregistered.add(user_id)
+                    log.warning("presence: the shared ledger is unreachable; user_id=%s waits", user_id)
+                    return
+                self._unregistered.discard(user_id)
+                if online:
+                    self._online.add(user_id)
+                else:
+                    self._online.discard(user_id)
+                if changed:
+                    await self._store_and_tell(user_id, "online" if online else "offline")
+        finally:
+            self._busy -= 1
+
+    async def _store_and_tell(self, user_id: str, status: str) -> None:
+        now = utcnow()
+        try:
+            await users.set_presence(self.ctx.db, user_id, status, now)
+        except Exception as exc:
+            if not db_unreachable(exc):
+                raise
+            self._unsynced.add(user_id)   # stored when the database is back (repair)
+            return
+        self._unsynced.discard(user_id)
+        await self._tell(user_id, status, now)
+
+    async def _tell(self, user_id: str, status: str, now) -> None:
+        self.ctx.chat_cache.forget_profile(user_id)
+        try:
+            audience = await chat_queries.presence_audience(self.ctx.db, user_id)
+        except Exception as exc:
+            if not db_unreachable(exc):
+                raise
+            audience = []
+        await self.ctx.events.publish(
+            "userStatusChanged", {"userId": user_id, "status": status, "lastSeenAt": iso(now)},
+            Audience.to_users([*audience, user_id]), volatile=True)
+
+    async def repair(self) -> None:
+        """The database is back: store the cluster's current answer for each user whose
+        change could not be written."""
+        pending, self._unsynced = self._unsynced, set()
+        for user_id in pending:
+            try:
+                async with self._locks.hold(user_id):
+                    online = await self.ledger.is_online(user_id)
+                    await self._store_and_tell(user_id, "online" if online else "offline")
+            except Exception:
+                self._unsynced.add(user_id)
+                log.warning("presence repair failed user_id=%s", user_id, exc_info=True)
+
+    # ---- hooks of the cluster bus -------------------------------------------------------
+    async def tick(self) -> None:
+        """On each heartbeat: settle what waited for Redis, then take offline the users of
+        processes that died."""
+        for user_id in list(self._unregistered):
+            await self._sync(user_id)
+        if self.closing:
+            return
+        gone = await self.ledger.reap()
+        for user_id in gone:
+            async with self._locks.hold(user_id):
+                if await self.ledger.is_online(user_id):
+                    continue   # back on another process meanwhile: that one told "online"
+                log.info("presence: user_id=%s went offline with a process that stopped", user_id)
+                await self._store_and_tell(user_id, "offline")
+
+    async def rejoin(self) -> None:
+        """The ledger lost this process (Redis restarted, or a freeze outlived the TTL):
+        register again everyone connected here."""
+        for user_id in list(self._online):
+            async with self._locks.hold(user_id):
+                if user_id in self._online and await self.ledger.arrive(user_id):
+                    await self._store_and_tell(user_id, "online")
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Shutdown: stop counting at once; the users nobody else holds go offline."""
+        self.closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._busy and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        self._online.clear()
+        self._counts.clear()
+        try:
+            gone = await self.ledger.retire()
+        except Exception:
+            log.warning("presence: could not leave the shared ledger; the others reap this process")
+            return
+        now = utcnow()
+        if gone:
+            await chat_queries.mark_offline(self.ctx.db, gone, now)
+            for user_id in gone:
+                try:
+                    await self._tell(user_id, "offline", now)
+                except Exception:
+                    log.warning("presence: offline of user_id=%s not told", user_id, exc_info=True)
