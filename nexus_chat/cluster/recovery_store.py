@@ -32,8 +32,9 @@ end
 return nil
 """
 
-# KEYS: the hash, recovery-procs; ARGV: ms to keep, uid.
+# KEYS: the hash, recovery-procs; ARGV: ms to keep, uid[, pid hash, session].
 _RENEW = """
+if ARGV[3] then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), ARGV[2])
@@ -52,10 +53,9 @@ class SharedRecoverySessions:
 
     async def hold(self, pid_hash: str, sid: str, user_id: str, base_offset: int) -> None:
         """The socket is connected here: its session can be claimed elsewhere if we die."""
-        pipe = self.bus.redis.pipeline(transaction=False)
-        pipe.hset(self.hash, pid_hash, orjson.dumps({"sid": sid, "user": user_id, "base": base_offset}))
-        pipe.pexpire(self.hash, self.keep_ms)
-        await pipe.execute()
+        session = orjson.dumps({"sid": sid, "user": user_id, "base": base_offset})
+        await self._renew(keys=[self.hash, self.bus.key("recovery-procs")],
+                          args=[self.keep_ms, self.bus.uid, pid_hash, session])
 
     async def drop(self, pid_hash: str) -> None:
         await self.bus.redis.hdel(self.hash, pid_hash)

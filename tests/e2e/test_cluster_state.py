@@ -1,0 +1,294 @@
+"""What several real `nexus-chat serve` processes share through a real Redis
+(realtime.adapter = redis; docs/scaling.md), as users see it: presence across processes and
+after a process is killed, membership changes and deleted accounts reaching every process's
+checks, revoked sessions pushed to every process, rate limits counted once for the cluster
+(and locally while Redis is down), and connection-state recovery on another process after a
+crash, with the official socket.io-client."""
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .chat_support import ChatClient, make_group
+from .cluster_support import ClusterProcess, TcpProxy
+from .redis_support import PrivateRedis
+from .support import Api, make_user
+from .test_recovery import RecoveringClient
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    if os.environ.get("NEXUS_TEST_REDIS_URL"):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="nexus-test-redis-") as tmp:
+        server = PrivateRedis(Path(tmp)).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path, db_server, db_target, mail_sink, redis_server):
+    """``cluster(n, **env)``: n processes on the test database and one Redis key of their own."""
+    url = os.environ.get("NEXUS_TEST_REDIS_URL") or redis_server.url
+    key = f"nexus-test-{uuid.uuid4().hex[:10]}"
+    started: list[ClusterProcess] = []
+
+    def start(count: int, **env: str) -> list[ClusterProcess]:
+        batch = [ClusterProcess(tmp_path / f"p{len(started) + i}", db_server, db_target.name,
+                                mail_sink.port, url, key, **env) for i in range(count)]
+        started.extend(batch)
+        for process in batch:
+            process.wait_listening()
+        return batch
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def connect(io_loop):
+    opened: list[ChatClient] = []
+
+    async def open_client(process: ClusterProcess, user, **kwargs) -> ChatClient:
+        client = ChatClient(process.base_url, user, ["websocket"], **kwargs)
+        opened.append(client)
+        return await client.connect()
+
+    yield open_client
+
+    async def close_all() -> None:
+        for client in opened:
+            await client.close()
+    io_loop.run_sync(close_all, timeout=15)
+
+
+@pytest.fixture
+def apis(io_loop):
+    made: list[Api] = []
+
+    def api_of(process: ClusterProcess) -> Api:
+        made.append(Api(process.base_url))
+        return made[-1]
+
+    yield api_of
+    for api in made:
+        api.close()
+
+
+def statuses(client: ChatClient, user) -> list[str]:
+    return [event["status"] for event in client.of("userStatusChanged") if event["userId"] == user.id]
+
+
+async def stored_status(api: Api, viewer, user) -> str:
+    found = await api.get(f"/api/users/search?q={user.username}", token=viewer.access)
+    assert found.status == 200, found.body
+    return [row for row in found.data if row["id"] == user.id][0]["status"]
+
+
+async def until(check, what: str, timeout: float = 10) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        assert loop.time() < deadline, f"timed out: {what}"
+        await asyncio.sleep(0.1)
+
+
+# ---- presence ---------------------------------------------------------------------------------
+@pytest.mark.gen_test(timeout=120)
+async def test_a_user_is_online_while_any_process_holds_a_socket(cluster, connect, apis, mail_sink):
+    p1, p2, p3 = cluster(3)
+    api = apis(p1)
+    user, friend = await make_user(api, mail_sink, "u"), await make_user(api, mail_sink, "f")
+    await make_group(api, friend, [user])           # co-members hear each other's presence
+    watcher = await connect(p1, friend)
+
+    on_two = await connect(p2, user)
+    await watcher.wait_until(lambda: statuses(watcher, user) == ["online"], what="online")
+    on_three = await connect(p3, user)               # a second process: no second "online"
+    await on_two.close()                             # still on process 3: no "offline"
+    await asyncio.sleep(0.5)
+    assert await stored_status(apis(p2), friend, user) == "online"
+    await on_three.close()
+    await watcher.wait_until(lambda: statuses(watcher, user)[-1:] == ["offline"], what="offline")
+    await asyncio.sleep(0.5)
+    assert statuses(watcher, user) == ["online", "offline"]      # once per transition, cluster-wide
+    assert await stored_status(api, friend, user) == "offline"
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_the_users_of_a_killed_process_go_offline_unless_another_process_holds_them(
+        cluster, connect, apis, mail_sink):
+    p1, p2, p3 = cluster(3)
+    api = apis(p1)
+    only_there, also_elsewhere, friend = [await make_user(api, mail_sink, p) for p in ("v", "u", "f")]
+    await make_group(api, friend, [only_there, also_elsewhere])
+    watcher = await connect(p1, friend)
+    await connect(p2, only_there)
+    await connect(p2, also_elsewhere)
+    await connect(p3, also_elsewhere)
+    await watcher.wait_until(lambda: statuses(watcher, only_there) == ["online"]
+                             and statuses(watcher, also_elsewhere) == ["online"], what="both online")
+
+    p2.kill()
+    # redis.process_ttl_s = 3 here: the heartbeat expires, a live process reaps process 2
+    await watcher.wait_until(lambda: statuses(watcher, only_there) == ["online", "offline"], timeout=30,
+                             what="the killed process's user offline")
+    await asyncio.sleep(0.5)
+    assert statuses(watcher, also_elsewhere) == ["online"]       # still connected to process 3
+    assert await stored_status(api, friend, only_there) == "offline"
+    assert await stored_status(api, friend, also_elsewhere) == "online"
+
+
+# ---- caches and revocations ---------------------------------------------------------------------
+@pytest.mark.gen_test(timeout=120)
+async def test_a_kick_on_one_process_reaches_the_membership_checks_of_another(cluster, connect, apis,
+                                                                             mail_sink):
+    p1, p2 = cluster(2)
+    api = apis(p1)
+    owner, member = await make_user(api, mail_sink, "o"), await make_user(api, mail_sink, "m")
+    group_id = await make_group(api, owner, [member])
+    client = await connect(p2, member, ignore=("userStatusChanged",))
+    await client.send("I am in", groupId=group_id)    # process 2 now knows the member
+
+    kicked = await api.delete(f"/api/groups/{group_id}/members/{member.id}", token=owner.access)
+    assert kicked.status == 200, kicked.body
+
+    async def refused() -> bool:
+        ack = await client.call("sendMessage", {"content": "still in?", "groupId": group_id})
+        assert not (isinstance(ack, dict) and ack.get("id")), f"a kicked member could post on process 2: {ack}"
+        return ack["statusCode"] == 403
+    assert await refused()
+
+    invited = await api.post("/api/groups/invite", token=owner.access,
+                             json={"groupId": group_id, "memberIds": [member.id]})
+    assert invited.status == 201, invited.body
+    await until(lambda: _posts(client, group_id), "the re-invited member posts on process 2", 5)
+
+
+async def _posts(client: ChatClient, group_id: str) -> bool:
+    ack = await client.call("sendMessage", {"content": "back", "groupId": group_id})
+    return isinstance(ack, dict) and bool(ack.get("id"))
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_deleted_account_is_refused_by_every_process_at_once(cluster, connect, apis, mail_sink):
+    p1, p2 = cluster(2)
+    api, api_two = apis(p1), apis(p2)
+    victim = await make_user(api, mail_sink, "v")
+    assert (await api_two.get("/api/groups/my-groups", token=victim.access)).status == 200
+    socket_two = await connect(p2, victim)
+    deleted = await api.delete("/api/auth/delete-account", json={"password": victim.password},
+                               token=victim.access)
+    assert deleted.status == 200, deleted.body
+    await asyncio.wait_for(socket_two.disconnected.wait(), 5)
+    await until(lambda: _status_is(api_two, "/api/groups/my-groups", victim.access, 401),
+                "process 2 refuses the deleted account's token", 5)
+
+
+async def _status_is(api: Api, path: str, token: str, status: int) -> bool:
+    return (await api.get(path, token=token)).status == status
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_revoked_session_is_pushed_to_every_process(cluster, connect, apis, mail_sink):
+    # the database poll is out of the picture: only the push can tell the other processes
+    p1, p2, p3 = cluster(3, NEXUS_REVOCATION_POLL_S="3600")
+    api = apis(p1)
+    user = await make_user(api, mail_sink, "r")
+    other_session = await api.post("/api/auth/login", json={"email": user.email, "password": user.password})
+    assert other_session.status == 200
+    kept_token = other_session.data["accessToken"]
+    revoked_socket = await connect(p2, user)
+    kept_socket = await connect(p2, user, auth={"token": kept_token})
+    assert (await apis(p3).get("/api/groups/my-groups", token=user.access)).status == 200
+
+    logout = await api.post("/api/auth/logout", token=user.access)
+    assert logout.status == 200, logout.body
+    await asyncio.wait_for(revoked_socket.disconnected.wait(), 5)
+    await until(lambda: _status_is(apis(p3), "/api/groups/my-groups", user.access, 401),
+                "process 3 refuses the revoked session", 5)
+    assert (await apis(p3).get("/api/groups/my-groups", token=kept_token)).status == 200
+    assert not kept_socket.disconnected.is_set()     # the user's other session is untouched
+
+
+# ---- rate limits ----------------------------------------------------------------------------
+async def _login_statuses(api: Api, email: str, count: int, client_ip: str) -> list[int]:
+    statuses_seen = []
+    for _ in range(count):
+        response = await api.post("/api/auth/login", json={"email": email, "password": "wrong-pass-1"},
+                                  headers={"X-Forwarded-For": client_ip})
+        statuses_seen.append(response.status)
+    return statuses_seen
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_rate_limits_are_counted_once_for_all_processes(cluster, apis, redis_server):
+    # login: 5 attempts per client IP and e-mail per minute (docs/api.md#limits)
+    processes = cluster(3, NEXUS_RATE_LIMITS="1", NEXUS_LOGIN_FAILURES_PER_IP="1000")
+    one, two, three = (apis(p) for p in processes)
+    email, client_ip = f"nobody.{uuid.uuid4().hex[:8]}@example.test", "203.0.113.7"
+    seen = (await _login_statuses(one, email, 2, client_ip) + await _login_statuses(two, email, 2, client_ip)
+            + await _login_statuses(three, email, 1, client_ip))
+    assert seen == [401] * 5
+    assert await _login_statuses(one, email, 1, client_ip) == [429]
+    assert await _login_statuses(three, email, 1, client_ip) == [429]
+
+    if redis_server is None:
+        return   # not our Redis to stop
+    redis_server.stop()
+    try:
+        # Redis down: each process counts alone (at most the limit per process), never unlimited
+        email = f"nobody.{uuid.uuid4().hex[:8]}@example.test"
+        assert await _login_statuses(two, email, 6, client_ip) == [401] * 5 + [429]
+    finally:
+        redis_server.start()
+
+
+# ---- connection-state recovery --------------------------------------------------------------
+@pytest.mark.gen_test(timeout=150)
+async def test_a_client_of_a_killed_process_recovers_on_another(cluster, connect, apis, mail_sink,
+                                                                 node_client):
+    p1, p2, p3 = cluster(3, NEXUS_RECOVERY="1")
+    api = apis(p1)
+    user, sender = await make_user(api, mail_sink, "u"), await make_user(api, mail_sink, "s")
+    proxy = await TcpProxy(p2.port).start()        # the load balancer sends the client to process 2
+    client = await RecoveringClient.start(node_client, proxy.url, user.access, delay_ms=300)
+    try:
+        first = await client.until(lambda item: item["type"] == "connect")
+        assert first["recovered"] is False and first["pid"]
+        writer = await connect(p3, sender, ignore=("userStatusChanged",))   # on a third process
+        await writer.send("before the crash", recipientId=user.id)
+        await client.until(lambda item: item["type"] == "event" and item["event"] == "message")
+
+        proxy.target = None                      # no upstream while the process dies
+        p2.kill()
+        proxy.cut()
+        await client.until(lambda item: item["type"] == "disconnect")
+        for text in ("while away 1", "while away 2"):
+            await writer.send(text, recipientId=user.id)
+        proxy.target = p1.port                   # the balancer's next choice: process 1
+        again = await client.until(lambda item: item["type"] == "connect", timeout=30)
+        assert again["recovered"] is True and again["id"] == first["id"] and again["pid"] == first["pid"]
+        await writer.send("after", recipientId=user.id)
+        await client.until(lambda item: item["type"] == "event" and item["event"] == "message"
+                           and item["args"][0]["content"] == "after")
+        await asyncio.sleep(0.5)
+        received = [item["args"][0]["content"] for item in client.seen
+                    if item["type"] == "event" and item["event"] == "message"]
+        assert received == ["before the crash", "while away 1", "while away 2", "after"]
+    finally:
+        client.proc.stdin.close()
+        try:
+            await asyncio.wait_for(client.proc.wait(), 5)
+        except asyncio.TimeoutError:
+            client.proc.kill()
+        await proxy.close()
