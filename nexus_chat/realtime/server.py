@@ -178,9 +178,9 @@ class Socket:
         self._acks.clear()
 
 
-def _last_argument(frames: list[eio.Frame]) -> Any:
-    """The last argument of a one-frame text EVENT (``42/nsp,[...]``: the connection-state
-    recovery offset), else None."""
+def _last_argument(frames: list[eio.Frame]) -> str | None:
+    """The string after the payload of a one-frame text EVENT (``42/nsp,[name, payload,
+    offset]``: the connection-state-recovery offset), else None."""
     if len(frames) != 1 or frames[0].binary or not frames[0].data.startswith(b"42"):
         return None
     data = frames[0].data
@@ -191,7 +191,9 @@ def _last_argument(frames: list[eio.Frame]) -> Any:
         args = orjson.loads(data[start:])
     except orjson.JSONDecodeError:
         return None
-    return args[-1] if isinstance(args, list) and len(args) > 1 else None
+    if isinstance(args, list) and len(args) > 2 and isinstance(args[-1], str):
+        return args[-1]
+    return None
 
 
 def encode_frames(packet: sio.Packet) -> list[eio.Frame]:

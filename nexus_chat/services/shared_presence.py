@@ -44,13 +44,12 @@ class SharedPresence(Presence):
         self._unregistered: set[str] = set()    # ledger unreachable: settled on the next tick
 
     async def start(self) -> None:
-        """Before serving: clean up after dead processes; the first live process also
-        resets statuses a previous run left behind (as a single process does)."""
-        gone = await self.ledger.reap()
+        """Before serving: the first live process forgets what dead processes left in the
+        ledger and resets the stored statuses (as a single process does after a restart).
+        In a running cluster the live processes reap the dead ones (and tell it)."""
         if not await self.ledger.others_alive():
+            await self.ledger.reap()
             await users.set_all_offline(self.ctx.db)
-        elif gone:
-            await chat_queries.mark_offline(self.ctx.db, gone, utcnow())
 
     async def _sync(self, user_id: str) -> None:
         if self.closing:

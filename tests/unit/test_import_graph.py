@@ -121,6 +121,9 @@ FORBIDDEN = {
     "nexus_chat.handlers": ("nexus_chat.queries", "nexus_chat.app", "nexus_chat.routes",
                             "nexus_chat.runtime"),
     "nexus_chat.events": ("nexus_chat.",),
+    # Shared state through Redis: below the composition, beside the protocol layer.
+    "nexus_chat.cluster": ("nexus_chat.handlers", "nexus_chat.realtime", "nexus_chat.runtime",
+                           "nexus_chat.app", "nexus_chat.routes", "nexus_chat.web", "tornado"),
 }
 ALLOWED_INSIDE = {"nexus_chat.realtime": "nexus_chat.realtime."}
 
