@@ -10,8 +10,9 @@ access lifetime's worth of revocations.
 Other processes learn about a revocation from the database: ``RevocationSync`` loads the
 recent ones at start and then polls for new ones (an indexed range read every few seconds,
 per process, not per request). Whoever finds a session newly revoked tells the listeners,
-which disconnect that session's sockets. A faster channel (Redis pub/sub) only has to call
-``add`` on the other processes.
+which disconnect that session's sockets. With several processes on Redis, ``revoke`` also
+awaits the announcers, which push the revocation to the other processes at once
+(cluster/sync.py); they call ``add``.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from .db import Database, db_unreachable
 from .queries import sessions
@@ -38,6 +39,8 @@ class RevokedSessions:
         self._next_purge = 0.0
         # Told the ids of sessions newly revoked (the socket layer disconnects their sockets).
         self.listeners: list[Callable[[list[str]], None]] = []
+        # Awaited by ``revoke`` with the sessions revoked here (several processes: tell the others).
+        self.announcers: list[Callable[[list[str]], Awaitable[None]]] = []
 
     def __len__(self) -> int:
         return len(self._until)
@@ -69,6 +72,17 @@ class RevokedSessions:
                     listener(new)
                 except Exception:
                     log.exception("revocation listener failed")
+        return new
+
+    async def revoke(self, session_ids: Iterable[str]) -> list[str]:
+        """A revocation made by this process (after its COMMIT): ``add``, then the announcers."""
+        new = self.add(session_ids)
+        if new:
+            for announce in self.announcers:
+                try:
+                    await announce(new)
+                except Exception:
+                    log.exception("revocation announcer failed")
         return new
 
     def _purge(self, now: float) -> None:

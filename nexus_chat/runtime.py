@@ -87,7 +87,7 @@ class Runtime:
             ctx.cluster = adapter
             runtime.background.append(_Closing(adapter))
             runtime.background.append(_Closing(cluster))   # stopped first (reversed)
-            ctx.events.subscribe(cluster.sync.on_record)
+            ctx.events.add_stage(cluster.sync.stage)   # other processes' caches, before the answer
         ctx.events.subscribe(ctx.chat_cache.on_record)
         ctx.events.subscribe(runtime.sockets.delivery)
         ctx.events.subscribe(runtime.event_log.on_delivered)   # after the sockets got it

@@ -10,8 +10,8 @@ restarted, or this process was frozen longer than the TTL and was taken for dead
 ``on_rejoin`` hooks register this process's state again. After the subscription was lost
 (notices missed), the ``on_resubscribed`` hooks run.
 
-Notices never wait for Redis: ``notify`` queues them for one publisher task (order kept);
-while Redis is unreachable they are dropped and ``up`` is False.
+``publish`` waits (at most a second) until Redis has passed a notice on; while Redis is
+unreachable notices are dropped (counted in ``dropped``) and ``up`` is False.
 """
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger("nexus_chat.cluster")
 
-QUEUE_LIMIT = 10_000
 RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 # KEYS: heartbeat key, process set; ARGV: ttl ms, uid. Returns 1 if the key was still there.
@@ -55,7 +54,6 @@ class ClusterBus:
         self.up = False
         self.dropped = 0
         self._beat = self.redis.register_script(_BEAT)
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_LIMIT)
         self._tasks: list[asyncio.Task] = []
         self._subscribed = asyncio.Event()
         self._beaten = False
@@ -66,13 +64,12 @@ class ClusterBus:
     # ---------------------------------------------------------------- lifecycle
     async def start(self, wait_s: float = 5.0) -> None:
         """Beats once (so that this process counts as alive before it serves anyone), then
-        runs the subscriber, the publisher and the heartbeat."""
+        runs the subscriber and the heartbeat."""
         try:
             await self.beat()
         except (RedisError, OSError) as exc:
             log.warning("cluster: %s not reachable yet (%s); shared state waits for it", self.url, exc)
-        self._tasks = [asyncio.create_task(self._subscriber()), asyncio.create_task(self._publisher()),
-                       asyncio.create_task(self._heartbeat())]
+        self._tasks = [asyncio.create_task(self._subscriber()), asyncio.create_task(self._heartbeat())]
         try:
             await asyncio.wait_for(self._subscribed.wait(), wait_s)
         except asyncio.TimeoutError:
@@ -127,27 +124,21 @@ class ClusterBus:
                 log.exception("cluster: %r failed", hook)
 
     # ---------------------------------------------------------------- notices
-    def notify(self, kind: str, **fields: Any) -> None:
-        """Tells every other process (fire and forget, in order)."""
-        if not self.up:
+    async def publish(self, kind: str, timeout_s: float = 1.0, **fields: Any) -> bool:
+        """Tells every other process and waits until Redis has passed the notice on (a
+        change must reach the other processes before its request is answered); False if
+        Redis did not take it (the notice is dropped, never raised)."""
+        if not self.up:   # known to be unreachable: no wait
             self.dropped += 1
-            return
+            return False
+        message = orjson.dumps({"from": self.uid, "kind": kind, **fields})
         try:
-            self._queue.put_nowait(orjson.dumps({"from": self.uid, "kind": kind, **fields}))
-        except asyncio.QueueFull:
+            await asyncio.wait_for(self.redis.publish(self.channel, message), timeout_s)
+            return True
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
             self.dropped += 1
-
-    async def _publisher(self) -> None:
-        while True:
-            message = await self._queue.get()
-            for attempt in (1, 2):
-                try:
-                    await self.redis.publish(self.channel, message)
-                    break
-                except (RedisError, OSError) as exc:
-                    if attempt == 2:
-                        self.dropped += 1
-                        log.warning("cluster: a notice was dropped (%s)", exc)
+            log.warning("cluster: a %s notice was dropped (%s)", kind, exc or "timeout")
+            return False
 
     async def _subscriber(self) -> None:
         attempt = 0

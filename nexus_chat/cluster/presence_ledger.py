@@ -20,11 +20,12 @@ if added == 1 and redis.call('SCARD', KEYS[1]) == 1 then return 1 end
 return 0
 """
 
-# 1 if the user is now on no process.
+# 1 if the user is now on no process. Also when this process was not in the set any more
+# (Redis restarted before it registered again): the user would otherwise stay online.
 _LEAVE = """
-local removed = redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[2])
-if removed == 1 and redis.call('SCARD', KEYS[1]) == 0 then return 1 end
+if redis.call('SCARD', KEYS[1]) == 0 then return 1 end
 return 0
 """
 

@@ -2,7 +2,7 @@
 
 * the chat cache (services/chat_cache.py): every membership record published here
   (invite, kick, leave, group or account deleted) is applied by the chat cache of every
-  other process too; after a lost subscription (notices missed) those caches start empty;
+  other process too, and its publisher waits until Redis has passed it on; after a lost subscription (notices missed) those caches start empty;
 * deleted accounts: their access tokens are refused on every process at once;
 * revoked sessions (revocation.py): a session revoked here is added at once on every other
   process, which disconnects its sockets there (the database poll stays as the safety net).
@@ -58,24 +58,23 @@ class StateSync:
         self.cache = cache
         self.revoked = revoked
         self.deleted = deleted
-        self._applying = False
         for kind in (MEMBERSHIP, GROUP_DELETED, USER_DELETED):
             bus.handlers[kind] = self._on_membership
         bus.handlers[REVOKED] = self._on_revoked
         bus.on_resubscribed.append(self._resubscribed)
-        revoked.listeners.append(self.revoked_here)
+        revoked.announcers.append(self.announce)
 
-    # ---- outgoing ------------------------------------------------------------------------
-    def on_record(self, record: Record) -> None:
-        """A listener on ``ctx.events``: membership records published in this process."""
+    # ---- outgoing: awaited, so that the other processes know before the request is answered
+    async def stage(self, record: Record) -> Record:
+        """A stage on ``ctx.events``: membership records published in this process."""
         notice = notice_of(record)
         if notice is not None:
-            self.bus.notify(notice[0], **notice[1])
+            await self.bus.publish(notice[0], **notice[1])
+        return record
 
-    def revoked_here(self, session_ids: list[str]) -> None:
-        """A listener of ``RevokedSessions``: sessions newly known here (not from the bus)."""
-        if not self._applying:
-            self.bus.notify(REVOKED, sessions=session_ids, at=time.time())
+    async def announce(self, session_ids: list[str]) -> None:
+        """An announcer of ``RevokedSessions``: sessions revoked in this process."""
+        await self.bus.publish(REVOKED, sessions=session_ids, at=time.time())
 
     # ---- incoming ------------------------------------------------------------------------
     def _on_membership(self, notice: dict) -> None:
@@ -90,11 +89,7 @@ class StateSync:
         sessions, at = notice.get("sessions"), notice.get("at")
         if not isinstance(sessions, list) or not isinstance(at, (int, float)):
             return
-        self._applying = True
-        try:
-            self.revoked.add([str(s) for s in sessions[:10_000]], min(float(at), time.time()))
-        finally:
-            self._applying = False
+        self.revoked.add([str(s) for s in sessions[:10_000]], min(float(at), time.time()))
 
     async def _resubscribed(self) -> None:
         self.cache.clear()

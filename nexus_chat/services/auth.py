@@ -108,17 +108,17 @@ def authenticate(ctx: AppContext, token: str | None) -> Claims:
     return claims
 
 
-def _revoked(ctx: AppContext, session_ids: list[str]) -> None:
+async def _revoked(ctx: AppContext, session_ids: list[str]) -> None:
     """After COMMIT: refuse the sessions' access tokens from now on and disconnect their
     sockets (the set's listeners)."""
     if session_ids:
-        ctx.revoked_sessions.add(session_ids)
+        await ctx.revoked_sessions.revoke(session_ids)
 
 
 async def logout(ctx: AppContext, user_id: str, session_id: str | None) -> None:
     if session_id:
         await sessions.revoke_session(ctx.db, session_id, user_id, utcnow())
-        _revoked(ctx, [session_id])
+        await _revoked(ctx, [session_id])
 
 
 async def refresh(ctx: AppContext, refresh_token: str, user_id: str | None) -> dict[str, Any]:
@@ -146,7 +146,7 @@ async def refresh(ctx: AppContext, refresh_token: str, user_id: str | None) -> d
             await sessions.rotate_session(tx, claims.sid, token_hash(new_refresh), now,
                                           _expiry(ctx, TokenType.REFRESH))
     if reused:  # raised after COMMIT so the revocation sticks
-        _revoked(ctx, [claims.sid])
+        await _revoked(ctx, [claims.sid])
         raise unauthorized(REFRESH_INVALID)
     access, _ = ctx.tokens.issue(TokenType.ACCESS, claims.sub, session_id=claims.sid)
     return {"accessToken": access, "refreshToken": new_refresh, "userId": claims.sub,
@@ -198,7 +198,7 @@ async def reset_password(ctx: AppContext, token: str, new_password: str) -> None
         await users.set_password_hash(tx, claims.sub, password_hash, now)
         revoked = await sessions.active_session_ids_for_update(tx, claims.sub)
         await sessions.revoke_user_sessions(tx, claims.sub, now)
-    _revoked(ctx, revoked)
+    await _revoked(ctx, revoked)
 
 
 async def change_password(ctx: AppContext, user_id: str, old_password: str, new_password: str) -> None:
@@ -215,7 +215,7 @@ async def change_password(ctx: AppContext, user_id: str, old_password: str, new_
         await sessions.revoke_user_sessions(tx, user_id, now)
     # Every session, this one included (the answer says "Please login again"): the other
     # devices' sockets are disconnected at once, and so are this session's.
-    _revoked(ctx, revoked)
+    await _revoked(ctx, revoked)
 
 
 async def check_password_for_deletion(ctx: AppContext, user_id: str, password: str) -> None:

@@ -27,6 +27,7 @@ class ClusterProcess:
         (workdir / "public" / "uploads").mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self.redis_key = redis_key
         settings = dict(PORT=str(self.port), NEXUS_BCRYPT_ROUNDS="4", NEXUS_VAR_DIR=str(workdir / "var"),
                         NEXUS_PUBLIC_DIR=str(workdir / "public"), NEXUS_MAIL_BACKEND="smtp",
                         MAIL_HOST="127.0.0.1", MAIL_PORT=str(mail_port), NEXUS_MAIL_POLL_S="1",
