@@ -149,6 +149,21 @@ async def test_the_users_of_a_killed_process_go_offline_unless_another_process_h
     assert await stored_status(api, friend, also_elsewhere) == "online"
 
 
+@pytest.mark.gen_test(timeout=120)
+async def test_a_process_that_stops_takes_its_users_offline_at_once(cluster, connect, apis, mail_sink):
+    # a heartbeat TTL of an hour: only the stopping process itself can tell
+    p1, p2 = cluster(2, NEXUS_REDIS_PROCESS_TTL_S="3600")
+    api = apis(p1)
+    user, friend = await make_user(api, mail_sink, "u"), await make_user(api, mail_sink, "f")
+    await make_group(api, friend, [user])
+    watcher = await connect(p1, friend)
+    await connect(p2, user)
+    await watcher.wait_until(lambda: statuses(watcher, user) == ["online"], what="online")
+    await asyncio.get_running_loop().run_in_executor(None, p2.stop)        # SIGTERM
+    await watcher.wait_until(lambda: statuses(watcher, user) == ["online", "offline"], what="offline")
+    assert await stored_status(api, friend, user) == "offline"
+
+
 # ---- caches and revocations ---------------------------------------------------------------------
 @pytest.mark.gen_test(timeout=120)
 async def test_a_kick_on_one_process_reaches_the_membership_checks_of_another(cluster, connect, apis,
