@@ -8,31 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
 import redis.asyncio
 
 from .chat_support import ChatClient, make_group
-from .cluster_support import ClusterProcess, TcpProxy
-from .redis_support import PrivateRedis
+from .cluster_support import TcpProxy, kill
+from .server_process import ServerProcess
+from .redis_support import private_redis_fixture
 from .support import Api, make_user
-from .test_recovery import RecoveringClient
+from .recovery_support import RecoveringClient
 
 
-@pytest.fixture(scope="module")
-def redis_server():
-    if os.environ.get("NEXUS_TEST_REDIS_URL"):
-        yield None
-        return
-    with tempfile.TemporaryDirectory(prefix="nexus-test-redis-") as tmp:
-        server = PrivateRedis(Path(tmp)).start()
-        try:
-            yield server
-        finally:
-            server.stop()
+redis_server = pytest.fixture(scope="module")(private_redis_fixture)
 
 
 @pytest.fixture
@@ -40,15 +29,19 @@ def cluster(tmp_path, db_server, db_target, mail_sink, redis_server):
     """``cluster(n, **env)``: n processes on the test database and one Redis key of their own."""
     url = os.environ.get("NEXUS_TEST_REDIS_URL") or redis_server.url
     key = f"nexus-test-{uuid.uuid4().hex[:10]}"
-    started: list[ClusterProcess] = []
+    started: list[ServerProcess] = []
 
-    def start(count: int, **env: str) -> list[ClusterProcess]:
-        batch = [ClusterProcess(tmp_path / f"p{len(started) + i}", db_server, db_target.name,
-                                mail_sink.port, url, key, **env) for i in range(count)]
-        started.extend(batch)
-        for process in batch:
-            process.wait_listening()
-        return batch
+    def start(count: int, **env: str) -> list[ServerProcess]:
+        # One workdir: the first process writes var/secrets.json, the JWT secrets all share.
+        settings = dict(NEXUS_REALTIME_ADAPTER="redis", NEXUS_REDIS_URL=url, NEXUS_REDIS_KEY=key,
+                        NEXUS_REDIS_PROCESS_TTL_S="3", NEXUS_RATE_LIMITS="false")
+        settings.update(env)
+        for _ in range(count):
+            started.append(ServerProcess(tmp_path, db_server, mail_sink.port, database=db_target.name,
+                                         log_name=f"server-{len(started)}.log", **settings))
+        return started[-count:]
+
+    start.redis_key = key
 
     yield start
     for process in started:
@@ -59,7 +52,7 @@ def cluster(tmp_path, db_server, db_target, mail_sink, redis_server):
 def connect(io_loop):
     opened: list[ChatClient] = []
 
-    async def open_client(process: ClusterProcess, user, **kwargs) -> ChatClient:
+    async def open_client(process: ServerProcess, user, **kwargs) -> ChatClient:
         client = ChatClient(process.base_url, user, ["websocket"], **kwargs)
         opened.append(client)
         return await client.connect()
@@ -76,7 +69,7 @@ def connect(io_loop):
 def apis(io_loop):
     made: list[Api] = []
 
-    def api_of(process: ClusterProcess) -> Api:
+    def api_of(process: ServerProcess) -> Api:
         made.append(Api(process.base_url))
         return made[-1]
 
@@ -139,7 +132,7 @@ async def test_the_users_of_a_killed_process_go_offline_unless_another_process_h
     await watcher.wait_until(lambda: statuses(watcher, only_there) == ["online"]
                              and statuses(watcher, also_elsewhere) == ["online"], what="both online")
 
-    p2.kill()
+    kill(p2)
     # redis.process_ttl_s = 3 here: the heartbeat expires, a live process reaps process 2
     await watcher.wait_until(lambda: statuses(watcher, only_there) == ["online", "offline"], timeout=30,
                              what="the killed process's user offline")
@@ -286,7 +279,7 @@ async def test_a_client_of_a_killed_process_recovers_on_another(cluster, connect
         await client.until(lambda item: item["type"] == "event" and item["event"] == "message")
 
         proxy.target = None                      # no upstream while the process dies
-        p2.kill()
+        kill(p2)
         proxy.cut()
         await client.until(lambda item: item["type"] == "disconnect")
         for text in ("while away 1", "while away 2"):
@@ -327,7 +320,7 @@ async def test_presence_is_rebuilt_after_a_redis_restart(cluster, connect, apis,
     redis_server.start()                      # empty: no ledger, no heartbeats
     ledger = redis.asyncio.Redis.from_url(redis_server.url)
     try:
-        await until(lambda: _holders(ledger, p1, user, 2), "both processes registered the user again", 20)
+        await until(lambda: _holders(ledger, cluster.redis_key, user, 2), "both processes registered the user again", 20)
     finally:
         await ledger.aclose()
     await on_two.close()                      # still on process 3: nobody is told "offline"
@@ -339,6 +332,6 @@ async def test_presence_is_rebuilt_after_a_redis_restart(cluster, connect, apis,
     assert await stored_status(api, friend, user) == "offline"
 
 
-async def _holders(ledger, process: ClusterProcess, user, count: int) -> bool:
-    key = process.redis_key + ":nexus:where:" + user.id
+async def _holders(ledger, key: str, user, count: int) -> bool:
+    key = key + ":nexus:where:" + user.id
     return await ledger.scard(key) == count
