@@ -37,17 +37,17 @@ def notice_of(record: Record) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def record_of(kind: str, notice: dict) -> Record | None:
-    try:
-        if kind == MEMBERSHIP:
-            return MembershipChange(str(notice["group"]), tuple(str(u) for u in notice["users"]),
-                                    bool(notice["joined"]))
-        if kind == GROUP_DELETED:
-            return GroupDeleted(str(notice["group"]))
-        if kind == USER_DELETED:
-            return UserDeleted(str(notice["user"]))
-    except (KeyError, TypeError):
-        log.warning("cluster: malformed %s notice", kind)
+def record_of(kind: Any, notice: dict) -> Record | None:
+    """The record a notice stands for; None for anything malformed (logged)."""
+    group, user, users, joined = (notice.get(k) for k in ("group", "user", "users", "joined"))
+    if kind == MEMBERSHIP and isinstance(group, str) and isinstance(joined, bool) \
+            and isinstance(users, list) and all(isinstance(u, str) for u in users):
+        return MembershipChange(group, tuple(users), joined)
+    if kind == GROUP_DELETED and isinstance(group, str):
+        return GroupDeleted(group)
+    if kind == USER_DELETED and isinstance(user, str):
+        return UserDeleted(user)
+    log.warning("cluster: malformed %s notice ignored", kind)
     return None
 
 
@@ -89,7 +89,7 @@ class StateSync:
         sessions, at = notice.get("sessions"), notice.get("at")
         if not isinstance(sessions, list) or not isinstance(at, (int, float)):
             return
-        self.revoked.add([str(s) for s in sessions[:10_000]], min(float(at), time.time()))
+        self.revoked.add([s for s in sessions[:10_000] if isinstance(s, str)], min(float(at), time.time()))
 
     async def _resubscribed(self) -> None:
         self.cache.clear()
