@@ -282,8 +282,8 @@ SETTINGS: tuple[Setting, ...] = (
             "holding a lease in Redis; if it dies, another takes over within about this many seconds.",
             ("NEXUS_REDIS_LEASE_TTL_S",)),
     Setting("redis_process_ttl_s", 15, _int(2, 3600),
-            "A process that has not renewed its heartbeat in Redis for this long is taken for dead: "
-            "its users go offline and its sockets' sessions become recoverable elsewhere (seconds).",
+            "With realtime.adapter = redis, a process that has not renewed its heartbeat in Redis for "
+            "this long is taken for dead: its users that no other process holds go offline (seconds).",
             ("NEXUS_REDIS_PROCESS_TTL_S",)),
 
     Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Log level.", ("NEXUS_LOG_LEVEL",)),
