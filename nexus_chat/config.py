@@ -228,6 +228,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("chat_edit_window_s", 172800, _int(0),
             "How long after sending a message its sender may edit it (seconds).",
             ("NEXUS_CHAT_EDIT_WINDOW_S",)),
+    Setting("chat_group_commit_window_ms", 0, _int(0, 100),
+            "Concurrent sends share one INSERT; under load, start such a write at most once per this many ms "
+            "(larger batches, up to this much more latency). 0: as soon as the previous one ends.",
+            ("NEXUS_GROUP_COMMIT_WINDOW_MS",)),
 
     Setting("realtime_ping_interval_ms", realtime_defaults.PING_INTERVAL_MS, _int(100),
             "Engine.IO server ping interval (ms).", ("NEXUS_PING_INTERVAL_MS",)),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .db import Database
 from .events import Events
+from .message_writer import MessageWriter
 from .passwords import PasswordHasher
 from .ratelimit import RateLimiter
 from .revocation import RevokedSessions
@@ -51,6 +52,7 @@ class AppContext:
     revoked_sessions: RevokedSessions
     public_dir: Path
     chat_cache: ChatCache           # the domain's caches, kept in step by membership events
+    messages: MessageWriter         # new messages, a multi-row INSERT per batch (group commit)
     events: Events = field(default_factory=Events)   # the port services publish on (events.py)
     mail_wakeup: Any = None   # callable: nudge the outbox sender after a commit
     trusted_networks: tuple = ()
@@ -71,6 +73,7 @@ class AppContext:
             revoked_sessions=RevokedSessions(settings.jwt_access_ttl_s),
             public_dir=Path(settings.server_public_dir).resolve(),
             chat_cache=chat_cache,
+            messages=MessageWriter(db, settings.chat_group_commit_window_ms / 1000),
             trusted_networks=tuple(ipaddress.ip_network(n, strict=False)
                                    for n in settings.server_trusted_proxies),
         )

@@ -129,6 +129,7 @@ class Runtime:
             await asyncio.sleep(0.05)
         if self.sockets is not None:
             await self.sockets.close()
+        await self.ctx.messages.stop()
         if self.event_log is not None:
             await self.event_log.stop()
         if self.presence is not None:

@@ -73,6 +73,7 @@ class Settings:
     chat_user_quota_bytes: int
     chat_attachment_accel_prefix: str
     chat_edit_window_s: int
+    chat_group_commit_window_ms: int
 
     realtime_ping_interval_ms: int
     realtime_ping_timeout_ms: int

@@ -2,7 +2,8 @@
 
 Messages are ordered by ``seq`` (AUTO_INCREMENT, commit order); newest first is ``seq DESC``.
 A conversation's latest activity is its highest ``seq``, read through the
-(conversation_id, seq) index, so sending a message is exactly one INSERT.
+(conversation_id, seq) index, so storing a message is one row of one INSERT (concurrent sends
+share a multi-row INSERT: nexus_chat/message_writer.py).
 """
 from __future__ import annotations
 
@@ -134,17 +135,19 @@ async def unread_by_conversation(db: Executor, user_id: str) -> dict[str, int]:
 
 
 # ---- messages ------------------------------------------------------------------------------
-async def insert_message(db: Executor, *, message_id: str, conversation_id: str | None,
-                         group_id: str | None, sender_id: str, content: str,
-                         client_message_id: str | None, now: dt.datetime,
-                         reply_to_id: str | None = None) -> int:
-    """The one statement that stores a message. A reused (sender, clientMessageId) raises a
-    duplicate-key error; a vanished conversation/group/sender a foreign-key error."""
+MESSAGE_ROW = "(%s, %s, %s, %s, %s, %s, %s, 0, %s, %s)"
+
+
+async def insert_messages(db: Executor, rows: list[tuple]) -> int:
+    """The one statement that stores messages, each row (id, conversation_id, group_id,
+    sender_id, content, client_message_id, reply_to_id, created_at), in the order given (their
+    ``seq``). One bad row fails them all: a reused (sender, clientMessageId) raises a
+    duplicate-key error, a vanished conversation/group/sender a foreign-key error."""
+    marks = ", ".join([MESSAGE_ROW] * len(rows))
     return await db.execute(
         "INSERT INTO messages (id, conversation_id, group_id, sender_id, content, client_message_id,"
-        " reply_to_id, is_read, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s, %s)",
-        (message_id, conversation_id, group_id, sender_id, content, client_message_id, reply_to_id,
-         now, now))
+        f" reply_to_id, is_read, created_at, updated_at) VALUES {marks}",
+        tuple(value for row in rows for value in (*row, row[-1])))
 
 
 async def message_by_client_id(db: Executor, sender_id: str, client_message_id: str) -> Row | None:

@@ -16,11 +16,12 @@ from typing import Any
 import pymysql
 
 from ..context import AppContext
-from ..db import is_duplicate_key, is_missing_parent
+from ..db import Executor, is_duplicate_key, is_missing_parent
 from ..errors import (ApiError, bad_request, conflict, forbidden, not_found, unauthorized,
                       validation_failed)
 from ..events import Audience
 from ..jsonutil import iso, utcnow
+from ..message_writer import NewMessage
 from ..queries import chat as chat_queries
 from ..queries import groups
 from ..rules import require_exactly_one
@@ -108,10 +109,10 @@ async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipie
                        group_id: str | None = None, client_message_id: str | None = None,
                        reply_to_id: str | None = None, origin_socket: str | None = None,
                        attachment_ids: Sequence[str] = ()) -> Sent:
-    """Stores a message (one INSERT, autocommitted) and publishes `message` once it is
-    committed: to the group, or to both participants except ``origin_socket`` (the sending
-    connection, which gets the message as its ack). Messages of one conversation or group
-    are stored and published one at a time, so deliveries follow commit order. A reused
+    """Stores a message (a row of the message writer's next multi-row INSERT) and publishes
+    `message` once it is committed: to the group, or to both participants except
+    ``origin_socket`` (the sending connection, which gets the message as its ack). Messages are
+    stored in the order they are sent and published in commit order (message_writer.py). A reused
     ``client_message_id`` returns the stored message unchanged and publishes nothing.
     ``attachment_ids`` (the sender's unsent uploads) are claimed in the same transaction as
     the INSERT: all of them, or the message is not stored (400)."""
@@ -120,52 +121,47 @@ async def send_message(ctx: AppContext, sender_id: str, *, content: str, recipie
         if recipient_id == sender_id:
             raise bad_request("You cannot send a message to yourself")
         conversation_id = await _conversation_between(ctx, sender_id, recipient_id, create=True)
-        order_key: tuple = ("conversation", conversation_id)
     else:
         await require_member(ctx, group_id, sender_id)
         conversation_id = None
-        order_key = ("group", group_id)
     sender = await _sender(ctx, sender_id)
     reply_to = None
     if reply_to_id is not None:
         reply_to = await message_details.reply_to(ctx, reply_to_id, conversation_id=conversation_id,
                                                   group_id=group_id)
-    cache = ctx.chat_cache
-    async with cache.locks.hold(order_key):
-        now = utcnow()
-        row = {"id": str(uuid.uuid4()), "content": content, "conversation_id": conversation_id,
-               "group_id": group_id, "is_read": 0, "read_at": None,
-               "client_message_id": client_message_id, "created_at": now, "updated_at": now}
-        insert = dict(message_id=row["id"], conversation_id=conversation_id, group_id=group_id,
-                      sender_id=sender_id, content=content, client_message_id=client_message_id,
-                      now=now, reply_to_id=reply_to_id)
-        carried: list[dict[str, Any]] = []
-        try:
-            if attachment_ids:
-                async with ctx.db.transaction() as tx:
-                    await chat_queries.insert_message(tx, **insert)
-                    carried = await attachments.attach(ctx, tx, row["id"], sender_id, list(attachment_ids))
-            else:
-                await chat_queries.insert_message(ctx.db, **insert)   # the common case: one autocommit
-        except pymysql.err.IntegrityError as exc:
-            if client_message_id is not None and is_duplicate_key(exc):
-                stored = await chat_queries.message_by_client_id(ctx.db, sender_id, client_message_id)
-                if stored is not None:
-                    if (stored["conversation_id"], stored["group_id"]) != (conversation_id, group_id):
-                        raise conflict(CLIENT_ID_REUSED) from None
-                    [message] = await message_details.detailed(ctx, [stored], sender_id)
-                    return Sent(message, False, recipient_id, group_id)
-            if is_missing_parent(exc):
-                raise _vanished(ctx, sender_id, recipient_id, group_id) from None
-            raise
-        sent = Sent({**message_shape(row, sender), "replyTo": reply_to, "attachments": carried},
-                    True, recipient_id, group_id)
-        MESSAGES_SENT.labels(kind="group" if group_id else "direct").inc()
-        if group_id is not None:
-            audience = Audience.to_group(group_id)
-        else:
-            audience = Audience.to_conversation(recipient_id, sender_id, except_socket=origin_socket)
-        await ctx.events.publish("message", sent.message, audience)
+    now = utcnow()
+    row = {"id": str(uuid.uuid4()), "content": content, "conversation_id": conversation_id,
+           "group_id": group_id, "is_read": 0, "read_at": None,
+           "client_message_id": client_message_id, "created_at": now, "updated_at": now}
+    claim = None
+    if attachment_ids:
+        async def claim(tx: Executor) -> list[dict[str, Any]]:
+            return await attachments.attach(ctx, tx, row["id"], sender_id, list(attachment_ids))
+    try:
+        carried = await ctx.messages.write(NewMessage(
+            row["id"], conversation_id, group_id, sender_id, content, client_message_id,
+            reply_to_id, now, then=claim)) or []
+    except pymysql.err.IntegrityError as exc:
+        if client_message_id is not None and is_duplicate_key(exc):
+            stored = await chat_queries.message_by_client_id(ctx.db, sender_id, client_message_id)
+            if stored is not None:
+                if (stored["conversation_id"], stored["group_id"]) != (conversation_id, group_id):
+                    raise conflict(CLIENT_ID_REUSED) from None
+                [message] = await message_details.detailed(ctx, [stored], sender_id)
+                return Sent(message, False, recipient_id, group_id)
+        if is_missing_parent(exc):
+            raise _vanished(ctx, sender_id, recipient_id, group_id) from None
+        raise
+    # Committed. No await until the event is published: the writer resumes its callers in
+    # commit order, and so they hand their events to the event log (message_writer.py).
+    sent = Sent({**message_shape(row, sender), "replyTo": reply_to, "attachments": carried},
+                True, recipient_id, group_id)
+    MESSAGES_SENT.labels(kind="group" if group_id else "direct").inc()
+    if group_id is not None:
+        audience = Audience.to_group(group_id)
+    else:
+        audience = Audience.to_conversation(recipient_id, sender_id, except_socket=origin_socket)
+    await ctx.events.publish("message", sent.message, audience)
     return sent
 
 
