@@ -58,6 +58,8 @@ class AppMetrics:
               "(always with one process; with several, the holder of the Redis lease)",
               registry=r).set_function(self._leader)
         r.register(MESSAGES_SENT)
+        Gauge("nexus_message_insert_batches", "Multi-row INSERTs of new messages so far (group commit: "
+              "messages sent / this = rows per INSERT)", registry=r).set_function(lambda: ctx.messages.batches)
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):   # CPU, memory, fds, GC
             r.register(collector)
         self._outbox: PeriodicCallback | None = None

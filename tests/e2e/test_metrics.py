@@ -63,6 +63,7 @@ async def test_pool_socket_outbox_and_messages_gauges(api, runtime, settings):
     assert value(metrics, "nexus_db_pool_connections", state="in_use") >= 0
     assert value(metrics, "nexus_socketio_connections") == 0
     assert value(metrics, "nexus_background_leader") == 1     # one process runs the jobs itself
+    assert value(metrics, "nexus_message_insert_batches") == runtime.ctx.messages.batches
 
     await runtime.app.metrics._refresh_outbox()
     metrics = await scrape(api)
