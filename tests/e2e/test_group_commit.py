@@ -35,6 +35,13 @@ def stored(db_target, *, conversation_id: str | None = None, group_id: str | Non
     return query(db_target, f"SELECT id, content FROM messages WHERE {column} = %s ORDER BY seq", (value,))
 
 
+async def send(client, content: str, **target) -> dict:
+    """`sendMessage` with a generous ack timeout: the box is shared, the order is the point."""
+    ack = await client.call("sendMessage", {"content": content, **target}, timeout=30)
+    assert isinstance(ack, dict) and ack.get("id"), ack
+    return ack
+
+
 async def outcome(coro):
     """The sent message, or the ApiError it was answered with."""
     try:
@@ -61,9 +68,9 @@ async def test_concurrent_sends_are_stored_once_in_order_and_delivered_in_that_o
     # three users also 5 to the group: 105 sends in flight over 6 sockets at once.
     def sends(i: int):
         partner = next(b if a == i else a for a, b in pairs if i in (a, b))
-        jobs = [clients[i].send(f"{i}:{n}", recipientId=users[partner].id) for n in range(15)]
+        jobs = [send(clients[i], f"{i}:{n}", recipientId=users[partner].id) for n in range(15)]
         if i < 3:
-            jobs += [clients[i].send(f"{i}:g{n}", groupId=group_id) for n in range(5)]
+            jobs += [send(clients[i], f"{i}:g{n}", groupId=group_id) for n in range(5)]
         return jobs
     acks = await asyncio.gather(*[job for i in range(6) for job in sends(i)])
     assert len({ack["id"] for ack in acks}) == len(acks) == 105
@@ -76,14 +83,14 @@ async def test_concurrent_sends_are_stored_once_in_order_and_delivered_in_that_o
             assert [c for c in contents if c.startswith(f"{sender}:")] == [f"{sender}:{n}" for n in range(15)]
         # each side receives the other's messages in commit order; its own come back as acks
         for me, other in ((a, b), (b, a)):
-            await clients[me].wait_for("message", 15)
+            await clients[me].wait_for("message", 15, timeout=30)
             got = [m["content"] for m in clients[me].of("message") if m["conversationId"]]
             assert got == [c for c in contents if c.startswith(f"{other}:")]
     rows = [content for _, content in stored(db_target, group_id=group_id)]
     assert sorted(rows) == sorted(f"{i}:g{n}" for i in range(3) for n in range(5))
     for i in range(3):   # every member gets every group message (its own too), in commit order
         assert [c for c in rows if c.startswith(f"{i}:")] == [f"{i}:g{n}" for n in range(5)]
-        await clients[i].wait_for("message", 15 + 15)
+        await clients[i].wait_for("message", 15 + 15, timeout=30)
         assert [m["content"] for m in clients[i].of("message") if m["groupId"]] == rows
 
 
@@ -205,7 +212,10 @@ async def row_locked(db_target, sql: str, args):
 
 
 async def lock_waiters(db_target) -> int:
-    rows = query(db_target, "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'")
+    """Transactions of this test's database waiting for a lock (the server is shared)."""
+    rows = query(db_target, "SELECT COUNT(*) FROM information_schema.innodb_trx t"
+                 " JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id"
+                 " WHERE t.trx_state = 'LOCK WAIT' AND p.db = %s", (db_target.name,))
     return rows[0][0]
 
 
@@ -221,15 +231,15 @@ async def test_the_ack_waits_for_the_commit_and_a_blocked_batch_holds_up_no_othe
     # b's row is locked by another transaction: the INSERT of b's message waits for it (its
     # foreign key), and so do the ack and the delivery.
     async with row_locked(db_target, "SELECT id FROM users WHERE id = %s FOR UPDATE", (b.id,)):
-        late = asyncio.ensure_future(cb.send("held back", recipientId=a.id))
+        late = asyncio.ensure_future(send(cb, "held back", recipientId=a.id))
         while not await lock_waiters(db_target):
             await asyncio.sleep(0.02)
         assert not late.done() and ca.of("message") == []
         assert query(db_target, "SELECT COUNT(*) FROM messages WHERE content = 'held back'") == [(0,)]
         # another chat's message is not queued behind the blocked one
-        early = await cc.send("not held back", recipientId=a.id)
-        assert [m["id"] for m in await ca.wait_for("message")] == [early["id"]]
+        early = await send(cc, "not held back", recipientId=a.id)
+        assert [m["id"] for m in await ca.wait_for("message", timeout=30)] == [early["id"]]
         assert not late.done()
     late = await late
     assert query(db_target, "SELECT id FROM messages WHERE content = 'held back'") == [(late["id"],)]
-    assert [m["id"] for m in await ca.wait_for("message", 2)] == [early["id"], late["id"]]
+    assert [m["id"] for m in await ca.wait_for("message", 2, timeout=30)] == [early["id"], late["id"]]
