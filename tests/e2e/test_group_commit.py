@@ -50,6 +50,8 @@ async def outcome(coro):
         return exc
 
 
+# With a window, flushes start on a timer instead of as soon as the previous one ends.
+@pytest.mark.parametrize("setting_overrides", [{}, {"chat_group_commit_window_ms": 20}], ids=["window 0", "window 20 ms"])
 @pytest.mark.gen_test(timeout=90)
 async def test_concurrent_sends_are_stored_once_in_order_and_delivered_in_that_order(
         api, user_factory, chat, db_target):
