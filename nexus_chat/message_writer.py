@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,8 +50,6 @@ import pymysql
 
 from .db import Database, Executor, is_contention
 from .queries import chat as chat_queries
-
-log = logging.getLogger("nexus_chat.message_writer")
 
 # Rows per INSERT. A message holds at most 5,000 characters (20 KB in utf8mb4): 200 of them
 # stay far below MariaDB's default max_allowed_packet (16 MiB).
