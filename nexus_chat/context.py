@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .db import Database
 from .events import Events
 from .message_writer import MessageWriter
+from .media_pool import MediaPool
 from .passwords import PasswordHasher
 from .ratelimit import RateLimiter
 from .revocation import RevokedSessions
@@ -60,6 +61,7 @@ class AppContext:
     search: MessageIndex = field(default_factory=FulltextIndex)   # message search engine
     cluster: Any = None       # the Redis room adapter (realtime.adapter = redis): .up, .url
     lease: Any = None         # lease.Lease: whether this process runs the sweeper and the outbox
+    media: MediaPool = field(default_factory=MediaPool)   # threads for Pillow and upload files
 
     @classmethod
     def create(cls, settings: Any, db: Database, *, chat_cache: ChatCache) -> "AppContext":

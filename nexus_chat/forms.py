@@ -21,6 +21,7 @@ MAX_NAME_LENGTH = 100
 
 _BOUNDARY = re.compile(r'boundary=(?:"([^"]{1,70})"|([^\s;"]{1,70}))', re.IGNORECASE)
 _PARAM = re.compile(r';\s*([A-Za-z0-9_*-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s"]*))')
+_LINE_ENDS = re.compile(rb"[\r\n]*")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")   # tab is allowed in header values
 
 
@@ -66,36 +67,50 @@ def parse_urlencoded(body: bytes) -> dict[str, str]:
 
 
 def parse_multipart(content_type: str, body: bytes) -> Form:
+    """Scanned by offsets with ``bytes.find`` (C speed, no per-byte Python): the only copy
+    made of a part is its content, so a 20 MB upload costs two copies (joining the received
+    chunks, cutting out the file) and a few scans, not one copy per step of the parse."""
     match = _BOUNDARY.search(content_type)
     if match is None:
         raise MalformedForm("no boundary in the Content-Type")
     delimiter = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
-    if body.lstrip(b"\r\n").startswith(delimiter + b"--"):
+    lead = _LINE_ENDS.match(body).end()
+    if body.startswith(delimiter + b"--", lead):
         return Form()   # no parts at all
     start = body.find(delimiter)
     if start < 0 or (start > 0 and body[start - 2:start] != b"\r\n"):
         raise MalformedForm("the body does not start with the boundary")
-    end = body.rfind(b"\r\n" + delimiter + b"--")
+    separator = b"\r\n" + delimiter
+    end = body.rfind(separator + b"--")
     if end < start:
         raise MalformedForm("the closing boundary is missing")
-    pieces = body[start + len(delimiter):end].split(b"\r\n" + delimiter)
-    if len(pieces) > MAX_PARTS:
-        raise MalformedForm(f"more than {MAX_PARTS} parts")
+    pieces: list[tuple[int, int]] = []
+    position = start + len(delimiter)
+    while True:
+        found = body.find(separator, position, end)
+        pieces.append((position, end if found < 0 else found))
+        if len(pieces) > MAX_PARTS:
+            raise MalformedForm(f"more than {MAX_PARTS} parts")
+        if found < 0:
+            break
+        position = found + len(separator)
     form = Form()
-    for piece in pieces:
-        _add_part(form, piece)
+    for first, last in pieces:
+        _add_part(form, body, first, last)
     return form
 
 
-def _add_part(form: Form, piece: bytes) -> None:
-    # After the boundary: optional whitespace, CRLF, header lines, an empty line, the content.
-    line_end = piece.find(b"\r\n")
-    if line_end < 0 or piece[:line_end].strip(b" \t"):
+def _add_part(form: Form, body: bytes, first: int, last: int) -> None:
+    """The part in ``body[first:last]``: after the boundary, optional whitespace, CRLF,
+    header lines, an empty line, the content."""
+    line_end = body.find(b"\r\n", first, last)
+    if line_end < 0 or body[first:line_end].strip(b" \t"):
         raise MalformedForm("a boundary is followed by something else than a line end")
-    head, blank, content = piece[line_end + 2:].partition(b"\r\n\r\n")
-    if not blank or not head:
+    head_start = line_end + 2
+    head_end = body.find(b"\r\n\r\n", head_start, last)
+    if head_end <= head_start:
         raise MalformedForm("a part has no headers")
-    headers = _headers(head)
+    headers = _headers(body[head_start:head_end])
     disposition = headers.get("content-disposition")
     if disposition is None:
         raise MalformedForm("a part has no Content-Disposition")
@@ -109,6 +124,7 @@ def _add_part(form: Form, piece: bytes) -> None:
         raise MalformedForm("a part has no name")
     _check_name(name)
     filename = params.get("filename")
+    content = body[head_end + 4:last]
     if filename is None:
         try:
             form.fields[name] = content.decode("utf-8")

@@ -142,6 +142,7 @@ class Runtime:
         if self.http_server is not None:
             await self.http_server.close_all_connections()
         self.ctx.hasher.close()
+        self.ctx.media.close()
         await self.db.close()
 
 

@@ -118,9 +118,8 @@ async def upload(ctx: AppContext, user_id: str, upload: Upload) -> dict[str, Any
         raise validation_failed(["file: The file is empty."])
     attachment_id = str(uuid.uuid4())
     name = display_name(upload.name)
-    loop = asyncio.get_running_loop()
     try:
-        inspected = await loop.run_in_executor(None, _check_and_store, ctx, attachment_id, upload)
+        inspected = await ctx.media.run(_check_and_store, ctx, attachment_id, upload)
     except Rejected as exc:
         if exc.unsupported:
             raise ApiError(415, str(exc)) from None
