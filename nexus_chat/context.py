@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from .db import Database
 from .events import Events
-from .message_writer import MessageWriter
+from .intake import BodyStreams
 from .media_pool import MediaPool
+from .message_writer import MessageWriter
 from .passwords import PasswordHasher
 from .ratelimit import RateLimiter
 from .revocation import RevokedSessions
@@ -62,6 +63,7 @@ class AppContext:
     cluster: Any = None       # the Redis room adapter (realtime.adapter = redis): .up, .url
     lease: Any = None         # lease.Lease: whether this process runs the sweeper and the outbox
     media: MediaPool = field(default_factory=MediaPool)   # threads for Pillow and upload files
+    body_streams: BodyStreams = field(default_factory=BodyStreams)   # large bodies read at once
 
     @classmethod
     def create(cls, settings: Any, db: Database, *, chat_cache: ChatCache) -> "AppContext":

@@ -7,9 +7,17 @@ once the body has been read and dropped, so the connection serves the next reque
 refresh the token, retry" flow, and nginx's upstream keep-alive pool). A declared body too large
 to drain is not read at all: the answer goes at once with ``Connection: close``. A body that has
 not arrived within ``server.body_timeout_s`` is answered 408 and its connection closed.
+
+Large bodies (uploads) are read a few at a time. A hundred uploads streaming at once make
+every turn of the event loop read a hundred sockets, and every other request waits for that
+turn; queued, the others stay in their clients' send buffers (TCP backpressure) until a slot
+frees, which happens as soon as a body is in. A request waits at most ``STREAM_WAIT_S`` for
+its slot and is then read anyway: the queue orders uploads, it never refuses one, so a client
+that trickles its body into a slot slows uploads down but cannot stop them.
 """
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -23,6 +31,35 @@ JSON_BODY_LIMIT = 1 << 20  # 1 MiB: the largest JSON body (100 member ids) is a 
 # declared body is read and dropped up to this size (keep-alive); past it the answer goes at
 # once with Connection: close. A chunked one is dropped until it ends or the body clock rings.
 MAX_REQUEST_BODY = 21 * 1024 * 1024
+LARGE_BODY = 256 * 1024     # a body past this (or chunked, on an upload route) takes a slot
+STREAM_SLOTS = 4
+STREAM_WAIT_S = 10.0
+
+
+class BodyStreams:
+    """The slots for reading large bodies, one set per server process (``ctx.body_streams``)."""
+
+    def __init__(self, slots: int = STREAM_SLOTS) -> None:
+        self.slots = slots
+        self.taken = 0        # bodies being read with a slot
+        self.waiting = 0      # requests waiting for one
+        self._free = asyncio.Semaphore(slots)
+
+    async def enter(self, wait_s: float) -> bool:
+        """True with a slot taken (give it back with ``leave``); False after ``wait_s``."""
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self._free.acquire(), wait_s)
+        except TimeoutError:
+            return False
+        finally:
+            self.waiting -= 1
+        self.taken += 1
+        return True
+
+    def leave(self) -> None:
+        self.taken -= 1
+        self._free.release()
 
 
 def body_complete(request: httputil.HTTPServerRequest) -> bool:
@@ -38,11 +75,31 @@ class BodyIntake:
         self._chunks: list[bytes] = []
         self._received = 0
         self._refusal: ApiError | None = None
+        self._stream_slot = False
 
     def open_intake(self) -> None:
         """Called first in prepare(): before Tornado starts reading the body."""
         self.request.connection.set_max_body_size(sys.maxsize)   # counted in data_received
-        self._start_body_clock()
+
+    async def wait_for_stream(self) -> None:
+        """Called in prepare() once the request is admitted: a large body waits for a slot."""
+        if body_complete(self.request) or not self._large_body():
+            return
+        self._stream_slot = await self.ctx.body_streams.enter(STREAM_WAIT_S)
+        if self._stream_slot:
+            self.request._body_future.add_done_callback(lambda _: self.leave_stream())
+
+    def leave_stream(self) -> None:
+        """Gives the slot back (once): when the body is in, or the request ends without it."""
+        if self._stream_slot:
+            self._stream_slot = False
+            self.ctx.body_streams.leave()
+
+    def _large_body(self) -> bool:
+        if self.op is None or self.op.body_limit <= JSON_BODY_LIMIT:
+            return False
+        declared = self.declared_length()
+        return declared is None or declared > LARGE_BODY
 
     def raw_body(self) -> bytes:
         return b"".join(self._chunks)
@@ -85,12 +142,14 @@ class BodyIntake:
 
     def close_intake(self) -> None:
         self._chunks = []
+        self.leave_stream()
 
     def _answer_refusal(self, *args: Any, **kwargs: Any) -> None:
         assert self._refusal is not None
         raise self._refusal
 
-    def _start_body_clock(self) -> None:
+    def start_body_clock(self) -> None:
+        """Called last in prepare(), when Tornado is about to read the body."""
         future = getattr(self.request, "_body_future", None)
         if future is None or future.done():
             return

@@ -155,6 +155,7 @@ class BaseHandler(BodyIntake, ApiHandlerMixin):
         self.ctx.inflight.add(self)
 
     def on_finish(self) -> None:
+        self.leave_stream()
         self.ctx.inflight.discard(self)
 
     def on_connection_close(self) -> None:
@@ -186,6 +187,9 @@ class BaseHandler(BodyIntake, ApiHandlerMixin):
             if not self.can_drain():
                 raise   # answered now; write_error adds Connection: close
             self.refuse(error)
+        else:
+            await self.wait_for_stream()
+        self.start_body_clock()
 
     async def admit(self) -> None:
         """The checks made before the body is read: method, rate limits, size, token."""

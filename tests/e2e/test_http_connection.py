@@ -262,3 +262,136 @@ async def test_413_is_payload_too_large_everywhere(api, user_factory):
     avatar = await api.patch("/api/users/profile", token=user.access,
                              files={"avatar": ("a.png", b"\x89PNG" + b"0" * (3 << 20), "image/png")})
     assert assert_error(avatar, 413)["error"] == "Payload Too Large"
+
+
+# ---- issue 13: large bodies are read a few at a time -----------------------------------------
+
+def upload_request(token: str, size: int) -> tuple[bytes, bytes]:
+    """The head (request line, headers, the multipart part's headers) and the rest of an
+    attachment upload of a ``size``-byte text file."""
+    boundary = "SlotTestBoundary0123456789"
+    part_head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"notes.txt\"\r\n"
+                 "Content-Type: text/plain\r\n\r\n").encode()
+    rest = b"n" * size + f"\r\n--{boundary}--\r\n".encode()
+    head = request("POST", "/api/chat/attachments", headers={
+        "Content-Length": str(len(part_head) + len(rest)), "Authorization": f"Bearer {token}",
+        "Content-Type": f"multipart/form-data; boundary={boundary}"}) + part_head
+    return head, rest
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_uploads_wait_for_a_body_slot_and_get_it_when_one_frees(runtime, user_factory, monkeypatch):
+    """STREAM_SLOTS uploads whose clients stall hold every slot; the next upload waits (its
+    body is not read) and goes through as soon as one of them is finished or abandoned; every
+    slot is free again afterwards. Nothing is refused."""
+    from nexus_chat import intake
+    monkeypatch.setattr(intake, "STREAM_WAIT_S", 600)   # only a freed slot can let it in
+    streams = runtime.ctx.body_streams
+    user = await user_factory()
+    size = intake.LARGE_BODY + 1000
+
+    stalled = []
+    for _ in range(intake.STREAM_SLOTS):
+        reader, writer = await connect(runtime)
+        head, rest = upload_request(user.access, size)
+        writer.write(head + rest[:1000])
+        await writer.drain()
+        stalled.append((reader, writer, rest[1000:]))
+    for _ in range(200):
+        if streams.taken == intake.STREAM_SLOTS:
+            break
+        await asyncio.sleep(0.05)
+    assert streams.taken == intake.STREAM_SLOTS
+
+    reader, writer = await connect(runtime)
+    head, rest = upload_request(user.access, size)
+    writer.write(head + rest)   # all of it; the server does not read it yet
+    await writer.drain()
+    for _ in range(200):
+        if streams.waiting == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert streams.waiting == 1 and streams.taken == intake.STREAM_SLOTS
+
+    stalled[0][1].transport.abort()   # one stalled client goes away: its slot frees
+    response = await read_response(reader)
+    assert response.status == 201, response.body
+    assert response.json["data"]["size"] == size and response.json["data"]["name"] == "notes.txt"
+    writer.close()
+
+    for reader, writer, remainder in stalled[1:]:   # the others finish their bodies
+        writer.write(remainder)
+        await writer.drain()
+        assert (await read_response(reader)).status == 201
+        writer.close()
+    assert streams.taken == 0 and streams.waiting == 0
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_small_bodies_never_wait_for_a_body_slot(runtime, user_factory, monkeypatch):
+    """With every slot held by stalled uploads, JSON requests and small uploads are served."""
+    from nexus_chat import intake
+    monkeypatch.setattr(intake, "STREAM_WAIT_S", 600)
+    streams = runtime.ctx.body_streams
+    user = await user_factory()
+    stalled = []
+    for _ in range(intake.STREAM_SLOTS):
+        reader, writer = await connect(runtime)
+        head, rest = upload_request(user.access, intake.LARGE_BODY + 1000)
+        writer.write(head)
+        await writer.drain()
+        stalled.append(writer)
+    for _ in range(200):
+        if streams.taken == intake.STREAM_SLOTS:
+            break
+        await asyncio.sleep(0.05)
+    assert streams.taken == intake.STREAM_SLOTS
+
+    reader, writer = await connect(runtime)
+    head, rest = upload_request(user.access, 1000)
+    writer.write(head + rest)
+    assert (await read_response(reader)).status == 201
+    writer.write(request("PATCH", "/api/users/profile", body=json.dumps({"bio": "still here"}).encode(),
+                         headers={"Authorization": f"Bearer {user.access}", "Content-Type": "application/json"}))
+    response = await read_response(reader)
+    assert response.status == 200 and response.json["data"]["bio"] == "still here"
+    assert streams.waiting == 0
+    writer.close()
+    for stalled_writer in stalled:
+        stalled_writer.transport.abort()
+    for _ in range(200):
+        if streams.taken == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert streams.taken == 0
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_body_slot_frees_when_the_body_is_in_not_when_the_upload_is_processed(
+        runtime, user_factory, monkeypatch):
+    from nexus_chat import intake
+    streams, media = runtime.ctx.body_streams, runtime.ctx.media
+    gate = asyncio.Event()
+    real_run = media.run
+
+    async def gated_run(*args, **kwargs):
+        await gate.wait()
+        return await real_run(*args, **kwargs)
+
+    monkeypatch.setattr(media, "run", gated_run)
+    user = await user_factory()
+    clients = []
+    for _ in range(intake.STREAM_SLOTS + 2):
+        reader, writer = await connect(runtime)
+        head, rest = upload_request(user.access, intake.LARGE_BODY + 1000)
+        writer.write(head + rest)
+        clients.append((reader, writer))
+    for _ in range(200):   # every body read (processing held at the gate), every slot free
+        if streams.taken == 0 and streams.waiting == 0 and len(runtime.ctx.inflight) >= len(clients):
+            break
+        await asyncio.sleep(0.05)
+    assert streams.taken == 0 and streams.waiting == 0
+    gate.set()
+    for reader, writer in clients:
+        assert (await read_response(reader)).status == 201
+        writer.close()
