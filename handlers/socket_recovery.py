@@ -32,6 +32,7 @@ from nexus_chat.event_log import EventLog, events_after, head, keep_session, swe
 from nexus_chat.jsonutil import utcnow
 from nexus_chat.realtime.reasons import CloseReason
 from nexus_chat.realtime.server import Socket
+from nexus_chat.services import attachments
 
 log = logging.getLogger("nexus_chat.realtime.recovery")
 
@@ -126,7 +127,9 @@ class Recovery:
             # now, nothing was before the read either.
             swept = await swept_past(self.ctx.db, claim.after)
             if len(events) <= self.max_events and not swept:
-                socket.replay([(e.event, [orjson.loads(e.payload), str(e.offset)]) for e in events])
+                expires = attachments.url_expiry(self.ctx)   # the stored signed URLs may have expired
+                socket.replay([(e.event, [attachments.fresh_urls(self.ctx, orjson.loads(e.payload), expires),
+                                          str(e.offset)]) for e in events])
                 socket.pid = claim.pid
                 # This session's events start after the client's offset, not at the mark: a
                 # client that drops again before reading the replay gets it again next time.

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from ..attachment_files import AttachmentStore, Inspected, Rejected, display_name, inspect
 from ..db import Executor
@@ -80,6 +80,47 @@ def attachment_shape(ctx: AppContext, row: dict[str, Any], expires: int | None =
     if row["has_thumbnail"]:
         shape["thumbnailUrl"] = signed_url(ctx, row["id"], "thumbnail", expires)
     return shape
+
+
+def fresh_urls(ctx: AppContext, payload: Any, expires: int | None = None) -> Any:
+    """A stored event's payload (decoded, changed in place) with the ``url`` and
+    ``thumbnailUrl`` of every attachment in it signed anew: the ones stored with the event
+    may have expired by the time it is replayed. Only a URL this server signed is renewed
+    (its signature checked, its expiry not), so a payload can never turn an id it merely
+    names into a readable link."""
+    if expires is None:
+        expires = url_expiry(ctx)
+    if isinstance(payload, list):
+        for item in payload:
+            fresh_urls(ctx, item, expires)
+    elif isinstance(payload, dict):
+        found = payload.get("attachments")
+        if isinstance(found, list):
+            for item in found:
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    _renew(ctx, item, "url", "file", expires)
+                    _renew(ctx, item, "thumbnailUrl", "thumbnail", expires)
+        for value in payload.values():
+            if isinstance(value, (dict, list)):
+                fresh_urls(ctx, value, expires)
+    return payload
+
+
+def _renew(ctx: AppContext, item: dict[str, Any], key: str, variant: str, expires: int) -> None:
+    url = item.get(key)
+    if not isinstance(url, str):
+        return
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    attachment_id = item["id"]
+    try:
+        expected = urlsplit(signed_url(ctx, attachment_id, variant, 0)).path
+        old_expires, sig = int(query["expires"][0]), query["sig"][0]
+    except (KeyError, IndexError, ValueError):
+        return
+    if parts.path == expected and hmac.compare_digest(
+            _signature(ctx, attachment_id, variant, old_expires).encode(), sig.encode("utf-8", "surrogatepass")):
+        item[key] = signed_url(ctx, attachment_id, variant, expires)
 
 
 async def with_attachments(ctx: AppContext, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

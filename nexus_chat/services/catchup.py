@@ -11,7 +11,7 @@ from ..errors import ApiError
 from ..event_log import events_after, swept_past
 from ..jsonutil import iso
 from ..queries import event_log as event_log_queries
-from . import chat
+from . import attachments, chat
 
 if TYPE_CHECKING:
     from ..context import AppContext
@@ -30,7 +30,9 @@ async def events_since(ctx: AppContext, user_id: str, after: int | None, limit: 
     if await swept_past(ctx.db, after):     # after the read: the sweep deletes oldest first
         raise ApiError(410, TOO_OLD)
     page = found[:limit]
-    events = [{"offset": str(e.offset), "event": e.event, "data": orjson.loads(e.payload),
+    expires = attachments.url_expiry(ctx)
+    events = [{"offset": str(e.offset), "event": e.event,
+               "data": attachments.fresh_urls(ctx, orjson.loads(e.payload), expires),
                "createdAt": iso(e.created_at)} for e in page]
     last = page[-1].offset if page else after
     return {"events": events, "hasMore": len(found) > limit, "nextAfter": str(last)}

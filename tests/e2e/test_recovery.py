@@ -3,8 +3,15 @@ and the REST catch-up for every other client: a dropped connection misses nothin
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from PIL import Image
+
+from nexus_chat.services import attachments as attachment_service
 
 from .chat_support import make_group, quiet
 from .recovery_support import RECOVERY, drop, hold, resume
@@ -269,3 +276,74 @@ async def test_history_has_a_forward_cursor(api, user_factory, chat):
                 {"after": "8a7d1c8e-3c49-4d4e-9a11-3f6f7e0c1d2b"}):
         response = await api.get("/api/chat/messages", params={"recipientId": a.id, **bad}, token=b.access)
         assert_error(response, 400)
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (400, 300), (10, 120, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+async def age_stored_urls(runtime, message_id: str, planted: dict) -> None:
+    """Makes the stored `message` event look an hour old: its attachments' signed URLs
+    expired (signed by the server, an hour ago). ``planted`` is added to its attachments as
+    a payload could name an attachment: an id with a URL the server never signed."""
+    ctx = runtime.ctx
+    row = await ctx.db.fetch_one(
+        "SELECT `offset`, payload FROM event_log WHERE event = 'message' AND payload LIKE %s",
+        (f'%"{message_id}"%',))
+    payload = json.loads(row["payload"])
+    past = int(time.time()) - 60
+    for item in payload["attachments"]:
+        item["url"] = attachment_service.signed_url(ctx, item["id"], "file", past)
+        if "thumbnailUrl" in item:
+            item["thumbnailUrl"] = attachment_service.signed_url(ctx, item["id"], "thumbnail", past)
+    payload["attachments"].append(planted)
+    await ctx.db.execute("UPDATE event_log SET payload = %s WHERE `offset` = %s",
+                         (json.dumps(payload), row["offset"]))
+
+
+async def check_fresh(api, attachments: list[dict], photo_id: str, planted_url: str) -> None:
+    photo, planted = attachments
+    assert photo["id"] == photo_id
+    for url in (photo["url"], photo["thumbnailUrl"]):
+        assert int(parse_qs(urlsplit(url).query)["expires"][0]) > time.time() + 60
+        assert (await api.get(url)).status == 200             # no token: the signed URL works
+    assert planted["url"] == planted_url                      # never signed by the server: left as is
+    assert_error(await api.get(planted["url"]), 403)
+
+
+@pytest.mark.parametrize("setting_overrides", [RECOVERY])
+@pytest.mark.gen_test(timeout=120)
+async def test_replayed_and_caught_up_events_carry_fresh_attachment_urls(
+        api, user_factory, chat, recovering, runtime):
+    """A stored event keeps the signed URLs it was published with; replayed on recovery or
+    served by GET /api/chat/events later, its attachments get URLs that work now. Only URLs
+    the server signed are renewed: an id a payload merely names gets no readable link."""
+    a, b, c = await user_factory("a"), await user_factory("b"), await user_factory("c")
+    ca = await chat(a, ["websocket"], ignore=("userStatusChanged",))
+    start = (await api.get("/api/chat/events", token=b.access)).data["nextAfter"]
+    js = await recovering(b)
+    await js.until(lambda i: i["type"] == "connect")
+    await drop(js)
+    mark = len(js.seen)
+
+    photo = (await api.post("/api/chat/attachments", token=a.access, files={
+        "file": ("photo.png", png(), "image/png")})).data
+    secret = (await api.post("/api/chat/attachments", token=c.access, files={
+        "file": ("c.pdf", b"%PDF-1.4\nc's", "application/pdf")})).data
+    planted_url = f"/api/chat/attachments/{secret['id']}?expires=1&sig={'0' * 64}"
+    planted = {"id": secret["id"], "kind": "file", "url": planted_url}
+    sent = await ca.call("sendMessage", {"recipientId": b.id, "attachmentIds": [photo["id"]]})
+    await age_stored_urls(runtime, sent["id"], planted)
+
+    again = await js.until(lambda i: i["type"] == "connect", timeout=15)
+    assert again["recovered"] is True
+    await js.until(lambda i: i["type"] == "event" and i["event"] == "message")
+    [[replayed, _offset]] = js.messages(mark)
+    assert replayed["id"] == sent["id"]
+    await check_fresh(api, replayed["attachments"], photo["id"], planted_url)
+
+    page = (await api.get("/api/chat/events", params={"after": start}, token=b.access)).data
+    [caught_up] = [e["data"] for e in page["events"] if e["event"] == "message"]
+    await check_fresh(api, caught_up["attachments"], photo["id"], planted_url)
