@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
+from nexus_chat.searchtext import scope_token
+
 from .common import latency_summary
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ VOCABULARY = 30_000
 WORDS_PER_MESSAGE = 12
 INSERT_BATCH = 5000         # rows per INSERT: big enough to amortise the round trip
 COMMON_RANKS = (100, 120)
-FULLTEXT_INDEX = "ft_messages_content"   # sql/004_message_search.sql
+FULLTEXT_INDEX = "ft_messages_content"   # sql/004_message_search.sql, 009_search_scope.sql
 SEARCH_RATE = 20.0          # queries per second per word class
 PHOTOS = 100
 PHOTO_BYTES = 3 * 1024 * 1024
@@ -92,11 +94,12 @@ def _seed_messages(db, user_ids: list[str], me: str, count: int) -> dict:
                 for _ in range(min(INSERT_BATCH, count - start)):
                     cid, low, high = conversations[rng.randrange(len(conversations))]
                     text = " ".join(rng.choices(vocabulary, cum_weights=cum_weights, k=WORDS_PER_MESSAGE))
-                    values.append(f"('{uuid.uuid4()}', '{cid}', '{rng.choice((low, high))}', '{text}', NOW(3), NOW(3))")
+                    values.append(f"('{uuid.uuid4()}', '{cid}', '{rng.choice((low, high))}', '{text}',"
+                                  f" '{scope_token(cid, None)}', NOW(3), NOW(3))")
                 # One multi-row INSERT per batch; every value is a generated UUID or made of
                 # the generated vocabulary's letters, so nothing needs escaping.
-                cur.execute("INSERT INTO messages (id, conversation_id, sender_id, content, created_at,"
-                            " updated_at) VALUES " + ",".join(values))
+                cur.execute("INSERT INTO messages (id, conversation_id, sender_id, content, search_scope,"
+                            " created_at, updated_at) VALUES " + ",".join(values))
                 conn.commit()
             insert_s = time.monotonic() - t_insert
             t_index = time.monotonic()
@@ -104,9 +107,10 @@ def _seed_messages(db, user_ids: list[str], me: str, count: int) -> dict:
             # FORCE: rebuilt with the table. Added back in place, the index matches nothing on
             # MariaDB 10.11 when the table's FTS_DOC_ID column came from an ALTER (as with
             # migration 004); the count below checks that the index answers.
-            cur.execute(f"ALTER TABLE messages ADD FULLTEXT INDEX {FULLTEXT_INDEX} (content), FORCE")
+            cur.execute(f"ALTER TABLE messages ADD FULLTEXT INDEX {FULLTEXT_INDEX} (content, search_scope), FORCE")
             index_s = time.monotonic() - t_index
-            cur.execute("SELECT COUNT(*) FROM messages WHERE MATCH (content) AGAINST (%s IN BOOLEAN MODE)",
+            cur.execute("SELECT COUNT(*) FROM messages WHERE MATCH (content, search_scope)"
+                        " AGAINST (%s IN BOOLEAN MODE)",
                         (f'+"{vocabulary[COMMON_RANKS[0]]}"',))
             (common_matches,) = cur.fetchone()
             if not common_matches:

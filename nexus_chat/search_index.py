@@ -10,7 +10,7 @@ from typing import Protocol
 
 from .db import Executor, Row
 from .queries import search as search_queries
-from .searchtext import SearchTerms, boolean_query, search_terms
+from .searchtext import SearchTerms, boolean_query, scope_token, scope_query_fits, scoped_query, search_terms
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,23 @@ class FulltextIndex:
 
     async def search(self, db: Executor, scope: Scope, terms: SearchTerms, *,
                      before_seq: int | None, limit: int) -> list[Row]:
-        query = boolean_query(terms)
+        """Scope first: the query also requires the scope word of one of the user's
+        conversations or groups, so InnoDB intersects the term's matches with the user's
+        messages inside the index and reads only those rows. Without it, a common word made
+        it read every match in the database (1 % of a million messages: ~10,000 rows) and
+        throw away the others' afterwards. Past MAX_SCOPE_TOKENS the scope clause is left
+        out (the query would get long). Either way the SQL checks membership itself."""
         if scope.conversation_id is not None:
+            query = scoped_query(terms, [scope_token(scope.conversation_id, None)])
             return await search_queries.search_conversation(db, scope.user_id, scope.conversation_id, query,
-                                               before_seq=before_seq, limit=limit)
+                                                            before_seq=before_seq, limit=limit)
         if scope.group_id is not None:
+            query = scoped_query(terms, [scope_token(None, scope.group_id)])
             return await search_queries.search_group(db, scope.user_id, scope.group_id, query,
-                                        before_seq=before_seq, limit=limit)
+                                                     before_seq=before_seq, limit=limit)
+        conversations, groups = await search_queries.scope_ids(db, scope.user_id)
+        if not conversations and not groups:
+            return []
+        tokens = [scope_token(c, None) for c in conversations] + [scope_token(None, g) for g in groups]
+        query = scoped_query(terms, tokens) if scope_query_fits(tokens) else boolean_query(terms)
         return await search_queries.search_everywhere(db, scope.user_id, query, before_seq=before_seq, limit=limit)

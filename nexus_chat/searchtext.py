@@ -16,6 +16,7 @@ WORD = re.compile(r"\w+")
 MAX_TERMS = 10          # phrases per query: each one is a separate index look-up
 SNIPPET_CHARS = 160     # about two lines of a phone's result list
 MARK_OPEN, MARK_CLOSE = "<mark>", "</mark>"
+MAX_SCOPE_TOKENS = 500  # conversations + groups named in one query (~17 KB of query text)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,26 @@ def boolean_query(terms: SearchTerms) -> str:
     """The AGAINST (... IN BOOLEAN MODE) argument: every phrase required. Words are runs of
     letters, digits and underscores only, so nothing in them is an operator or a quote."""
     return " ".join('+"' + " ".join(phrase) + '"' for phrase in terms.phrases)
+
+
+def scope_token(conversation_id: str | None, group_id: str | None) -> str | None:
+    """The word the index holds for a message's conversation ("zc" + the id's hex digits)
+    or group ("zg" + …): messages.search_scope, sql/009_search_scope.sql."""
+    if group_id is not None:
+        return "zg" + group_id.replace("-", "")
+    if conversation_id is not None:
+        return "zc" + conversation_id.replace("-", "")
+    return None
+
+
+def scope_query_fits(scope_tokens: list[str]) -> bool:
+    return 0 < len(scope_tokens) <= MAX_SCOPE_TOKENS
+
+
+def scoped_query(terms: SearchTerms, scope_tokens: list[str]) -> str:
+    """``boolean_query`` that also requires one of the scope words: the engine keeps only
+    matches in those conversations and groups before any row is read."""
+    return boolean_query(terms) + " +(" + " ".join(scope_tokens) + ")"
 
 
 def fold(text: str) -> str:

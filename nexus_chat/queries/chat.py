@@ -11,6 +11,7 @@ import datetime as dt
 
 from ..db import Executor, Row
 from ..jsonutil import loads
+from ..searchtext import scope_token
 from .replies import SNIPPET_CHARS
 
 PUBLIC_USER = "id, username, full_name, avatar_url, bio, status, last_seen_at"
@@ -135,7 +136,7 @@ async def unread_by_conversation(db: Executor, user_id: str) -> dict[str, int]:
 
 
 # ---- messages ------------------------------------------------------------------------------
-MESSAGE_ROW = "(%s, %s, %s, %s, %s, %s, %s, 0, %s, %s)"
+MESSAGE_ROW = "(%s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s)"
 
 
 async def insert_messages(db: Executor, rows: list[tuple]) -> int:
@@ -146,8 +147,9 @@ async def insert_messages(db: Executor, rows: list[tuple]) -> int:
     marks = ", ".join([MESSAGE_ROW] * len(rows))
     return await db.execute(
         "INSERT INTO messages (id, conversation_id, group_id, sender_id, content, client_message_id,"
-        f" reply_to_id, is_read, created_at, updated_at) VALUES {marks}",
-        tuple(value for row in rows for value in (*row, row[-1])))
+        f" reply_to_id, is_read, search_scope, created_at, updated_at) VALUES {marks}",
+        tuple(value for row in rows
+              for value in (*row[:7], scope_token(row[1], row[2]), row[7], row[7])))
 
 
 async def message_by_client_id(db: Executor, sender_id: str, client_message_id: str) -> Row | None:

@@ -20,7 +20,8 @@ _HIT_FROM = (
     " LEFT JOIN users p ON p.id = IF(c.user_low_id = %(me)s, c.user_high_id, c.user_low_id)")
 # A tombstone's content is emptied, so it leaves the index too; the deleted_at test keeps a
 # deleted message out even before the index has caught up.
-_MATCH = "MATCH (m.content) AGAINST (%(query)s IN BOOLEAN MODE) AND m.deleted_at IS NULL"
+# The index covers the text and the message's scope word (sql/009_search_scope.sql).
+_MATCH = "MATCH (m.content, m.search_scope) AGAINST (%(query)s IN BOOLEAN MODE) AND m.deleted_at IS NULL"
 _BEFORE = "(%(before_seq)s IS NULL OR m.seq < %(before_seq)s)"
 
 
@@ -34,6 +35,16 @@ async def index_settings(db: Executor) -> Row:
 async def default_stopwords(db: Executor) -> list[str]:
     rows = await db.fetch_all("SELECT value FROM information_schema.INNODB_FT_DEFAULT_STOPWORD")
     return [row["value"] for row in rows]
+
+
+async def scope_ids(db: Executor, user_id: str) -> tuple[list[str], list[str]]:
+    """The ids of the user's 1-on-1 conversations and of the groups they are a member of now."""
+    rows = await db.fetch_all(
+        "SELECT 'c' AS kind, id FROM conversations WHERE user_low_id = %(me)s"
+        " UNION ALL SELECT 'c', id FROM conversations WHERE user_high_id = %(me)s"
+        " UNION ALL SELECT 'g', group_id FROM group_members WHERE user_id = %(me)s", {"me": user_id})
+    return ([row["id"] for row in rows if row["kind"] == "c"],
+            [row["id"] for row in rows if row["kind"] == "g"])
 
 
 async def search_everywhere(db: Executor, user_id: str, query: str, *, before_seq: int | None,

@@ -179,3 +179,33 @@ async def test_deleted_messages_never_match(api, user_factory, chat):
         page = await search(api, user, "launch codes")
         assert [hit["message"]["id"] for hit in page["results"]] == [kept["id"]]
     assert contents(await search(api, a, "secret")) == []
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_scope_first_finds_the_same_and_a_scope_word_in_text_opens_nothing(
+        api, user_factory, chat, monkeypatch):
+    """The index holds a scope word per message (its conversation or group) and a search
+    requires one of the user's: a message elsewhere whose *text* carries that word (anyone can
+    type it) is still not found, since membership is checked in SQL as well. With too many
+    scopes for one query the scope clause is left out, and the answers are the same."""
+    from nexus_chat import searchtext
+
+    a, b, c, d = [await user_factory(n) for n in "abcd"]
+    ca, cc = await chat(a, ["websocket"]), await chat(c, ["websocket"])
+    mine = await ca.send("ledger for b", recipientId=b.id)
+    group = await make_group(api, a, [b], name="Books")
+    in_group = await ca.send("ledger in the group", groupId=group)
+    conversation_token = searchtext.scope_token(mine["conversationId"], None)
+    group_token = searchtext.scope_token(None, group)
+    await cc.send(f"ledger {conversation_token} {group_token}", recipientId=d.id)   # c and d only
+
+    expected = ["ledger in the group", "ledger for b"]
+    assert contents(await search(api, a, "ledger")) == expected
+    assert contents(await search(api, a, f"ledger {conversation_token}")) == ["ledger for b"]
+    assert contents(await search(api, b, "ledger", groupId=group)) == ["ledger in the group"]
+    assert [h["message"]["id"] for h in (await search(api, a, "ledger"))["results"]] == [
+        in_group["id"], mine["id"]]
+    monkeypatch.setattr(searchtext, "MAX_SCOPE_TOKENS", 1)    # a has 2 scopes: no scope clause
+    assert contents(await search(api, a, "ledger")) == expected
+    assert contents(await search(api, a, f"ledger {conversation_token}")) == ["ledger for b"]
+    assert contents(await search(api, c, "ledger")) == [f"ledger {conversation_token} {group_token}"]

@@ -1,0 +1,71 @@
+"""sql/009_search_scope.sql applies to a database holding the previous version's messages:
+each gets the scope word of its conversation or group, and the rebuilt full-text index finds
+the old messages with a scope-first query (and matches nothing elsewhere)."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import shutil
+import uuid
+
+import pymysql
+
+from nexus_chat.migrate import apply_migrations, migration_files
+from nexus_chat.searchtext import scope_token
+
+from .support import drop_database
+
+SCOPE = "009_search_scope.sql"
+
+
+def _earlier_files(tmp_path):
+    earlier = tmp_path / "sql"
+    earlier.mkdir()
+    for path in migration_files():
+        if int(path.name[:3]) < 9:
+            shutil.copy(path, earlier / path.name)
+    return earlier
+
+
+def test_old_messages_get_their_scope_word_and_are_found(db_server, tmp_path):
+    host, port, user, password = db_server
+    name = f"nexus_migrate_{uuid.uuid4().hex[:8]}"
+    kwargs = dict(host=host, port=port, user=user, password=password, database=name)
+    now = dt.datetime(2026, 11, 1, 12, 0, 0)
+    try:
+        before = asyncio.run(apply_migrations(**kwargs, sql_dir=_earlier_files(tmp_path)))
+        assert SCOPE not in before and before
+        conn = pymysql.connect(host=host, port=port, user=user, password=password, database=name,
+                               autocommit=True)
+        ids = {key: str(uuid.uuid4()) for key in ("a", "b", "c", "conv", "other", "group")}
+        with conn.cursor() as cur:
+            for key in ("a", "b", "c"):
+                cur.execute("INSERT INTO users (id, username, full_name, email, password_hash, created_at,"
+                            " updated_at) VALUES (%s, %s, %s, %s, 'x', %s, %s)",
+                            (ids[key], key + ids[key][:8], key, f"{key}{ids[key][:8]}@example.test", now, now))
+            for conv, (x, y) in (("conv", ("a", "b")), ("other", ("b", "c"))):
+                low, high = sorted((ids[x], ids[y]))
+                cur.execute("INSERT INTO conversations (id, creator_id, recipient_id, user_low_id, user_high_id,"
+                            " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                            (ids[conv], ids[x], ids[y], low, high, now, now))
+            cur.execute("INSERT INTO chat_groups (id, name, owner_id, created_at, updated_at)"
+                        " VALUES (%s, 'g', %s, %s, %s)", (ids["group"], ids["a"], now, now))
+            for conv, group, text in ((ids["conv"], None, "harvest moon"), (ids["other"], None, "harvest sun"),
+                                      (None, ids["group"], "harvest party")):
+                cur.execute("INSERT INTO messages (id, conversation_id, group_id, sender_id, content, created_at,"
+                            " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                            (str(uuid.uuid4()), conv, group, ids["b"], text, now, now))
+        after = asyncio.run(apply_migrations(**kwargs))
+        assert SCOPE in after
+        with conn.cursor() as cur:
+            cur.execute("SELECT content, search_scope FROM messages ORDER BY seq")
+            assert cur.fetchall() == (("harvest moon", scope_token(ids["conv"], None)),
+                                      ("harvest sun", scope_token(ids["other"], None)),
+                                      ("harvest party", scope_token(None, ids["group"])))
+            query = f'+"harvest" +({scope_token(ids["conv"], None)} {scope_token(None, ids["group"])})'
+            cur.execute("SELECT content FROM messages WHERE MATCH (content, search_scope)"
+                        " AGAINST (%s IN BOOLEAN MODE) ORDER BY seq", (query,))
+            assert cur.fetchall() == (("harvest moon",), ("harvest party",))
+        conn.close()
+    finally:
+        drop_database(db_server, name)
