@@ -23,6 +23,10 @@ _HIT_FROM = (
 # The index covers the text and the message's scope word (sql/009_search_scope.sql).
 _MATCH = "MATCH (m.content, m.search_scope) AGAINST (%(query)s IN BOOLEAN MODE) AND m.deleted_at IS NULL"
 _BEFORE = "(%(before_seq)s IS NULL OR m.seq < %(before_seq)s)"
+# In one of the user's 1-on-1 conversations or a group they are a member of now.
+_MEMBER = ("(m.conversation_id IN (SELECT id FROM conversations WHERE user_low_id = %(me)s"
+           "                       UNION SELECT id FROM conversations WHERE user_high_id = %(me)s)"
+           " OR m.group_id IN (SELECT group_id FROM group_members WHERE user_id = %(me)s))")
 
 
 async def index_settings(db: Executor) -> Row:
@@ -47,15 +51,34 @@ async def scope_ids(db: Executor, user_id: str) -> tuple[list[str], list[str]]:
             [row["id"] for row in rows if row["kind"] == "g"])
 
 
+async def matches_anywhere(db: Executor, query: str, limit: int) -> list[int]:
+    """Up to ``limit`` seqs of live messages matching ``query``, in anyone's conversations:
+    how common a term is (search_index), never shown as such. InnoDB stops reading rows at
+    the limit."""
+    rows = await db.fetch_all(
+        f"SELECT m.seq FROM messages m WHERE {_MATCH} LIMIT %(limit)s", {"query": query, "limit": limit})
+    return [int(row["seq"]) for row in rows]
+
+
+async def search_among(db: Executor, user_id: str, seqs: list[int], *, before_seq: int | None,
+                       limit: int) -> list[Row]:
+    """Of the messages ``seqs`` (matches of the query), those in the user's 1-on-1
+    conversations and current groups, live, newest first."""
+    if not seqs:
+        return []
+    return await db.fetch_all(
+        f"SELECT {_HIT_COLUMNS} {_HIT_FROM}"
+        f" WHERE m.seq IN %(seqs)s AND m.deleted_at IS NULL AND {_BEFORE} AND {_MEMBER}"
+        " ORDER BY m.seq DESC LIMIT %(limit)s",
+        {"me": user_id, "seqs": seqs, "before_seq": before_seq, "limit": limit})
+
+
 async def search_everywhere(db: Executor, user_id: str, query: str, *, before_seq: int | None,
                             limit: int) -> list[Row]:
     """Matches in the user's 1-on-1 conversations and current groups, newest first."""
     return await db.fetch_all(
         f"SELECT {_HIT_COLUMNS} {_HIT_FROM}"
-        f" WHERE {_MATCH} AND {_BEFORE}"
-        "   AND (m.conversation_id IN (SELECT id FROM conversations WHERE user_low_id = %(me)s"
-        "                              UNION SELECT id FROM conversations WHERE user_high_id = %(me)s)"
-        "        OR m.group_id IN (SELECT group_id FROM group_members WHERE user_id = %(me)s))"
+        f" WHERE {_MATCH} AND {_BEFORE} AND {_MEMBER}"
         " ORDER BY m.seq DESC LIMIT %(limit)s",
         {"me": user_id, "query": query, "before_seq": before_seq, "limit": limit})
 

@@ -182,13 +182,14 @@ async def test_deleted_messages_never_match(api, user_factory, chat):
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_scope_first_finds_the_same_and_a_scope_word_in_text_opens_nothing(
+async def test_every_plan_finds_the_same_and_a_scope_word_in_text_opens_nothing(
         api, user_factory, chat, monkeypatch):
-    """The index holds a scope word per message (its conversation or group) and a search
-    requires one of the user's: a message elsewhere whose *text* carries that word (anyone can
-    type it) is still not found, since membership is checked in SQL as well. With too many
-    scopes for one query the scope clause is left out, and the answers are the same."""
-    from nexus_chat import searchtext
+    """Three plans (search_index.FulltextIndex.search): a rare term's matches checked directly,
+    scope first (the index holds a scope word per message and the query requires one of the
+    user's), and, past MAX_SCOPE_TOKENS, the plain query. They answer the same, and a message
+    elsewhere whose *text* carries the user's scope words (anyone can type them) is never
+    found: membership is checked in SQL by each of them."""
+    from nexus_chat import search_index, searchtext
 
     a, b, c, d = [await user_factory(n) for n in "abcd"]
     ca, cc = await chat(a, ["websocket"]), await chat(c, ["websocket"])
@@ -197,15 +198,24 @@ async def test_scope_first_finds_the_same_and_a_scope_word_in_text_opens_nothing
     in_group = await ca.send("ledger in the group", groupId=group)
     conversation_token = searchtext.scope_token(mine["conversationId"], None)
     group_token = searchtext.scope_token(None, group)
-    await cc.send(f"ledger {conversation_token} {group_token}", recipientId=d.id)   # c and d only
+    planted = f"ledger {conversation_token} {group_token}"
+    await cc.send(planted, recipientId=d.id)   # c and d only
 
-    expected = ["ledger in the group", "ledger for b"]
-    assert contents(await search(api, a, "ledger")) == expected
-    assert contents(await search(api, a, f"ledger {conversation_token}")) == ["ledger for b"]
-    assert contents(await search(api, b, "ledger", groupId=group)) == ["ledger in the group"]
-    assert [h["message"]["id"] for h in (await search(api, a, "ledger"))["results"]] == [
-        in_group["id"], mine["id"]]
-    monkeypatch.setattr(searchtext, "MAX_SCOPE_TOKENS", 1)    # a has 2 scopes: no scope clause
-    assert contents(await search(api, a, "ledger")) == expected
-    assert contents(await search(api, a, f"ledger {conversation_token}")) == ["ledger for b"]
-    assert contents(await search(api, c, "ledger")) == [f"ledger {conversation_token} {group_token}"]
+    async def check() -> None:
+        assert contents(await search(api, a, "ledger")) == ["ledger in the group", "ledger for b"]
+        assert [h["message"]["id"] for h in (await search(api, a, "ledger"))["results"]] == [
+            in_group["id"], mine["id"]]
+        assert contents(await search(api, a, f"ledger {conversation_token}")) == ["ledger for b"]
+        assert contents(await search(api, a, group_token)) == ["ledger in the group"]
+        assert contents(await search(api, b, "ledger", groupId=group)) == ["ledger in the group"]
+        assert contents(await search(api, c, "ledger")) == [planted]
+        assert contents(await search(api, d, "ledger")) == [planted]
+        page = await search(api, a, "ledger", limit=1)
+        assert contents(page) == ["ledger in the group"] and page["hasMore"]
+        assert contents(await search(api, a, "ledger", before=page["nextBefore"])) == ["ledger for b"]
+
+    await check()                                              # rare: matches checked directly
+    monkeypatch.setattr(search_index, "RARE_MATCHES", 0)
+    await check()                                              # scope first
+    monkeypatch.setattr(searchtext, "MAX_SCOPE_TOKENS", 1)     # a has 2 scopes: no scope clause
+    await check()
