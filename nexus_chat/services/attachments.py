@@ -110,10 +110,10 @@ def _renew(ctx: AppContext, item: dict[str, Any], key: str, variant: str, expire
     url = item.get(key)
     if not isinstance(url, str):
         return
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
     attachment_id = item["id"]
     try:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
         expected = urlsplit(signed_url(ctx, attachment_id, variant, 0)).path
         old_expires, sig = int(query["expires"][0]), query["sig"][0]
     except (KeyError, IndexError, ValueError):
