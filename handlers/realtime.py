@@ -26,6 +26,7 @@ from nexus_chat.realtime.server import ConnectRefused, Namespace, Socket, Socket
 from nexus_chat.schemas import chat as chat_schemas
 from nexus_chat.schemas.loading import load_schema
 from nexus_chat.services import chat
+from nexus_chat.services.connecting import ConnectReads
 from nexus_chat.services.presence import Presence
 from nexus_chat.tokens import bearer_token, token_value
 from nexus_chat.web import client_ip, error_envelope
@@ -68,6 +69,7 @@ class ChatNamespace(Namespace):
         self.ctx = ctx
         self.presence = presence
         self.recovery = recovery   # connection-state recovery (realtime.recovery), else None
+        self.reads = ConnectReads(ctx)   # a CONNECT's database reads, batched across connects
         self.busy = 0          # connects and events running (shutdown waits for them)
         self.closing = False
         self.events = {
@@ -92,7 +94,7 @@ class ChatNamespace(Namespace):
 
     async def _connect(self, socket: Socket, auth: dict | None) -> None:
         try:
-            claims = await chat.authenticate_token(self.ctx, handshake_token(socket, auth))
+            claims, account = await self.reads.authenticate(handshake_token(socket, auth))
             claim = await self.recovery.claim(claims.sub, auth) if self.recovery else None
         except ApiError:
             raise ConnectRefused(UNAUTHORIZED) from None
@@ -108,7 +110,7 @@ class ChatNamespace(Namespace):
         socket.data["counted"] = True
         try:
             await self.presence.connected(user_id)
-            group_ids = await chat.group_ids(self.ctx, user_id)
+            group_ids = await self.reads.group_ids(user_id, account)
             if claim is not None and not await self.recovery.fits(claim, user_id, group_ids):
                 claim = None
             if (self.ctx.revoked_users.contains(user_id)     # deleted or logged out

@@ -121,6 +121,17 @@ async def users_existing(db: Executor, user_ids: list[str]) -> set[str]:
     return {row["id"] for row in rows}
 
 
+async def users_with_groups(db: Executor, user_ids: list[str]) -> list[Row]:
+    """A /chat CONNECT's read, for many users at once: one row (user_id, group_id) per group
+    of each user that exists, and one with group_id NULL for an existing user in no group."""
+    if not user_ids:
+        return []
+    marks = ", ".join(["%s"] * len(user_ids))
+    return await db.fetch_all(
+        "SELECT u.id AS user_id, gm.group_id FROM users u"
+        f" LEFT JOIN group_members gm ON gm.user_id = u.id WHERE u.id IN ({marks})", tuple(user_ids))
+
+
 # ---- account deletion (docs/api.md#deleting-an-account) ------------------------------------------
 async def delete_conversations_of(db: Executor, user_id: str) -> int:
     """The user's 1-on-1 conversations; their messages go with them (FK cascade)."""

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,16 +22,18 @@ from . import defaults
 from . import engineio_packets as eio
 from .reasons import MISBEHAVIOUR, CloseReason
 from .refusals import FORBIDDEN, TRANSPORT_UNKNOWN, UNSUPPORTED_VERSION, Refusal, protocol_error_body
+from .ticks import TickWheel, tick_for
 from .transport import FrameTransport
 
 log = logging.getLogger("nexus_chat.realtime")
 
 PING_FRAME = eio.text_frame(eio.PING)
+PING_FRAMES = (PING_FRAME,)
 CLOSE_FRAME = eio.text_frame(eio.CLOSE)
 NOOP_FRAME = eio.text_frame(eio.NOOP)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Handshake:
     headers: HTTPHeaders
     query: dict[str, str]
@@ -49,7 +50,15 @@ class DuplicatePoll(Exception):
 
 
 class Session:
-    """One Engine.IO connection, whichever transport currently carries it."""
+    """One Engine.IO connection, whichever transport currently carries it.
+
+    Its heartbeat deadlines are filed in the engine's ``TickWheel`` (one timer for all
+    sessions); ``wake`` is called when one has passed."""
+
+    __slots__ = ("engine", "sid", "handshake", "transport", "ws", "probe", "closed", "app", "_queue",
+                 "_queued_bytes", "_poll", "_poll_order", "_final", "loop", "_upgrade_timer",
+                 "_ping_due", "_ping_left_at", "_heard_at", "_ping_queued", "_awaiting_pong",
+                 "_opened_at", "_wake_token")
 
     def __init__(self, engine: EngineServer, handshake: Handshake, transport: str) -> None:
         self.engine = engine
@@ -60,14 +69,12 @@ class Session:
         self.probe: FrameTransport | None = None  # websocket being upgraded to
         self.closed = False
         self.app: Any = None  # owned by the layer above (the Socket.IO connection)
-        self._queue: deque[eio.Frame] = deque()
+        self._queue: list[eio.Frame] = []   # frames waiting for a poll (or for an upgrade to finish)
         self._queued_bytes = 0
         self._poll: asyncio.Future[bytes] | None = None
         self._poll_order = 0
         self._final: list[eio.Frame] | None = None  # what a lingering closed session still owes
-        self._loop = IOLoop.current()
-        self._ping_timer: object | None = None
-        self._pong_timer: object | None = None
+        self.loop = IOLoop.current()
         self._upgrade_timer: object | None = None
         # The heartbeat runs on deadlines, not on when a timer happens to fire: the pong for
         # the next ping is due at ``_ping_due + ping_timeout`` even if the loop was busy.
@@ -76,7 +83,8 @@ class Session:
         self._heard_at: float | None = None  # when the last packet came from the client
         self._ping_queued = False
         self._awaiting_pong = False
-        self._opened_at = self._loop.time()
+        self._opened_at = self.loop.time()
+        self._wake_token = 0   # the current heartbeat deadline in the wheel; older ones are stale
 
     # ------------------------------------------------------------ handshake
     def open_packet(self) -> eio.Frame:
@@ -96,7 +104,7 @@ class Session:
         self._schedule_ping(self._opened_at)
 
     # ------------------------------------------------------------ outgoing
-    def send(self, frames: list[eio.Frame]) -> bool:
+    def send(self, frames: Sequence[eio.Frame]) -> bool:
         """Queue frames without blocking; False if the session is gone."""
         if self.closed:
             return False
@@ -118,9 +126,8 @@ class Session:
     def _drain(self) -> list[eio.Frame]:
         if self._ping_queued:
             self._ping_queued = False
-            self._ping_left_at = self._loop.time()
-        frames = list(self._queue)
-        self._queue.clear()
+            self._ping_left_at = self.loop.time()
+        frames, self._queue = self._queue, []
         self._queued_bytes = 0
         return frames
 
@@ -173,7 +180,7 @@ class Session:
         """Handle one packet from the active transport."""
         if self.closed:
             return
-        self._heard_at = self._loop.time()
+        self._heard_at = self.loop.time()
         if packet.type == eio.MESSAGE:
             self.engine.dispatch_message(self, packet.data)
         elif packet.type == eio.PONG:
@@ -189,7 +196,7 @@ class Session:
         """Close now if the pong deadline passed, whatever the timers say (a busy loop
         runs them late; a request arriving after the deadline must not find the session)."""
         deadline = self._pong_deadline()
-        if deadline is not None and self._loop.time() >= deadline:
+        if deadline is not None and self.loop.time() >= deadline:
             self.close(CloseReason.PING_TIMEOUT, graceful=False)
 
     # ------------------------------------------------------------ heartbeat
@@ -210,37 +217,45 @@ class Session:
     def _schedule_ping(self, since: float) -> None:
         self._ping_due = since + self.engine.ping_interval_ms / 1000
         self._ping_left_at = None
-        self._ping_timer = self._loop.call_at(self._ping_due, self._ping)
+        self._file(self._ping_due)
+
+    def _file(self, when: float) -> None:
+        """The next heartbeat deadline (a ping due, or a pong's deadline); replaces the last."""
+        self._wake_token += 1
+        self.engine.ticks.add(when, self, self._wake_token)
+
+    def wake(self, token: int) -> None:
+        """From the engine's wheel: the deadline filed with ``token`` has passed."""
+        if token != self._wake_token or self.closed:
+            return   # superseded (a pong came, the ping was rescheduled) or closed
+        if self._awaiting_pong:
+            self._pong_check()
+        else:
+            self._ping()
 
     def _ping(self) -> None:
-        self._ping_timer = None
-        if self.closed:
-            return
         self._awaiting_pong = True
         if self.transport == "websocket":
-            self._ping_left_at = self._loop.time()
+            self._ping_left_at = self.loop.time()
         else:
             self._ping_queued = True  # leaves with the next poll answer (see _drain)
-        self._pong_timer = self._loop.call_at(self._pong_deadline(), self._pong_check)
-        self.send([PING_FRAME])
+        self._file(self._pong_deadline())
+        self.send(PING_FRAMES)
 
     def _pong_check(self) -> None:
-        self._pong_timer = None
         deadline = self._pong_deadline()
-        if deadline is None or self.closed:
+        if deadline is None:
             return
-        if self._loop.time() >= deadline:
+        if self.loop.time() >= deadline:
             self.close(CloseReason.PING_TIMEOUT, graceful=False)
-        else:  # the ping left late, so its deadline moved
-            self._pong_timer = self._loop.call_at(deadline, self._pong_check)
+        else:  # the ping left late or the client spoke since: its deadline moved
+            self._file(deadline)
 
     def _on_pong(self) -> None:
         if not self._awaiting_pong:
             return  # unsolicited pong: harmless
         self._awaiting_pong = False
-        self._cancel(self._pong_timer)
-        self._pong_timer = None
-        self._schedule_ping(self._loop.time())
+        self._schedule_ping(self.loop.time())   # supersedes the pong's deadline
 
     # ------------------------------------------------------------ upgrade
     def can_upgrade(self) -> bool:
@@ -249,7 +264,7 @@ class Session:
     def begin_probe(self, ws: FrameTransport) -> None:
         self.probe = ws
         timeout = self.engine.upgrade_timeout_ms / 1000
-        self._upgrade_timer = self._loop.call_later(timeout, self._upgrade_timed_out, ws)
+        self._upgrade_timer = self.loop.call_later(timeout, self._upgrade_timed_out, ws)
 
     def probe_answered(self) -> None:
         """After ``3probe``: end the pending GET so the client can pause polling."""
@@ -285,8 +300,7 @@ class Session:
         if self.closed:
             return
         self.closed = True
-        for timer in (self._ping_timer, self._pong_timer, self._upgrade_timer):
-            self._cancel(timer)
+        self._cancel(self._upgrade_timer)   # the heartbeat's deadline in the wheel goes stale
         self._ping_due = None
         if client_closed:
             final = [NOOP_FRAME]
@@ -317,7 +331,7 @@ class Session:
 
     def _cancel(self, timer: object | None) -> None:
         if timer is not None:
-            self._loop.remove_timeout(timer)
+            self.loop.remove_timeout(timer)
 
 
 class EngineServer:
@@ -354,6 +368,8 @@ class EngineServer:
         self.on_message = on_message
         self.on_close = on_close
         self.sessions: dict[str, Session] = {}
+        # One timer for every session's heartbeat (and the layer above's connect timeouts).
+        self.ticks = TickWheel(tick_for(self.ping_interval_ms, self.ping_timeout_ms))
         self._lingering: dict[str, Session] = {}
 
     # ------------------------------------------------------------ requests
@@ -407,6 +423,7 @@ class EngineServer:
         for session in list(self.sessions.values()):
             session.close(reason)
         self._lingering.clear()
+        self.ticks.close()   # every deadline left belonged to a session closed just now
 
     # ------------------------------------------------------------ callbacks
     def dispatch_message(self, session: Session, data: str | bytes) -> None:

@@ -67,6 +67,9 @@ class Namespace:
 class Socket:
     """A client's membership of one namespace."""
 
+    __slots__ = ("server", "sid", "pid", "eio_sid", "namespace", "data", "handshake", "connected",
+                 "_conn", "_early", "_acks", "_next_ack", "_last_rooms")
+
     def __init__(self, server: SocketServer, conn: _Connection, namespace: str) -> None:
         self.server = server
         self.sid = secrets.token_urlsafe(15)
@@ -78,9 +81,9 @@ class Socket:
         self.connected = False
         self._conn = conn
         self._early: list[list[eio.Frame]] | None = []  # emits made before the CONNECT reply
-        self._acks: dict[int, Callable[..., Any]] = {}
+        self._acks: dict[int, Callable[..., Any]] | None = None   # made by the first emit with a callback
         self._next_ack = 0
-        self._last_rooms: set[str] = set()
+        self._last_rooms: frozenset[str] = frozenset()
 
     # -------------------------------------------------------------- app API
     def emit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> None:
@@ -88,6 +91,8 @@ class Socket:
         if callback is not None:
             ack_id = self._next_ack
             self._next_ack += 1
+            if self._acks is None:
+                self._acks = {}
             self._acks[ack_id] = callback
         self._send(encode_frames(sio.event(self.namespace, event, args, ack_id)))
 
@@ -171,11 +176,11 @@ class Socket:
             self._conn.session.send(frames)
 
     def _mark_gone(self) -> None:
-        self._last_rooms = self.server.adapter.rooms_of(self.namespace, self.sid)
+        self._last_rooms = frozenset(self.server.adapter.rooms_of(self.namespace, self.sid))
         self.server.adapter.leave_all(self.namespace, self.sid)
         self.connected = False
         self._early = None
-        self._acks.clear()
+        self._acks = None
 
 
 def _last_argument(frames: list[eio.Frame]) -> str | None:
@@ -202,38 +207,51 @@ def encode_frames(packet: sio.Packet) -> list[eio.Frame]:
 
 
 class _Connection:
-    """Socket.IO state of one Engine.IO session."""
+    """Socket.IO state of one Engine.IO session. Its connect timeout is a deadline in the
+    engine's wheel (``wake``), not a timer of its own; its inbox and worker task exist only
+    while packets are being handled."""
+
+    __slots__ = ("server", "session", "decoder", "sockets", "connecting", "closed_reason", "client",
+                 "admitted", "_inbox", "_worker", "_attachment_timer")
 
     def __init__(self, server: SocketServer, session: Session) -> None:
         self.server = server
         self.session = session
         self.decoder = sio.Decoder(max_pending_bytes=server.max_attachment_bytes)
         self.sockets: dict[str, Socket] = {}  # namespace -> connected socket
-        self.connecting: set[str] = set()
+        self.connecting: list[str] = []       # namespaces whose CONNECT is being handled
         self.closed_reason: str | None = None
         self.client = server.client_address(session.handshake)
         self.admitted = False  # a socket connected to a namespace that admits_session
-        self._inbox: deque[Callable[[], Awaitable[None]]] = deque()
+        self._inbox: deque[Callable[[], Awaitable[None]]] | None = None
         self._worker: asyncio.Task | None = None
-        self._loop = IOLoop.current().asyncio_loop
-        self._timer = IOLoop.current().call_later(server.connect_timeout_ms / 1000, self._connect_timeout)
         self._attachment_timer: object | None = None
+        session.engine.ticks.add(session.loop.time() + server.connect_timeout_ms / 1000, self)
+
+    def wake(self, token: object) -> None:
+        """The connect timeout has passed (from the engine's wheel)."""
+        self._connect_timeout()
 
     # -------------------------------------------------------------- inbox
     def enqueue(self, job: Callable[[], Awaitable[None]]) -> None:
+        if self._inbox is None:
+            self._inbox = deque()
         self._inbox.append(job)
         if self._worker is None:
             # Not get_running_loop(): close_all() may run while the loop is stopped.
-            self._worker = self._loop.create_task(self._run())
+            self._worker = self.session.loop.asyncio_loop.create_task(self._run())
 
     async def _run(self) -> None:
-        while self._inbox:
-            job = self._inbox.popleft()
+        inbox = self._inbox
+        while inbox:
+            job = inbox.popleft()
             try:
                 await job()
             except Exception:
                 log.exception("socket.io: unhandled error on connection %s", self.session.sid)
         self._worker = None
+        if self._inbox is inbox and not inbox:
+            self._inbox = None   # an idle connection holds no queue
 
     # -------------------------------------------------------------- engine callbacks
     def on_message(self, data: str | bytes) -> None:
@@ -262,7 +280,6 @@ class _Connection:
                            detail=f"{self.decoder.pending_bytes} bytes held, from {self.client}")
 
     def on_close(self, reason: str) -> None:
-        IOLoop.current().remove_timeout(self._timer)
         if self._attachment_timer is not None:
             IOLoop.current().remove_timeout(self._attachment_timer)
             self._attachment_timer = None
@@ -278,7 +295,7 @@ class _Connection:
 
     def _connect_timeout(self) -> None:
         admitting = [nsp for nsp in self.sockets if self.server.namespaces[nsp].admits_session]
-        if not admitting and not self.connecting and self.closed_reason is None:
+        if not admitting and not self.connecting and self.closed_reason is None and not self.session.closed:
             self.session.close(CloseReason.CONNECT_TIMEOUT)
 
     # -------------------------------------------------------------- packets
@@ -315,7 +332,7 @@ class _Connection:
             return
         socket = Socket(self.server, self, nsp)
         self.server.register(socket)
-        self.connecting.add(nsp)
+        self.connecting.append(nsp)
         try:
             await namespace.on_connect(socket, auth)
         except ConnectRefused as exc:
@@ -326,7 +343,7 @@ class _Connection:
             self._refuse(socket, "Internal server error")
             return
         finally:
-            self.connecting.discard(nsp)
+            self.connecting.remove(nsp)
         if self.closed_reason is not None:  # the connection died while on_connect ran
             self.server.unregister(socket)
             socket._mark_gone()
@@ -370,7 +387,7 @@ class _Connection:
             socket._send(encode_frames(sio.Packet(sio.ACK, socket.namespace, list(result), packet.id)))
 
     async def _ack(self, socket: Socket, packet: sio.Packet) -> None:
-        callback = socket._acks.pop(packet.id, None)
+        callback = socket._acks.pop(packet.id, None) if socket._acks else None
         if callback is None:
             return
         result = callback(*packet.data)

@@ -1,4 +1,4 @@
-"""The two private Tornado APIs the WebSocket transport relies on, in one place.
+"""The private Tornado APIs the WebSocket transport relies on, in one place.
 
 - ``WebSocketProtocol13._write_frame``: ``write_message()`` wraps every write in an asyncio
   Task so that its Future can be awaited. Nobody awaits ours (a slow client must not hold the
@@ -6,6 +6,10 @@
   frame was most of the server's CPU (bench/README.md). Same bytes on the wire, no Task.
 - ``BaseIOStream._write_buffer``: how many bytes a connection has not yet handed to the
   kernel, the backpressure measure of a socket's send buffer.
+- ``WebSocketHandler._detach_stream``: called once by the upgrade; Tornado's sets seven
+  instance attributes on the handler (``write``, ``finish``… made to raise), which grows every
+  socket's handler ``__dict__`` by ~0.8 KiB. ``detach_stream`` is the same without them (the
+  transport never calls those methods after the upgrade).
 
 They are checked when this module is imported: a Tornado without them fails at start-up
 with a clear message instead of silently reporting an empty buffer. ``TESTED`` is the range
@@ -14,8 +18,8 @@ of Tornado versions the suite ran against (``tests/unit/test_tornado_private.py`
 from __future__ import annotations
 
 import tornado
-from tornado.iostream import BaseIOStream
-from tornado.websocket import WebSocketProtocol, WebSocketProtocol13
+from tornado.iostream import BaseIOStream, IOStream
+from tornado.websocket import WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
 TESTED = ((6, 4), (7, 0))    # [from, to)
 TEXT, BINARY = 0x1, 0x2
@@ -28,6 +32,8 @@ def check() -> None:
         missing.append("WebSocketProtocol13._write_frame")
     if "_write_buffer" not in BaseIOStream.__init__.__code__.co_names:
         missing.append("BaseIOStream._write_buffer")
+    if not callable(getattr(WebSocketHandler, "_detach_stream", None)):
+        missing.append("WebSocketHandler._detach_stream")
     if missing:
         raise RuntimeError(f"tornado {tornado.version} lacks {', '.join(missing)}; "
                            f"nexus_chat.realtime was made for tornado {TESTED[0]} to {TESTED[1]} (exclusive)")
@@ -41,6 +47,11 @@ def write_frame(conn: WebSocketProtocol, data: bytes, *, binary: bool) -> None:
     """One final frame, written without an awaitable (IOStream silences the futures of
     writes that fail on a closed stream). Raises StreamClosedError on a closed stream."""
     conn._write_frame(True, BINARY if binary else TEXT, data)  # type: ignore[attr-defined]
+
+
+def detach_stream(handler: WebSocketHandler) -> IOStream:
+    """The upgraded connection's stream, taken from the HTTP layer (``RequestHandler.detach``)."""
+    return handler.detach()
 
 
 def unsent_bytes(conn: WebSocketProtocol | None) -> int:

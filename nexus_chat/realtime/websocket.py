@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 from tornado import websocket
-from tornado.iostream import StreamClosedError
+from tornado.iostream import IOStream, StreamClosedError
 
 from . import engineio_packets as eio
 from . import tornado_private
@@ -59,6 +59,9 @@ class EngineWebSocketHandler(websocket.WebSocketHandler):
             # handshake can slip past a cap before this one's session is counted.
             return self.engine.admit(Handshake.from_request(self.request))
         return None
+
+    def _detach_stream(self) -> IOStream:   # Tornado's, minus seven attributes per socket (tornado_private)
+        return tornado_private.detach_stream(self)
 
     def open(self, *args: object, **kwargs: object) -> None:
         # Small frames must not wait for the peer's delayed ACK (Nagle): without this, delivery

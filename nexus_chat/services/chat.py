@@ -27,8 +27,6 @@ from ..queries import groups
 from ..rules import require_exactly_one
 from ..shapes import message_shape, user_public
 from . import attachments, message_details
-from ..tokens import Claims
-from .auth import authenticate
 from ..metrics import MESSAGES_SENT
 
 log = logging.getLogger("nexus_chat.chat")
@@ -266,16 +264,6 @@ async def _user_exists(ctx: AppContext, user_id: str) -> bool:
 
 
 # ---- sockets -------------------------------------------------------------------------------
-async def authenticate_token(ctx: AppContext, token: str | None) -> Claims:
-    """The handshake: the access check of every REST route (``auth.authenticate``), and,
-    since a connection lives for hours and stores presence, the account exists in the
-    database (not only as far as this process knows); else 401."""
-    claims = authenticate(ctx, token)
-    if await chat_queries.public_user(ctx.db, claims.sub) is None:
-        raise unauthorized()
-    return claims
-
-
 async def group_ids(ctx: AppContext, user_id: str) -> list[str]:
     """The groups the user belongs to (remembered as memberships), current when this
     returns: a membership change during the read makes it read again, so a caller joining

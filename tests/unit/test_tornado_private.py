@@ -26,3 +26,10 @@ def test_a_tornado_without_them_is_refused(monkeypatch):
 
 def test_no_connection_has_nothing_unsent():
     assert tornado_private.unsent_bytes(None) == 0
+
+
+def test_a_tornado_without_the_upgrade_hook_is_refused(monkeypatch):
+    from tornado.websocket import WebSocketHandler
+    monkeypatch.delattr(WebSocketHandler, "_detach_stream")
+    with pytest.raises(RuntimeError, match="WebSocketHandler._detach_stream"):
+        tornado_private.check()
