@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
-from . import cluster, content, recovery, rest
+from . import cluster, content, idle, recovery, rest
 from .common import CpuMeter, box_busy_seconds, latency_summary, raise_nofile, rss_kib
 from .seed import PASSWORD, User, make_group, seed_users
 from .serverctl import BenchDatabase, ceiling_server, make_workdir, nexus_server
@@ -35,7 +35,6 @@ OPT_IN = frozenset({"dm-max-recovery", "group-max-recovery", "cluster-dm", "clus
 RECOVERY_PHASE = frozenset({"recovery"}) | {"dm-max-recovery", "group-max-recovery"}
 DM_RATES = (100, 200, 400, 800, 1600, 3200)
 GROUP_RATES = (10, 20, 40, 60, 80, 100, 130, 170, 220, 280, 360)   # sender msg/s; ×199 deliveries each
-IDLE_LEVELS = (1000, 3000, 10000)
 P99_LIMIT_MS = 250.0
 # Too long for the 10-minute run at full size (seeding 1,000,000 messages alone takes 4-6 min
 # on the 2-core box): a full `bench/run` leaves them out and says so; `--only search` runs it,
@@ -43,7 +42,7 @@ P99_LIMIT_MS = 250.0
 SEPARATE = frozenset({"search"})
 BUDGET_S = 560.0   # soft time budget: ladders stop stepping (and say so) rather than pass 10 min
 N_USERS = 200   # 100 DM pairs; the same users form the 200-member group
-IDLE_PING_MS = 5000
+IDLE_PING_MS = idle.IDLE_PING_MS
 
 
 def log(msg: str) -> None:
@@ -327,10 +326,12 @@ class Bench:
 
     async def connect_all(self, keys_tokens: list[tuple[str, str]], assign: list[int],
                           concurrency: int = 64, timeout: float = 90.0,
-                          urls: tuple[str, ...] | None = None) -> dict:
+                          urls: tuple[str, ...] | None = None, sources: list[str] | None = None) -> dict:
         """Connect sockets on the workers (``assign[i]`` = worker of the i-th socket) at once;
-        ``urls`` (cluster-*): socket i goes to ``urls[i % len(urls)]``, else to the server."""
-        per = [{"tokens": []} for _ in range(len(self.pool))]
+        ``urls`` (cluster-*): socket i goes to ``urls[i % len(urls)]``, else to the server;
+        ``sources[w]``: the loopback address worker w connects from (idle-conns' big level)."""
+        per = [{"tokens": []} if sources is None else {"tokens": [], "source": sources[w]}
+               for w in range(len(self.pool))]
         for i, ((key, token), w) in enumerate(zip(keys_tokens, assign)):
             per[w]["tokens"].append((key, token) if urls is None else (key, token, urls[i % len(urls)]))
         start_at = time.monotonic() + 0.3
@@ -439,52 +440,10 @@ class Bench:
                   "steps": steps, "ok": held is not None})
 
     async def idle_conns(self, target: str) -> None:
-        W = len(self.pool)
-        pid = self.server.pid
-        await asyncio.sleep(0.5)
-        rss_base = rss_kib(pid)
-        levels = []
-        current = 0
-        wait_s = IDLE_PING_MS / 1000 + 1.5
-        for level in IDLE_LEVELS:
-            keys = [(f"idle{i}", self.users[i % len(self.users)].token) for i in range(current, level)]
-            assign = [i % W for i in range(current, level)]
-            m = self.meter()
-            conn = await self.connect_all(keys, assign, concurrency=64, timeout=120)
-            cpu_connect = m.stop()
-            current += conn["ok"]
-            await asyncio.sleep(0.5)
-            rss_conn = rss_kib(pid)
-            await asyncio.to_thread(self.pool.call, "idle_mark", timeout=30)
-            m = self.meter()
-            await asyncio.sleep(wait_s)
-            checks = await asyncio.to_thread(self.pool.call, "idle_check", timeout=60)
-            cpu_idle = m.stop()
-            rss_after = rss_kib(pid)
-            alive = sum(c["alive"] for c in checks)
-            pinged = sum(c["pinged"] for c in checks)
-            closed: dict[str, int] = {}
-            for c in checks:
-                for k, v in c["closed"].items():
-                    closed[k] = closed.get(k, 0) + v
-            row = {"sockets": level, "connected_new": conn["ok"], "connect_failed": conn["failed"],
-                   "connect_errors": conn["errors"], "connect_s": round(conn["elapsed_s"], 2),
-                   "connects_per_s": round(conn["rate"], 1) if conn["rate"] else None,
-                   "rss_base_kib": rss_base, "rss_kib": rss_conn, "rss_after_ping_kib": rss_after,
-                   "rss_per_socket_kib": round((rss_after - rss_base) / max(current, 1), 2),
-                   "alive_after_ping_interval": alive, "pinged": pinged, "closed": closed,
-                   "wait_s": wait_s, "cpu_connect": cpu_connect, "cpu_idle": cpu_idle,
-                   "pass": conn["failed"] == 0 and alive == level and pinged == level}
-            levels.append(row)
-            log(f"  idle-conns[{target}] {level}: {row['connects_per_s']} connects/s, "
-                f"{row['rss_per_socket_kib']} KiB/socket, alive {alive}/{level}, pinged {pinged}, "
-                f"cpu {cpu_connect}")
-            if conn["failed"] or alive < current:
-                break
-        await asyncio.to_thread(self.pool.call, "close_all", timeout=120)
-        self.add({"scenario": "idle-conns", "target": target, "ping_interval_ms": IDLE_PING_MS,
-                  "users_shared": len(self.users), "levels": levels,
-                  "ok": all(r["pass"] for r in levels) and len(levels) == len(IDLE_LEVELS)})
+        await idle.run(self, target)
+
+    def log(self, msg: str) -> None:
+        log(msg)
 
     async def login_storm(self) -> None:
         storm_users, _ = await seed_users(self.server.url, self.var / "mail", "storm", 1, timeout_s=120)
@@ -644,8 +603,15 @@ def summary_text(r: dict) -> str:
         return (f"held {r['held_deliveries_s']} deliveries/s ({r['held_sender_msg_s']} msg/s × {r['receivers_counted']})"
                 + (f"; failed at {f['rate']} msg/s: p99 {f['delivery']['p99_ms']} ms, missing {f['missing']}" if f else ""))
     if s == "idle-conns":
-        return "; ".join(f"{lv['sockets']}: {lv['connects_per_s']} conn/s, {lv['rss_per_socket_kib']} KiB, "
+        text = "; ".join(f"{lv['sockets']}: {lv['connects_per_s']} conn/s, {lv['rss_per_socket_kib']} KiB, "
                          f"alive {lv['alive_after_ping_interval']}" for lv in r["levels"])
+        big = r.get("big")
+        if big:
+            text += (f"; big level {big['sockets']} (target {big['target_sockets']}): {big['connects_per_s']} conn/s, "
+                     f"{big['rss_per_socket_kib']} KiB, alive after two ping intervals "
+                     f"{big['alive_after_two_ping_intervals']}, pinged twice {big['pinged_twice']}"
+                     + (f" [limited: {big['limited_by']}]" if big["limited_by"] else ""))
+        return text
     if s == "login-storm":
         return (f"/auth/me p99 {r['me']['p99_ms']} ms (p50 {r['me']['p50_ms']}), logins {r['logins']['per_s']}/s "
                 f"p99 {r['logins']['p99_ms']} ms")
@@ -702,6 +668,14 @@ def markdown_table(results: list[dict], meta: dict) -> str:
                              f"{lv['rss_per_socket_kib']} KiB RSS/socket | alive after ping interval "
                              f"{lv['alive_after_ping_interval']:,}/{lv['sockets']:,} | failed {lv['connect_failed']} | "
                              f"{cpu_text(lv['cpu_connect'])} (connect) |")
+            big = r.get("big")
+            if big:
+                limited = f" (of {big['target_sockets']:,}: {big['limited_by']})" if big["limited_by"] else ""
+                lines.append(f"| {s} | {t} | {big['sockets']:,} sockets{limited}: {big['connects_per_s']} connects/s, "
+                             f"{big['rss_per_socket_kib']} KiB RSS/socket | alive after two ping intervals "
+                             f"{big['alive_after_two_ping_intervals']:,}/{big['sockets']:,}, pinged twice "
+                             f"{big['pinged_twice']:,} | failed {big['connect_failed']} | "
+                             f"{cpu_text(big['cpu_idle'])} (idle) |")
         elif s == "login-storm":
             lines.append(f"| {s} | {t} | /auth/me at 200 req/s during 16 login loops (bcrypt 12): "
                          f"{r['logins']['per_s']} logins/s | /auth/me p50 {r['me']['p50_ms']} ms, "
@@ -812,6 +786,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(BENCH_DIR / "results" / "latest.json"),
                         help="where to write the JSON (default bench/results/latest.json)")
     parser.add_argument("--workers", type=int, default=2, help="load-generator processes (default 2)")
+    parser.add_argument("--idle-big", type=int, default=idle.BIG_LEVEL, metavar="N",
+                        help=f"sockets of idle-conns' last level, alive through two ping intervals "
+                             f"(default {idle.BIG_LEVEL:,}; 0 skips it)")
     parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=("aiohttp", "websockets"),
                         help="WebSocket library of the Socket.IO load client")
     parser.add_argument("--budget", type=float, default=BUDGET_S,

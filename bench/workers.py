@@ -53,6 +53,7 @@ class Worker:
         self.backend = backend
         self.clients: dict[str, SioClient] = {}
         self.session = None
+        self.bound_sessions: dict[str, object] = {}   # source address -> aiohttp session bound to it
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -72,8 +73,17 @@ class Worker:
             self.conn.send(result)
         if self.session is not None:
             await self.session.close()
+        for bound in self.bound_sessions.values():
+            await bound.close()
 
-    async def _session(self):
+    async def _session(self, source: str | None = None):
+        if source is not None:   # connections from this loopback address (each has its own ports)
+            import aiohttp
+            if source not in self.bound_sessions:
+                self.bound_sessions[source] = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=0, force_close=True, local_addr=(source, 0)),
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
+            return self.bound_sessions[source]
         if self.session is None and self.backend == "aiohttp":
             import aiohttp
             self.session = aiohttp.ClientSession(
@@ -86,8 +96,10 @@ class Worker:
 
     # ------------------------------------------------------------------ connect / close
     async def cmd_connect(self, url: str, tokens: list, concurrency: int = 64, timeout: float = 60.0,
-                          start_at: float = 0.0) -> dict:
-        session = await self._session()
+                          start_at: float = 0.0, source: str | None = None) -> dict:
+        """``source``: a loopback address to connect from (aiohttp backend), for more sockets
+        than one address has ephemeral ports (~28,000)."""
+        session = await self._session(source)
         sem = asyncio.Semaphore(concurrency)
         errors: list[str] = []
         ok = 0
@@ -135,8 +147,12 @@ class Worker:
         self._marks = {k: c.pings for k, c in self.clients.items()}
         return {"n": len(self._marks)}
 
+    async def cmd_limits(self) -> dict:
+        import resource
+        return {"nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
+
     async def cmd_idle_check(self) -> dict:
-        alive = pinged = 0
+        alive = pinged = pinged_twice = 0
         reasons: dict[str, int] = {}
         for k, c in self.clients.items():
             if c.closed:
@@ -145,7 +161,10 @@ class Worker:
             alive += 1
             if c.pings > self._marks.get(k, 0):
                 pinged += 1
-        return {"n": len(self.clients), "alive": alive, "pinged": pinged, "closed": reasons}
+            if c.pings >= self._marks.get(k, 0) + 2:
+                pinged_twice += 1
+        return {"n": len(self.clients), "alive": alive, "pinged": pinged, "pinged_twice": pinged_twice,
+                "closed": reasons}
 
     # ------------------------------------------------------------------ 1-on-1 messages
     async def cmd_dm_step(self, tag: str, pairs: list, rate: float, duration: float, t_start: float,
