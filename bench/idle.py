@@ -85,7 +85,7 @@ async def run(bench, target: str) -> None:
             break
     await asyncio.to_thread(bench.pool.call, "close_all", timeout=120)
     wanted = getattr(bench.args, "idle_big", BIG_LEVEL)
-    big = (await big_level(bench, target, rss_base, wanted)
+    big = (await big_level(bench, target, rss_base, wanted, peak=current)
            if wanted and len(levels) == len(IDLE_LEVELS) else None)
     bench.add({"scenario": "idle-conns", "target": target, "ping_interval_ms": IDLE_PING_MS,
                "users_shared": len(bench.users), "levels": levels, "big": big,
@@ -99,9 +99,11 @@ def _cpu_ms_per_connect(cpu: dict, connects: int) -> float | None:
     return round(cpu["server"] * cpu["window_s"] / connects * 1000, 3)
 
 
-async def big_level(bench, target: str, rss_base: int | None, wanted: int = BIG_LEVEL) -> dict:
+async def big_level(bench, target: str, rss_base: int | None, wanted: int = BIG_LEVEL, peak: int = 0) -> dict:
     """``wanted`` sockets from scratch (the levels before are closed), from one loopback
-    address per worker, alive and pinged twice after two ping intervals."""
+    address per worker, alive and pinged twice after two ping intervals. The RSS per socket
+    counts from before the first level; the server keeps the memory of the closed levels for
+    reuse, so it is only given when this level holds more sockets than the ``peak`` before."""
     from .workers import WorkerPool
     server_limit = nofile_of(bench.server.pid) or 1024
     level = min(wanted, server_limit - FD_RESERVE)
@@ -135,8 +137,8 @@ async def big_level(bench, target: str, rss_base: int | None, wanted: int = BIG_
                "connect_s": round(conn["elapsed_s"], 2),
                "connects_per_s": round(conn["rate"], 1) if conn["rate"] else None,
                "rss_base_kib": rss_base, "rss_kib": rss_conn, "rss_after_ping_kib": rss_after,
-               "rss_per_socket_kib": (round((rss_after - rss_base) / max(conn["ok"], 1), 2)
-                                      if rss_base and rss_after else None),
+               "rss_per_socket_kib": (round((rss_after - rss_base) / conn["ok"], 2)
+                                      if rss_base and rss_after and conn["ok"] > peak else None),
                "alive_after_two_ping_intervals": seen["alive"], "pinged_twice": seen["pinged_twice"],
                "closed": seen["closed"], "wait_s": wait_s, "cpu_connect": cpu_connect, "cpu_idle": cpu_idle,
                "server_cpu_ms_per_connect": _cpu_ms_per_connect(cpu_connect, conn["ok"]),
