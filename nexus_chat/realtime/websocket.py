@@ -67,6 +67,7 @@ class EngineWebSocketHandler(websocket.WebSocketHandler):
         # Small frames must not wait for the peer's delayed ACK (Nagle): without this, delivery
         # p99 was ~35 ms at a few hundred messages/s, against ~5 ms with it.
         self.set_nodelay(True)
+        tornado_private.shed_http_state(self)   # the 101 answer is written: its headers are done
         sid = self.get_query_argument("sid", None)
         if sid:
             session = self.engine.lookup(sid)

@@ -33,3 +33,13 @@ def test_a_tornado_without_the_upgrade_hook_is_refused(monkeypatch):
     monkeypatch.delattr(WebSocketHandler, "_detach_stream")
     with pytest.raises(RuntimeError, match="WebSocketHandler._detach_stream"):
         tornado_private.check()
+
+
+def test_a_tornado_whose_handlers_keep_headers_elsewhere_is_refused(monkeypatch):
+    from tornado.web import RequestHandler
+
+    def clear(self):
+        self._other = {}
+    monkeypatch.setattr(RequestHandler, "clear", clear)
+    with pytest.raises(RuntimeError, match="RequestHandler._headers"):
+        tornado_private.check()
