@@ -139,13 +139,17 @@ async def big_level(bench, target: str, rss_base: int | None, wanted: int = BIG_
                "rss_base_kib": rss_base, "rss_kib": rss_conn, "rss_after_ping_kib": rss_after,
                "rss_per_socket_kib": (round((rss_after - rss_base) / conn["ok"], 2)
                                       if rss_base and rss_after and conn["ok"] > peak else None),
-               "alive_after_two_ping_intervals": seen["alive"], "pinged_twice": seen["pinged_twice"],
+               "alive_after_two_ping_intervals": seen["alive"], "pinged": seen["pinged"],
+               "pinged_twice": seen["pinged_twice"],
                "closed": seen["closed"], "wait_s": wait_s, "cpu_connect": cpu_connect, "cpu_idle": cpu_idle,
                "server_cpu_ms_per_connect": _cpu_ms_per_connect(cpu_connect, conn["ok"]),
-               "pass": conn["failed"] == 0 and seen["alive"] == level and seen["pinged_twice"] == level}
+               # Twice is not guaranteed within the window: the next ping is due an interval after
+               # the pong, so a generator slow to answer (thousands of pings/s) delays it.
+               "pass": conn["failed"] == 0 and seen["alive"] == level and seen["pinged"] == level}
         bench.log(f"  idle-conns[{target}] big level {level:,} (target {wanted:,}): "
                   f"{row['connects_per_s']} connects/s, {row['rss_per_socket_kib']} KiB/socket, "
-                  f"alive {seen['alive']:,}, pinged twice {seen['pinged_twice']:,}, idle cpu {cpu_idle}")
+                  f"alive {seen['alive']:,}, pinged {seen['pinged']:,} (twice {seen['pinged_twice']:,}), "
+                  f"idle cpu {cpu_idle}")
         await asyncio.to_thread(pool.call, "close_all", timeout=300)
         return row
     finally:
