@@ -115,10 +115,10 @@ async def big_level(bench, target: str, rss_base: int | None, wanted: int = BIG_
     level = min(wanted, server_limit - FD_RESERVE)
     limited_by = None
     if level < wanted:
-        limited_by = (f"the server's open-files limit is {server_limit} (the hard limit of this "
-                      f"machine's processes; LimitNOFILE of the systemd unit is 65536)")
-        bench.notes.append(f"idle-conns [{target}]: {wanted:,} sockets need more descriptors than "
-                           f"{limited_by}: the big level ran with {level:,}")
+        limited_by = (f"the server's open-files limit ({server_limit}, the hard limit of this "
+                      f"machine's processes; the systemd unit's LimitNOFILE is 65536)")
+        bench.notes.append(f"idle-conns [{target}]: {wanted:,} sockets do not fit under {limited_by}: "
+                           f"the big level ran with {level:,}")
     worker_limit = min(r["nofile"] for r in await asyncio.to_thread(bench.pool.call, "limits", timeout=30))
     n_workers = max(len(bench.pool), math.ceil(level / (worker_limit - FD_RESERVE)))
     saved = bench.pool
