@@ -236,7 +236,10 @@ async def test_the_ack_waits_for_the_commit_and_a_blocked_batch_holds_up_no_othe
     # foreign key), and so do the ack and the delivery.
     async with row_locked(db_target, "SELECT id FROM users WHERE id = %s FOR UPDATE", (b.id,)):
         late = asyncio.ensure_future(send(cb, "held back", recipientId=a.id))
-        while not await lock_waiters(db_target):
+        deadline = asyncio.get_running_loop().time() + 20
+        while not late.done() and not await lock_waiters(db_target):
+            # bounded: a send that never reaches the lock fails below instead of hanging
+            assert asyncio.get_running_loop().time() < deadline, "the held-back INSERT never waited"
             await asyncio.sleep(0.02)
         assert not late.done() and ca.of("message") == []
         assert query(db_target, "SELECT COUNT(*) FROM messages WHERE sender_id = %s AND content = 'held back'",
