@@ -64,30 +64,41 @@ class Presence:
                 if online == (user_id in self._online):
                     return
                 status, now = ("online" if online else "offline"), utcnow()
-                try:
-                    await users.set_presence(self.ctx.db, user_id, status, now)
-                except Exception as exc:
-                    if not db_unreachable(exc):
-                        raise
-                    self._unsynced.add(user_id)   # logged once by the database tracker
+                if not await self._store(user_id, status, now):
                     return
-                self._unsynced.discard(user_id)
                 if online:
                     self._online.add(user_id)
                 else:
                     self._online.discard(user_id)
-                self.ctx.chat_cache.forget_profile(user_id)
-                try:
-                    audience = await chat_queries.presence_audience(self.ctx.db, user_id)
-                except Exception as exc:
-                    if not db_unreachable(exc):
-                        raise
-                    audience = []   # stored; only the user's own sockets hear it this time
-                await self.ctx.events.publish(
-                    "userStatusChanged", {"userId": user_id, "status": status, "lastSeenAt": iso(now)},
-                    Audience.to_users([*audience, user_id]), volatile=True)
+                await self._tell(user_id, status, now)
         finally:
             self._busy -= 1
+
+    async def _store(self, user_id: str, status: str, now) -> bool:
+        """Stores the user's status; False (and remembered for ``repair``) while the
+        database is away."""
+        try:
+            await users.set_presence(self.ctx.db, user_id, status, now)
+        except Exception as exc:
+            if not db_unreachable(exc):
+                raise
+            self._unsynced.add(user_id)   # logged once by the database tracker
+            return False
+        self._unsynced.discard(user_id)
+        return True
+
+    async def _tell(self, user_id: str, status: str, now) -> None:
+        """`userStatusChanged` to those who know the user and to the user's own sockets."""
+        self.ctx.chat_cache.forget_profile(user_id)
+        try:
+            audience = await chat_queries.presence_audience(self.ctx.db, user_id)
+        except Exception as exc:
+            if not db_unreachable(exc):
+                raise
+            audience = []   # stored; only the user's own sockets hear it this time
+        await self.ctx.events.publish(
+            "userStatusChanged", {"userId": user_id, "status": status, "lastSeenAt": iso(now)},
+            Audience.to_users([*audience, user_id]), volatile=True)
 
     def _schedule_repair(self) -> None:
         if self._unsynced and not self.closing:

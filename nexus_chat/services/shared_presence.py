@@ -16,9 +16,7 @@ import logging
 from typing import Protocol
 
 from ..context import AppContext
-from ..db import db_unreachable
-from ..events import Audience
-from ..jsonutil import iso, utcnow
+from ..jsonutil import utcnow
 from ..queries import chat as chat_queries
 from ..queries import users
 from .presence import Presence
@@ -80,27 +78,8 @@ class SharedPresence(Presence):
 
     async def _store_and_tell(self, user_id: str, status: str) -> None:
         now = utcnow()
-        try:
-            await users.set_presence(self.ctx.db, user_id, status, now)
-        except Exception as exc:
-            if not db_unreachable(exc):
-                raise
-            self._unsynced.add(user_id)   # stored when the database is back (repair)
-            return
-        self._unsynced.discard(user_id)
-        await self._tell(user_id, status, now)
-
-    async def _tell(self, user_id: str, status: str, now) -> None:
-        self.ctx.chat_cache.forget_profile(user_id)
-        try:
-            audience = await chat_queries.presence_audience(self.ctx.db, user_id)
-        except Exception as exc:
-            if not db_unreachable(exc):
-                raise
-            audience = []
-        await self.ctx.events.publish(
-            "userStatusChanged", {"userId": user_id, "status": status, "lastSeenAt": iso(now)},
-            Audience.to_users([*audience, user_id]), volatile=True)
+        if await self._store(user_id, status, now):
+            await self._tell(user_id, status, now)
 
     async def repair(self) -> None:
         """The database is back: store the cluster's current answer for each user whose
