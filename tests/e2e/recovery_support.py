@@ -118,10 +118,19 @@ class RowLock:
         """Until another transaction waits for a lock this one holds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        async with self.conn.cursor() as cur:
-            await cur.execute("SELECT trx_id FROM information_schema.INNODB_TRX"
-                              " WHERE trx_mysql_thread_id = CONNECTION_ID()")
-            [own] = await cur.fetchone()
+        while True:
+            # InnoDB refreshes these tables only after 0.1 s without a read of them, so a
+            # transaction just begun can be missing from a view another reader refreshed.
+            async with self.conn.cursor() as cur:
+                await cur.execute("SELECT trx_id FROM information_schema.INNODB_TRX"
+                                  " WHERE trx_mysql_thread_id = CONNECTION_ID()")
+                found = await cur.fetchone()
+            if found is not None:
+                [own] = found
+                break
+            if loop.time() > deadline:
+                raise AssertionError("the lock-holding transaction never showed in INNODB_TRX")
+            await asyncio.sleep(0.25)
         while True:
             async with self.conn.cursor() as cur:
                 await cur.execute("SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS"
