@@ -7,6 +7,7 @@ import email
 import email.policy
 import os
 import re
+import shutil
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from aiosmtpd.controller import Controller
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from nexus_chat.config import SETTINGS
+from nexus_chat.migrate import migration_files
 
 
 @dataclass
@@ -244,3 +246,14 @@ def db_env(db_server, name: str) -> dict[str, str]:
     host, port, user, password = db_server
     return {"DB_HOST": host, "DB_PORT": str(port), "DB_USERNAME": user, "DB_PASSWORD": password,
             "DB_NAME": name}
+
+
+def migrations_before(tmp_path, number: int):
+    """sql/ as a previous version had it: every migration numbered below ``number``, copied
+    into ``tmp_path/sql`` (for the tests that a migration applies on top of older data)."""
+    earlier = tmp_path / "sql"
+    earlier.mkdir()
+    for path in migration_files():
+        if int(path.name[:3]) < number:
+            shutil.copy(path, earlier / path.name)
+    return earlier

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import shutil
 import uuid
 
 import pymysql
 
-from nexus_chat.migrate import apply_migrations, migration_files
+from nexus_chat.migrate import apply_migrations
 
-from .support import drop_database
+from .support import drop_database, migrations_before
 
 LIFECYCLE = "003_message_lifecycle.sql"
-
-
-def _earlier_files(tmp_path):
-    """sql/ as the previous version had it: every migration numbered below 003."""
-    earlier = tmp_path / "sql"
-    earlier.mkdir()
-    for path in migration_files():
-        if int(path.name[:3]) < 3:
-            shutil.copy(path, earlier / path.name)
-    return earlier
 
 
 def _seed(cur) -> dict:
@@ -67,7 +56,7 @@ def test_applies_on_top_of_the_previous_versions_data(db_server, tmp_path):
     name = f"nexus_migrate_{uuid.uuid4().hex[:8]}"
     kwargs = dict(host=host, port=port, user=user, password=password, database=name)
     try:
-        before = asyncio.run(apply_migrations(**kwargs, sql_dir=_earlier_files(tmp_path)))
+        before = asyncio.run(apply_migrations(**kwargs, sql_dir=migrations_before(tmp_path, 3)))
         assert LIFECYCLE not in before and before
         conn = pymysql.connect(host=host, port=port, user=user, password=password, database=name,
                                autocommit=True, init_command="SET time_zone = '+00:00'")

@@ -5,26 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import shutil
 import uuid
 
 import pymysql
 
-from nexus_chat.migrate import apply_migrations, migration_files
+from nexus_chat.migrate import apply_migrations
 from nexus_chat.searchtext import scope_token
 
-from .support import drop_database
+from .support import drop_database, migrations_before
 
 SCOPE = "009_search_scope.sql"
-
-
-def _earlier_files(tmp_path):
-    earlier = tmp_path / "sql"
-    earlier.mkdir()
-    for path in migration_files():
-        if int(path.name[:3]) < 9:
-            shutil.copy(path, earlier / path.name)
-    return earlier
 
 
 def test_old_messages_get_their_scope_word_and_are_found(db_server, tmp_path):
@@ -33,7 +23,7 @@ def test_old_messages_get_their_scope_word_and_are_found(db_server, tmp_path):
     kwargs = dict(host=host, port=port, user=user, password=password, database=name)
     now = dt.datetime(2026, 11, 1, 12, 0, 0)
     try:
-        before = asyncio.run(apply_migrations(**kwargs, sql_dir=_earlier_files(tmp_path)))
+        before = asyncio.run(apply_migrations(**kwargs, sql_dir=migrations_before(tmp_path, 9)))
         assert SCOPE not in before and before
         conn = pymysql.connect(host=host, port=port, user=user, password=password, database=name,
                                autocommit=True)

@@ -6,26 +6,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import shutil
 import uuid
 
 import pymysql
 
-from nexus_chat.migrate import apply_migrations, migration_files
+from nexus_chat.migrate import apply_migrations
 
-from .support import drop_database
+from .support import drop_database, migrations_before
 
 SUMMARY = "010_history_page.sql"
 THUMBS, HEART = "\U0001F44D", "\u2764\uFE0F"
-
-
-def _earlier_files(tmp_path):
-    earlier = tmp_path / "sql"
-    earlier.mkdir()
-    for path in migration_files():
-        if int(path.name[:3]) < 10:
-            shutil.copy(path, earlier / path.name)
-    return earlier
 
 
 def test_summaries_are_built_from_the_stored_reactions(db_server, tmp_path):
@@ -33,7 +23,7 @@ def test_summaries_are_built_from_the_stored_reactions(db_server, tmp_path):
     name = f"nexus_migrate_{uuid.uuid4().hex[:8]}"
     kwargs = dict(host=host, port=port, user=user, password=password, database=name)
     try:
-        before = asyncio.run(apply_migrations(**kwargs, sql_dir=_earlier_files(tmp_path)))
+        before = asyncio.run(apply_migrations(**kwargs, sql_dir=migrations_before(tmp_path, 10)))
         assert SUMMARY not in before and before
         conn = pymysql.connect(host=host, port=port, user=user, password=password, database=name,
                                autocommit=True, init_command="SET time_zone = '+00:00'", charset="utf8mb4")
