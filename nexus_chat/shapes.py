@@ -54,10 +54,12 @@ def user_short(row: Row, prefix: str = "") -> dict[str, Any] | None:
     }
 
 
+PUBLIC_USER_FIELDS = ("id", "username", "full_name", "avatar_url", "bio", "status", "last_seen_at")
+
+
 def public_columns(table: str, prefix: str) -> str:
     """SELECT list for a joined user as UserPublic: `u.id AS sender_id, …`."""
-    cols = ("id", "username", "full_name", "avatar_url", "bio", "status", "last_seen_at")
-    return ", ".join(f"{table}.{c} AS {prefix}{c}" for c in cols)
+    return ", ".join(f"{table}.{c} AS {prefix}{c}" for c in PUBLIC_USER_FIELDS)
 
 
 def short_columns(table: str, prefix: str) -> str:

@@ -12,9 +12,18 @@ import datetime as dt
 from ..db import Executor, Row
 from ..jsonutil import loads
 from ..searchtext import scope_token
+from ..shapes import PUBLIC_USER_FIELDS
 from .replies import SNIPPET_CHARS
 
-PUBLIC_USER = "id, username, full_name, avatar_url, bio, status, last_seen_at"
+PUBLIC_USER = ", ".join(PUBLIC_USER_FIELDS)
+
+
+def _user_fields(table: str, prefix: str) -> tuple[tuple[str, str], ...]:
+    """(name, expression) of a joined user's UserPublic columns, the date as text."""
+    return tuple((f"{prefix}{c}", f"CAST({table}.{c} AS CHAR)" if c == "last_seen_at" else f"{table}.{c}")
+                 for c in PUBLIC_USER_FIELDS)
+
+
 # Dates come back as text ("2026-01-01 09:30:00.123", which jsonutil.iso() turns into the API
 # form): parsing four datetimes a row in the pure-Python driver was the largest single cost of
 # a history page, and message rows are only ever shaped for output.
@@ -25,18 +34,13 @@ MESSAGE_FIELDS: tuple[tuple[str, str], ...] = (
     ("created_at", "CAST(m.created_at AS CHAR)"), ("updated_at", "CAST(m.updated_at AS CHAR)"),
     ("edited_at", "CAST(m.edited_at AS CHAR)"), ("deleted_at", "CAST(m.deleted_at AS CHAR)"),
     ("deleted_by", "m.deleted_by"), ("reply_to_id", "m.reply_to_id"),
-    ("sender_id", "u.id"), ("sender_username", "u.username"), ("sender_full_name", "u.full_name"),
-    ("sender_avatar_url", "u.avatar_url"), ("sender_bio", "u.bio"), ("sender_status", "u.status"),
-    ("sender_last_seen_at", "CAST(u.last_seen_at AS CHAR)"),
+    *_user_fields("u", "sender_"),
     # The reactions, summarised on the row (sql/010_history_page.sql).
     ("reactions_summary", "m.reactions_summary"),
     # What a reply shows of the message it answers (rm), with that message's sender (ru):
     # read with the page instead of in a query of its own. NULL when this is no reply.
     ("reply_found", "0 + (rm.id IS NOT NULL)"), ("reply_deleted", "0 + (rm.deleted_at IS NOT NULL)"),
-    ("reply_snippet", f"LEFT(rm.content, {SNIPPET_CHARS})"), ("reply_sender_id", "ru.id"),
-    ("reply_sender_username", "ru.username"), ("reply_sender_full_name", "ru.full_name"),
-    ("reply_sender_avatar_url", "ru.avatar_url"), ("reply_sender_bio", "ru.bio"),
-    ("reply_sender_status", "ru.status"), ("reply_sender_last_seen_at", "CAST(ru.last_seen_at AS CHAR)"),
+    ("reply_snippet", f"LEFT(rm.content, {SNIPPET_CHARS})"), *_user_fields("ru", "reply_sender_"),
     # Whether the attachments query may find anything (most pages have none). Kept on the
     # row: a dependent EXISTS here cost MariaDB 2–5 ms a page inside JSON_ARRAY.
     ("has_attachments", "m.has_attachments"),
@@ -86,14 +90,6 @@ async def conversation_participants(db: Executor, conversation_id: str) -> Row |
         "SELECT id, user_low_id, user_high_id FROM conversations WHERE id = %s", (conversation_id,))
 
 
-_USER_FIELDS = ("id", "username", "full_name", "avatar_url", "bio", "status", "last_seen_at")
-
-
-def _packed_user(table: str) -> str:
-    return ", ".join(f"CAST({table}.{c} AS CHAR)" if c == "last_seen_at" else f"{table}.{c}"
-                     for c in _USER_FIELDS)
-
-
 # The user's conversations with the seq of their newest message and the user's read pointer.
 # Each subquery is one index lookup; they run once per conversation in the derived table,
 # and the sort happens outside it (sorting on them in place evaluated them again: 4x slower).
@@ -105,8 +101,8 @@ _MY_CONVERSATIONS = (
     " SELECT c.id, c.creator_id, c.recipient_id, c.created_at, c.updated_at,"
     " (SELECT MAX(lm.seq) FROM messages lm WHERE lm.conversation_id = c.id)"
     " FROM conversations c WHERE c.user_high_id = %(me)s AND c.user_low_id <> %(me)s")
-_RECENT_NAMES = ("id", "created_at", "updated_at", "last_seq",
-                 *(f"creator_{c}" for c in _USER_FIELDS), *(f"recipient_{c}" for c in _USER_FIELDS))
+_RECENT_USERS = (*_user_fields("cu", "creator_"), *_user_fields("ru", "recipient_"))
+_RECENT_NAMES = ("id", "created_at", "updated_at", "last_seq", *(name for name, _ in _RECENT_USERS))
 
 
 async def recent_conversations(db: Executor, user_id: str) -> list[Row]:
@@ -114,7 +110,7 @@ async def recent_conversations(db: Executor, user_id: str) -> list[Row]:
     without messages), latest activity first. Read packed, one JSON array a row."""
     rows = await db.fetch_all(
         "SELECT JSON_ARRAY(t.id, CAST(t.created_at AS CHAR), CAST(t.updated_at AS CHAR), t.last_seq, "
-        + _packed_user("cu") + ", " + _packed_user("ru") + ") AS packed"
+        + ", ".join(expr for _, expr in _RECENT_USERS) + ") AS packed"
         f" FROM ({_MY_CONVERSATIONS}) t"
         " JOIN users cu ON cu.id = t.creator_id JOIN users ru ON ru.id = t.recipient_id"
         " ORDER BY t.last_seq IS NULL, t.last_seq DESC, t.created_at DESC", {"me": user_id})

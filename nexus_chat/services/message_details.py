@@ -13,7 +13,7 @@ from ..db import Row
 from ..queries import chat as chat_q
 from ..queries import reactions as reactions_q
 from ..queries import replies as replies_q
-from ..shapes import shape_messages, user_public
+from ..shapes import PUBLIC_USER_FIELDS, shape_messages, user_public
 from . import attachments
 from .message_access import MESSAGE_NOT_FOUND
 from ..errors import not_found, validation_failed
@@ -51,9 +51,7 @@ def _reply_row(row: Row) -> Row:
             **{key[len("reply_"):]: row[key] for key in _REPLY_SENDER_KEYS}}
 
 
-_REPLY_SENDER_KEYS = ("reply_sender_id", "reply_sender_username", "reply_sender_full_name",
-                      "reply_sender_avatar_url", "reply_sender_bio", "reply_sender_status",
-                      "reply_sender_last_seen_at")
+_REPLY_SENDER_KEYS = tuple(f"reply_sender_{c}" for c in PUBLIC_USER_FIELDS)
 
 
 def reply_shape(row: Row, senders: dict | None = None) -> dict[str, Any]:
