@@ -35,13 +35,9 @@ async def rewrite_summaries(tx: Transaction, message_seqs: list[int]) -> None:
     for start in range(0, len(message_seqs), SUMMARY_BATCH):
         chunk = message_seqs[start:start + SUMMARY_BATCH]
         by_message: dict[int, list[Row]] = {seq: [] for seq in chunk}
-        for row in await reactions_queries.reactions_of(tx, chunk, None):
+        for row in await reactions_queries.reactions_of(tx, chunk):
             by_message[row["message_seq"]].append(row)
-        if len(chunk) == 1:
-            await reactions_queries.set_summary(tx, chunk[0], summary_text(by_message[chunk[0]]))
-        else:
-            await reactions_queries.set_summaries(
-                tx, [(summary_text(rows), seq) for seq, rows in by_message.items()])
+        await reactions_queries.set_summaries(tx, [(summary_text(rows), seq) for seq, rows in by_message.items()])
 
 
 async def react(ctx: AppContext, user_id: str, message_id: str, emoji: str, react: bool) -> dict[str, Any]:
