@@ -5,7 +5,6 @@ attachment that is not the sender's) without failing the others of its batch."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pymysql
 import pytest
@@ -14,6 +13,7 @@ from nexus_chat.errors import ApiError
 from nexus_chat.services import chat as chat_service
 
 from .chat_support import NO_PRESENCE, make_group
+from .recovery_support import row_lock
 from .test_attachments import uploaded
 
 
@@ -200,29 +200,6 @@ async def test_attachments_are_claimed_with_their_message_inside_a_batch(api, us
                  (mine["id"], theirs["id"], c.id)) == [(with_file.message["id"],), (None,)]
 
 
-@contextlib.asynccontextmanager
-async def row_locked(db_target, sql: str, args):
-    """A transaction of the test's own holding ``FOR UPDATE`` locks until the block ends."""
-    conn = pymysql.connect(host=db_target.host, port=db_target.port, user=db_target.user,
-                           password=db_target.password, database=db_target.name)
-    try:
-        conn.begin()
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
-        yield
-    finally:
-        conn.rollback()
-        conn.close()
-
-
-async def lock_waiters(db_target) -> int:
-    """Transactions of this test's database waiting for a lock (the server is shared)."""
-    rows = query(db_target, "SELECT COUNT(*) FROM information_schema.innodb_trx t"
-                 " JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id"
-                 " WHERE t.trx_state = 'LOCK WAIT' AND p.db = %s", (db_target.name,))
-    return rows[0][0]
-
-
 @pytest.mark.gen_test(timeout=60)
 async def test_the_ack_waits_for_the_commit_and_a_blocked_batch_holds_up_no_other_chat(
         user_factory, chat, db_target):
@@ -234,13 +211,9 @@ async def test_the_ack_waits_for_the_commit_and_a_blocked_batch_holds_up_no_othe
     ca.take()
     # b's row is locked by another transaction: the INSERT of b's message waits for it (its
     # foreign key), and so do the ack and the delivery.
-    async with row_locked(db_target, "SELECT id FROM users WHERE id = %s FOR UPDATE", (b.id,)):
+    async with row_lock(db_target, "SELECT id FROM users WHERE id = %s FOR UPDATE", (b.id,)) as lock:
         late = asyncio.ensure_future(send(cb, "held back", recipientId=a.id))
-        deadline = asyncio.get_running_loop().time() + 20
-        while not late.done() and not await lock_waiters(db_target):
-            # bounded: a send that never reaches the lock fails below instead of hanging
-            assert asyncio.get_running_loop().time() < deadline, "the held-back INSERT never waited"
-            await asyncio.sleep(0.02)
+        await lock.waited_on(timeout=20)
         assert not late.done() and ca.of("message") == []
         assert query(db_target, "SELECT COUNT(*) FROM messages WHERE sender_id = %s AND content = 'held back'",
                      (b.id,)) == [(0,)]
