@@ -60,6 +60,12 @@ def summary_text(r: dict) -> str:
     if s == "photo-upload":
         return (f"{r['photos']} × {r['photo_bytes'] / 2**20:.1f} MiB in {r['elapsed_s']} s; "
                 f"/auth/me p99 {r['me_during']['p99_ms']} ms during the uploads")
+    if s == "history-depth":
+        return "; ".join(f"{p['page']} ({p['conversation_messages']:,}): {p['rps']:.0f} req/s p99 {p['p99_ms']:.1f} ms"
+                         for p in r["pages"])
+    if s == "group-linear":
+        return "; ".join(f"{st['group']} members, {st['connected']} connected: {st['server_ms_per_message']} ms/msg"
+                         for st in r["steps"])
     return json.dumps(r)[:200]
 
 
@@ -142,4 +148,15 @@ def markdown_table(results: list[dict], meta: dict) -> str:
                          f"p99 {u['p99_ms']} ms; /auth/me at {me['rate']:.0f}/s p99 {me['p99_ms']} ms "
                          f"(target ≤ {me['target_p99_ms']:.0f}) | errors {u['errors']} / {me['errors']} | "
                          f"{cpu_text(r['cpu'])} |")
+        elif s == "history-depth":
+            for p in r["pages"]:
+                lines.append(f"| {s} | {t} | {p['page']} page of {r['page']} ({p['conversation_messages']:,} messages): "
+                             f"{p['rps']:,.0f} req/s (32 conns) | p50 {p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms | "
+                             f"non-2xx {p['non_2xx']} | {cpu_text(p['cpu'])} |")
+        elif s == "group-linear":
+            for st in r["steps"]:
+                lines.append(f"| {s} | {t} | {st['group']} members, {st['connected']} connected, {st['rate']} msg/s: "
+                             f"{st['server_ms_per_message']} ms server CPU/message, {st['server_us_per_delivery']} µs/delivery | "
+                             f"p50 {st['delivery']['p50_ms']} ms, p99 {st['delivery']['p99_ms']} ms | "
+                             f"missing {st['missing']} | {cpu_text(st['cpu'])} |")
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
-from . import cluster, content, idle, recovery, rest
+from . import cluster, content, growth, idle, recovery, rest
 from .common import P99_LIMIT_MS, CpuMeter, box_busy_seconds, latency_summary, raise_nofile, rss_kib
 from .report import markdown_table, step_text, summary_text
 from .seed import PASSWORD, User, make_group, seed_users
@@ -26,7 +26,8 @@ from .sio import DEFAULT_BACKEND
 from .workers import WorkerPool
 
 BENCH_DIR = Path(__file__).resolve().parent
-SCENARIOS = ("rest-me", "rest-history", "rest-history-rich", "recent-1k", "dm-max", "group-max", "photo-upload", "search",
+SCENARIOS = ("rest-me", "rest-history", "rest-history-rich", "recent-1k", "dm-max", "group-max", "group-linear",
+             "photo-upload", "history-depth", "search",
              "recovery", "dm-max-recovery", "group-max-recovery", "idle-conns", "login-storm", "cluster-dm",
              "cluster-group", "ceiling")
 # Run only when named in --only (a full run would pass its time limit): dm-max and group-max
@@ -39,7 +40,7 @@ GROUP_RATES = (10, 20, 40, 60, 80, 100, 130, 170, 220, 280, 360)   # sender msg/
 # Too long for the 10-minute run at full size (seeding 1,000,000 messages alone takes 4-6 min
 # on the 2-core box): a full `bench/run` leaves them out and says so; `--only search` runs it,
 # and `--quick` runs it at 100,000 messages.
-SEPARATE = frozenset({"search"})
+SEPARATE = frozenset({"search", "history-depth"})
 BUDGET_S = 560.0   # soft time budget: ladders stop stepping (and say so) rather than pass 10 min
 N_USERS = 200   # 100 DM pairs; the same users form the 200-member group
 IDLE_PING_MS = idle.IDLE_PING_MS
@@ -275,8 +276,12 @@ class Bench:
             await self.guarded("dm-max", lambda: self.dm_max("nexus"))
         if "group-max" in self.selected:
             await self.guarded("group-max", self.group_max)
+        if "group-linear" in self.selected:
+            await self.guarded("group-linear", lambda: growth.group_linear(self))
         if "photo-upload" in self.selected:
             await self.guarded("photo-upload", lambda: content.photo_upload(self))
+        if "history-depth" in self.selected:   # adds a million messages to the schema
+            await self.guarded("history-depth", lambda: growth.history_depth(self))
         if "search" in self.selected:   # last: it adds a million messages to the schema
             await self.guarded("search", lambda: content.search(self))
         await self.stop_server()

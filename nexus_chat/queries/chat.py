@@ -54,9 +54,19 @@ MESSAGE_FROM = ("FROM messages m LEFT JOIN users u ON u.id = m.sender_id"
                 " LEFT JOIN messages rm ON rm.id = m.reply_to_id LEFT JOIN users ru ON ru.id = rm.sender_id")
 
 
-async def _messages(db: Executor, where: str, args: tuple) -> list[Row]:
-    """Message rows (MESSAGE_FIELDS) ``WHERE …``, read packed."""
-    rows = await db.fetch_all(f"SELECT {MESSAGE_PACKED} {MESSAGE_FROM} WHERE {where}", args)
+# A cursor page (`seq <` or `seq >` a message's) is a range of (conversation_id, seq) or
+# (group_id, seq). Left to itself MariaDB 10.11 reads it as `ref` on the chat's id and filters
+# on seq while walking from the newest row: a page from the middle of 1,000,000 messages then
+# read 500,000 index entries (360 ms instead of 1.6 ms, bench `history-depth`). The hint makes
+# it a range scan of the page's rows only.
+BY_CONVERSATION = "FORCE INDEX (ix_messages_conversation)"
+BY_GROUP = "FORCE INDEX (ix_messages_group)"
+
+
+async def _messages(db: Executor, where: str, args: tuple, index_hint: str = "") -> list[Row]:
+    """Message rows (MESSAGE_FIELDS) ``WHERE …``, read packed; ``index_hint`` applies to ``m``."""
+    from_ = MESSAGE_FROM.replace("FROM messages m ", f"FROM messages m {index_hint} ", 1) if index_hint else MESSAGE_FROM
+    rows = await db.fetch_all(f"SELECT {MESSAGE_PACKED} {from_} WHERE {where}", args)
     return [dict(zip(_MESSAGE_NAMES, loads(row["packed"]))) for row in rows]
 
 
@@ -172,7 +182,8 @@ async def conversation_messages(db: Executor, conversation_id: str, *, limit: in
         return await _messages(db, "m.conversation_id = %s"
                                    " ORDER BY m.seq DESC LIMIT %s OFFSET %s", (conversation_id, limit, offset))
     return await _messages(db, "m.conversation_id = %s AND m.seq < %s"
-                               " ORDER BY m.seq DESC LIMIT %s OFFSET %s", (conversation_id, before_seq, limit, offset))
+                               " ORDER BY m.seq DESC LIMIT %s OFFSET %s", (conversation_id, before_seq, limit, offset),
+                           BY_CONVERSATION)
 
 
 async def group_messages(db: Executor, group_id: str, *, limit: int, offset: int,
@@ -182,21 +193,24 @@ async def group_messages(db: Executor, group_id: str, *, limit: int, offset: int
         return await _messages(db, "m.group_id = %s"
                                    " ORDER BY m.seq DESC LIMIT %s OFFSET %s", (group_id, limit, offset))
     return await _messages(db, "m.group_id = %s AND m.seq < %s"
-                               " ORDER BY m.seq DESC LIMIT %s OFFSET %s", (group_id, before_seq, limit, offset))
+                               " ORDER BY m.seq DESC LIMIT %s OFFSET %s", (group_id, before_seq, limit, offset),
+                           BY_GROUP)
 
 
 async def conversation_messages_after(db: Executor, conversation_id: str, *, after_seq: int,
                                       limit: int, offset: int) -> list[Row]:
     """Oldest first, after ``after_seq`` (a forward cursor)."""
     return await _messages(db, "m.conversation_id = %s AND m.seq > %s"
-                           " ORDER BY m.seq LIMIT %s OFFSET %s", (conversation_id, after_seq, limit, offset))
+                           " ORDER BY m.seq LIMIT %s OFFSET %s", (conversation_id, after_seq, limit, offset),
+                           BY_CONVERSATION)
 
 
 async def group_messages_after(db: Executor, group_id: str, *, after_seq: int, limit: int,
                                offset: int) -> list[Row]:
     """Oldest first, after ``after_seq`` (a forward cursor)."""
     return await _messages(db, "m.group_id = %s AND m.seq > %s"
-                           " ORDER BY m.seq LIMIT %s OFFSET %s", (group_id, after_seq, limit, offset))
+                           " ORDER BY m.seq LIMIT %s OFFSET %s", (group_id, after_seq, limit, offset),
+                           BY_GROUP)
 
 
 async def messages_by_seq(db: Executor, seqs: list[int]) -> list[Row]:

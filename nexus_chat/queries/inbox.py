@@ -40,15 +40,18 @@ async def chats_page(db: Executor, user_id: str, *, limit: int, after: tuple[int
 
 
 async def unread_counts(db: Executor, user_id: str, chats: list[Row]) -> dict[str, int]:
-    """For each chat (kind, chat_id, last_read_seq): messages after the user's pointer that
-    someone else sent and nobody deleted. One statement; each part is a range of the
-    (chat, seq) index."""
+    """For each chat (kind, chat_id, last_read_seq) of a page: messages after the user's
+    pointer that someone else sent and nobody deleted. One statement; each part reads only the
+    range of the (chat, seq) index past the pointer (hinted: MariaDB otherwise reads the chat's
+    whole index from the newest entry down, 400 ms for a conversation of 200,000 messages)."""
     if not chats:
         return {}
     parts, args = [], []
     for chat in chats:
-        column = "group_id" if chat["kind"] == "group" else "conversation_id"
-        parts.append(f"SELECT %s AS chat_id, COUNT(*) AS n FROM messages WHERE {column} = %s AND seq > %s"
+        column, index = (("group_id", "ix_messages_group") if chat["kind"] == "group"
+                         else ("conversation_id", "ix_messages_conversation"))
+        parts.append(f"SELECT %s AS chat_id, COUNT(*) AS n FROM messages FORCE INDEX ({index})"
+                     f" WHERE {column} = %s AND seq > %s"
                      " AND (sender_id <> %s OR sender_id IS NULL) AND deleted_at IS NULL")
         args += [chat["chat_id"], chat["chat_id"], chat["last_read_seq"] or 0, user_id]
     rows = await db.fetch_all(" UNION ALL ".join(parts), tuple(args))

@@ -30,12 +30,13 @@ def _parse_cursor(cursor: str) -> tuple[int, str]:
 async def conversations(ctx: AppContext, user_id: str, *, limit: int = 20,
                         cursor: str | None = None) -> dict[str, Any]:
     """{items: [{kind, id, partner, group, lastMessage, unreadCount, lastReadMessageId}],
-    nextCursor}: four queries a page, whatever its size."""
+    nextCursor}: at most four queries a page, whatever its size."""
     after = _parse_cursor(cursor) if cursor else None
     rows = await inbox_queries.chats_page(ctx.db, user_id, limit=limit + 1, after=after)
     more = len(rows) > limit
     rows = rows[:limit]
-    unread = await inbox_queries.unread_counts(ctx.db, user_id, rows)
+    unread = await inbox_queries.unread_counts(
+        ctx.db, user_id, [row for row in rows if row["last_seq"] > (row["last_read_seq"] or 0)])
     seqs = [row["last_seq"] for row in rows if row["last_seq"]]
     by_seq = {}
     if seqs:
