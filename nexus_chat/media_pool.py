@@ -5,28 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
-import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 from .passwords import hashing_threads
+from .thread_priority import lowered_by
 
 T = TypeVar("T")
 NICENESS = 10     # added to the process's; an upload waits a little, a request does not
-
-log = logging.getLogger("nexus_chat.media")
-
-
-def _lower_priority() -> None:
-    """Runs in each pool thread as it starts. Linux schedules threads one by one, so this
-    leaves the event loop's thread at the process's priority."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + NICENESS)
-    except (AttributeError, OSError):   # not Linux, or not permitted: same priority then
-        log.debug("media threads keep the process's CPU priority", exc_info=True)
 
 
 class MediaPool:
@@ -35,7 +21,7 @@ class MediaPool:
         # threads keep N cores busy: one fewer than the box has (at least one).
         self.threads = threads or hashing_threads()
         self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="media",
-                                            initializer=_lower_priority)
+                                            initializer=lowered_by(NICENESS))
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` in the pool; uploads beyond its threads wait their turn."""

@@ -1,0 +1,26 @@
+"""Lower CPU priority for the worker threads of the bcrypt and media pools.
+
+Those threads release the GIL and keep a core busy each; on a busy box the scheduler then
+shares the cores between them and the event loop's thread, and every request waits its turn.
+Linux schedules threads one by one, so a thread can lower its own priority (raise its nice
+value) and leave the event loop's thread at the process's."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger("nexus_chat.threads")
+
+
+def lowered_by(niceness: int) -> Callable[[], None]:
+    """A ThreadPoolExecutor ``initializer``: adds ``niceness`` to the starting thread's nice
+    value. Not Linux, or not permitted: the thread keeps the process's priority."""
+    def lower() -> None:
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
+        except (AttributeError, OSError):
+            log.debug("pool threads keep the process's CPU priority", exc_info=True)
+    return lower
