@@ -83,13 +83,14 @@ def _store_reactions(db, message_ids: list[str], user_ids: list[str]) -> None:
             rows = [(seq, emoji, user_ids[who]) for seq in seqs for who, emoji in RICH_REACTIONS]
             cur.executemany("INSERT INTO message_reactions (message_seq, emoji, user_id, created_at)"
                             " VALUES (%s, %s, %s, NOW(3))", rows)
-            # and the summary each message carries (as sql/010_history_page.sql builds it)
+            # and the summary each message carries (as sql/013_reactions_wire.sql builds it)
             marks = ", ".join(["%s"] * len(seqs))
             cur.execute(
-                "UPDATE messages m JOIN (SELECT message_seq, JSON_ARRAYAGG(JSON_ARRAY(emoji, n, user_ids,"
-                " first_at) ORDER BY first_at, emoji) AS summary FROM (SELECT message_seq, emoji, COUNT(*) AS n,"
-                " GROUP_CONCAT(user_id ORDER BY created_at, user_id SEPARATOR ',' LIMIT 10) AS user_ids,"
-                " CAST(MIN(created_at) AS CHAR) AS first_at FROM message_reactions"
+                "UPDATE messages m JOIN (SELECT message_seq, JSON_ARRAYAGG(JSON_OBJECT('emoji', emoji, 'count', n,"
+                " 'userIds', JSON_QUERY(user_ids, '$'), 'reactedByMe', 1 = 0) ORDER BY first_at, emoji) AS summary"
+                " FROM (SELECT message_seq, emoji, COUNT(*) AS n,"
+                " JSON_ARRAYAGG(user_id ORDER BY created_at, user_id LIMIT 10) AS user_ids,"
+                " MIN(created_at) AS first_at FROM message_reactions"
                 f" WHERE message_seq IN ({marks}) GROUP BY message_seq, emoji) per_emoji GROUP BY message_seq) s"
                 " ON s.message_seq = m.seq SET m.reactions_summary = s.summary", seqs)
     finally:

@@ -93,10 +93,12 @@ def message_shape(row: Row, sender: dict | None = None) -> dict[str, Any]:
     }
 
 
-def shape_messages(rows: list[Row]) -> list[dict[str, Any]]:
+def shape_messages(rows: list[Row], senders: dict | None = None) -> list[dict[str, Any]]:
     """Messages of one page: a conversation has two senders, so each sender's UserPublic is
-    built once, not once per row (a measurable share of a history request)."""
-    senders: dict[str | None, dict | None] = {}
+    built once, not once per row (a measurable share of a history request). ``senders``
+    collects them by id, for the caller to reuse (the senders of replied-to messages)."""
+    if senders is None:
+        senders = {}
     shaped = []
     for row in rows:
         key = row["sender_id"]

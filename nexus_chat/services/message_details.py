@@ -1,8 +1,8 @@
 """What a Message carries besides its row: its reactions and what it replies to.
 
-Both come with the row (MESSAGE_FIELDS: the reactions' summary kept on the message, and the
-replied-to message joined in), so a page of history is one query whatever it holds; a
-tombstone has no reactions.
+Both come with the row (MESSAGE_FIELDS: the reactions' summary kept on the message, already in
+the answer's shape, and the replied-to message joined in), so a page of history is one query
+whatever it holds; a tombstone has no reactions.
 """
 from __future__ import annotations
 
@@ -13,49 +13,21 @@ from ..db import Row
 from ..queries import chat as chat_q
 from ..queries import reactions as reactions_q
 from ..queries import replies as replies_q
-from ..shapes import PUBLIC_USER_FIELDS, shape_messages, user_public
+from ..shapes import shape_messages, user_public
 from . import attachments
 from .message_access import MESSAGE_NOT_FOUND
 from ..errors import not_found, validation_failed
-from ..jsonutil import loads
 
 
-def reaction_shape(emoji: str, count: int, user_ids: str, mine: bool) -> dict[str, Any]:
+def reaction_shape(emoji: str, count: int, user_ids: str | None, mine: bool) -> dict[str, Any]:
+    """Reaction. ``user_ids``: comma-separated, as message_reactions' GROUP_CONCAT gives them."""
     return {"emoji": emoji, "count": int(count), "userIds": user_ids.split(",") if user_ids else [],
             "reactedByMe": bool(mine)}
 
 
-def _summary(row: Row) -> list:
-    """[[emoji, count, "first,user,ids", first_at], …] of a live message."""
-    summary = row["reactions_summary"] if row["deleted_at"] is None else None
-    return loads(summary) if summary else []
-
-
-def _unsure(summary: list, viewer_id: str | None) -> bool:
-    """The summary lists only the first users of each emoji: whether the viewer is among
-    the others needs a look at message_reactions."""
-    return viewer_id is not None and any(
-        count > len(users.split(",")) and viewer_id not in users.split(",")
-        for _, count, users, _ in summary)
-
-
-def _reactions(seq: int, summary: list, viewer_id: str | None,
-               mine: set[tuple[int, str]]) -> list[dict[str, Any]]:
-    return [reaction_shape(emoji, count, users, viewer_id in users.split(",") or (seq, emoji) in mine)
-            for emoji, count, users, _ in summary]
-
-
-def _reply_row(row: Row) -> Row:
-    """The replied-to message's columns of a MESSAGE_FIELDS row, as ``replies.snippets`` names them."""
-    return {"id": row["reply_to_id"], "snippet": row["reply_snippet"], "deleted": row["reply_deleted"],
-            **{key[len("reply_"):]: row[key] for key in _REPLY_SENDER_KEYS}}
-
-
-_REPLY_SENDER_KEYS = tuple(f"reply_sender_{c}" for c in PUBLIC_USER_FIELDS)
-
-
 def reply_shape(row: Row, senders: dict | None = None) -> dict[str, Any]:
-    """``senders``: UserPublic already built for this page, by id (one per sender, not per row)."""
+    """``replyTo`` from a ``replies.snippets`` row. ``senders``: UserPublic already built,
+    by id (one per sender, not per row)."""
     key = row["sender_id"]
     if senders is None or key not in senders:
         sender = user_public(row, "sender_")
@@ -67,26 +39,56 @@ def reply_shape(row: Row, senders: dict | None = None) -> dict[str, Any]:
             "snippet": row["snippet"] or "", "deleted": bool(row["deleted"])}
 
 
+def _reply(row: Row, senders: dict) -> dict[str, Any] | None:
+    """``replyTo`` from a MESSAGE_FIELDS row (the replied-to message joined in); None when
+    that message is gone. Its sender's UserPublic is shared with the page's (``senders``):
+    read by the same statement, so the same values."""
+    if not row["reply_found"]:
+        return None
+    key = row["reply_sender_id"]
+    sender = senders.get(key) if key is not None else None
+    if sender is None and key is not None:
+        sender = senders[key] = user_public(row, "reply_sender_")
+    return {"id": row["reply_to_id"], "senderId": key, "sender": sender,
+            "snippet": row["reply_snippet"] or "", "deleted": bool(row["reply_deleted"])}
+
+
 async def detailed(ctx: AppContext, rows: list[Row], viewer_id: str | None) -> list[dict[str, Any]]:
     """Messages of ``rows`` (MESSAGE_FIELDS), each with its reactions (``reactedByMe`` for
     ``viewer_id``), ``replyTo`` and attachments: one more query when some message has
-    attachments, and one when the viewer may have reacted past the users a summary lists."""
-    shaped = shape_messages(rows)
-    summaries = [_summary(row) for row in rows]
-    unsure = [row["seq"] for row, summary in zip(rows, summaries) if summary and _unsure(summary, viewer_id)]
-    mine: set[tuple[int, str]] = set()
+    attachments, and one when the viewer may have reacted past the users a summary lists.
+
+    A row's ``reactions`` are the summary kept on the message, already the Reactions the API
+    answers (sql/013_reactions_wire.sql), decoded with the row: only ``reactedByMe`` is
+    set here, in place (every row is a fresh decode)."""
+    senders: dict = {}
+    shaped = shape_messages(rows, senders)
+    unsure: list[tuple[int, dict[str, Any]]] = []   # (seq, reaction) the viewer may be behind
+    with_files = []
+    for row, message in zip(rows, shaped):
+        if row["deleted_at"] is None:
+            reactions = row["reactions"]
+            if reactions:
+                message["reactions"] = reactions
+                if viewer_id is not None:
+                    for reaction in reactions:
+                        users = reaction["userIds"]
+                        if viewer_id in users:
+                            reaction["reactedByMe"] = True
+                        elif reaction["count"] > len(users):   # the summary lists the first few only
+                            unsure.append((row["seq"], reaction))
+            if row["has_attachments"]:
+                with_files.append(message)
+        if row["reply_to_id"]:
+            message["replyTo"] = _reply(row, senders)
     if unsure:
-        mine = {(r["message_seq"], r["emoji"])
-                for r in await reactions_q.my_reactions(ctx.db, viewer_id, unsure)}
-    with_files = [message for row, message in zip(rows, shaped)
-                  if row["has_attachments"] and row["deleted_at"] is None]
+        mine = {(r["message_seq"], r["emoji"]) for r in await reactions_q.my_reactions(
+            ctx.db, viewer_id, list(dict.fromkeys(seq for seq, _ in unsure)))}
+        for seq, reaction in unsure:
+            if (seq, reaction["emoji"]) in mine:
+                reaction["reactedByMe"] = True
     if with_files:
         await attachments.with_attachments(ctx, with_files)
-    senders: dict = {}
-    for row, message, summary in zip(rows, shaped, summaries):
-        message["reactions"] = _reactions(row["seq"], summary, viewer_id, mine)
-        if row["reply_to_id"]:
-            message["replyTo"] = reply_shape(_reply_row(row), senders) if row["reply_found"] else None
     return shaped
 
 

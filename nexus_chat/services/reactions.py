@@ -14,19 +14,20 @@ from ..jsonutil import dumps, utcnow
 from ..queries import reactions as reactions_queries
 from . import message_access as access
 from .message_changes import MESSAGE_DELETED
-from .message_details import detailed_message
+from .message_details import detailed_message, reaction_shape
 
 MAX_DISTINCT_REACTIONS = 20   # different emoji on one message
 SUMMARY_BATCH = 500           # messages whose summaries are rewritten per query
 
 
 def summary_text(rows: list[Row]) -> str | None:
-    """``messages.reactions_summary`` from the message's ``reactions_of`` rows: [emoji, count,
-    "first,user,ids", first reacted at] in the order the emoji were first used; None for none."""
+    """``messages.reactions_summary`` from the message's ``reactions_of`` rows: the message's
+    Reactions as the API answers them to someone who did not react (sql/013_reactions_wire.sql),
+    in the order the emoji were first used; None for none."""
     if not rows:
         return None
     ordered = sorted(rows, key=lambda r: (r["first_at"], r["emoji"]))
-    return dumps([[r["emoji"], int(r["n"]), r["user_ids"] or "", r["first_at"]] for r in ordered]).decode()
+    return dumps([reaction_shape(r["emoji"], r["n"], r["user_ids"], False) for r in ordered]).decode()
 
 
 async def rewrite_summaries(tx: Transaction, message_seqs: list[int]) -> None:

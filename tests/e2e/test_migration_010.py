@@ -54,8 +54,10 @@ def test_summaries_are_built_from_the_stored_reactions(db_server, tmp_path):
             reactions += [(seqs[0], THUMBS, uid, t0 + dt.timedelta(seconds=1 + i)) for i, uid in enumerate(thumbs)]
             cur.executemany("INSERT INTO message_reactions (message_seq, emoji, user_id, created_at)"
                             " VALUES (%s, %s, %s, %s)", reactions)
-        after = asyncio.run(apply_migrations(**kwargs))
-        assert after == [SUMMARY] or SUMMARY in after
+        # 010 alone: 013 rewrites the summaries into another form (test_migration_013.py)
+        (tmp_path / "upto010").mkdir()
+        after = asyncio.run(apply_migrations(**kwargs, sql_dir=migrations_before(tmp_path / "upto010", 11)))
+        assert after == [SUMMARY]
         with conn.cursor() as cur:
             cur.execute("SELECT seq, reactions_summary FROM messages ORDER BY seq")
             summaries = dict(cur.fetchall())
