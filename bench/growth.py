@@ -171,10 +171,11 @@ async def _linear_step(bench: "Bench", group_id: str, members: list, connected: 
         receivers[assign[i]].append(f"l{i}")
     step_s = bench.dur(8, 3)
     t_start = time.monotonic() + 0.5
-    per = [{"receivers": receivers[w], "sender_key": "l0" if w == assign[0] else None} for w in range(W)]
+    # one sender (at LINEAR_RATE, far below what one socket can send), not among the receivers
+    per = [{"receivers": receivers[w], "senders": [["l0", 0]] if w == assign[0] else []} for w in range(W)]
     cpu_task = asyncio.create_task(bench.cpu_window(t_start, step_s))
     res = await asyncio.to_thread(bench.pool.call, "group_step", per, tag=f"lin{label}{connected}",
-                                  group_id=group_id, rate=LINEAR_RATE, duration=step_s, t_start=t_start,
+                                  group_id=group_id, n_senders=1, rate=LINEAR_RATE, duration=step_s, t_start=t_start,
                                   drain_s=5.0, timeout=step_s + 30)
     cpu = await cpu_task
     await asyncio.to_thread(bench.pool.call, "close_all", timeout=60)

@@ -10,9 +10,13 @@ from .common import P99_LIMIT_MS
 def step_text(s: dict) -> str:
     d = s["delivery"]
     lost = s.get("lost", s.get("missing"))
+    ack = s.get("ack") or {}
+    client_lag = s.get("client_loop_lag_max_ms")
     return (f"{'PASS' if s['pass'] else 'FAIL'} p50 {d['p50_ms']} ms p99 {d['p99_ms']} ms, "
-            f"lost {lost}, ack errors {s['ack_errors']}, gen lag {s['generator_lag_max_ms']} ms, "
-            f"cpu {s.get('cpu')}")
+            f"ack p99 {ack.get('p99_ms')} ms, lost {lost}, ack errors {s['ack_errors']}, "
+            f"gen lag {s['generator_lag_max_ms']} ms"
+            + (f", client loop lag max {client_lag} ms" if client_lag is not None else "")
+            + f", cpu {s.get('cpu')}")
 
 
 def cpu_text(cpu: dict | None) -> str:

@@ -24,9 +24,10 @@ def _is_error(body: str) -> bool:
 
 
 def delivery_handler(prefix: str, seen: bytearray, counters: dict, count_key: str, latencies: array,
-                     t_start: float, inv_rate: float, on_new=None):
+                     t_start: float, inv_rate: float, on_new=None, own: tuple[int, int] | None = None):
     """A client's `message` callback: parse `<tag>|<seq> …`, drop foreign and duplicate
-    deliveries, and record the latency from when message ``seq`` was due."""
+    deliveries, and record the latency from when message ``seq`` was due. ``own`` = (n, k):
+    this client sent the messages whose seq % n == k; the copies of them it gets are not counted."""
     monotonic = time.monotonic
     loads = orjson.loads
 
@@ -36,6 +37,8 @@ def delivery_handler(prefix: str, seen: bytearray, counters: dict, count_key: st
             counters["foreign"] += 1
             return
         seq = int(content[len(prefix):].split(" ", 1)[0])
+        if own is not None and seq % own[0] == own[1]:
+            return
         if seen[seq]:
             counters["dup"] += 1
             return
@@ -45,6 +48,29 @@ def delivery_handler(prefix: str, seen: bytearray, counters: dict, count_key: st
         counters[count_key] += 1
         latencies.append(monotonic() - (t_start + seq * inv_rate))
     return on_message
+
+class LoopLag:
+    """How late this worker's event loop ran a 5 ms timer at worst while it runs: a late
+    client delays every delivery it reads, so a step's latency is the server's only when
+    this stays small."""
+
+    PERIOD_S = 0.005
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        monotonic = time.monotonic
+        while True:
+            due = monotonic() + self.PERIOD_S
+            await asyncio.sleep(self.PERIOD_S)
+            self.worst = max(self.worst, monotonic() - due)
+
+    def stop(self) -> float:
+        self._task.cancel()
+        return self.worst
+
 
 class Worker:
     def __init__(self, conn, wid: int, backend: str) -> None:
@@ -249,33 +275,39 @@ class Worker:
                 "ack_lat": ack_lat.tobytes(), "del_lat": del_lat.tobytes()}
 
     # ------------------------------------------------------------------ group fan-out
-    async def cmd_group_step(self, tag: str, group_id: str, sender_key: str | None, receivers: list,
+    async def cmd_group_step(self, tag: str, group_id: str, senders: list, n_senders: int, receivers: list,
                              rate: float, duration: float, t_start: float, drain_s: float = 5.0) -> dict:
-        """One sender (in one worker) posts to the group at ``rate``; every worker counts what
-        its receivers get. Latency of a delivery = arrival - due time of the message."""
+        """``n_senders`` members post to the group at ``rate`` together: message ``seq`` is due at
+        t_start + seq/rate and sent by sender ``seq % n_senders``; ``senders`` are the
+        ([key, index]) of those in this worker. Every worker counts what its ``receivers`` get
+        (a sender is a receiver too, of everyone's messages but its own). Latency of a delivery
+        (and of an ack) = arrival - due time of the message."""
         total = int(rate * duration)
         counts = array("H", bytes(2 * total))
         del_lat = array("d")
+        ack_lat = array("d")
         counters = {"deliveries": 0, "dup": 0, "foreign": 0, "acked": 0, "ack_errors": 0}
         error_samples: list[str] = []
         prefix = tag + "|"
         inv_rate = 1.0 / rate
         monotonic = time.monotonic
-        expected_local = len(receivers) * total
+        index_of = {key: index for key, index in senders}
+        own_count = [len(range(index, total, n_senders)) for index in range(n_senders)]
+        expected_local = sum(total - (own_count[index_of[key]] if key in index_of else 0) for key in receivers)
 
         def count(seq: int) -> None:
             counts[seq] += 1
 
         for key in receivers:  # each receiver has its own duplicate filter
+            own = (n_senders, index_of[key]) if key in index_of else None
             self.clients[key].on_message = delivery_handler(
-                prefix, bytearray(total), counters, "deliveries", del_lat, t_start, inv_rate, on_new=count)
+                prefix, bytearray(total), counters, "deliveries", del_lat, t_start, inv_rate, on_new=count,
+                own=own)
 
-        sender = self.clients[sender_key] if sender_key else None
-        amap: dict[int, int] = {}
         acked = bytearray(total)
-        if sender is not None:
-            sender.on_message = None
+        amaps: dict[str, dict[int, int]] = {}
 
+        def make_on_ack(amap: dict[int, int]):
             def on_ack(ack_id: int, body: str) -> None:
                 seq = amap.pop(ack_id, None)
                 if seq is None:
@@ -287,45 +319,55 @@ class Worker:
                 elif not acked[seq]:
                     acked[seq] = 1
                     counters["acked"] += 1
-            sender.on_ack = on_ack
+                    ack_lat.append(monotonic() - (t_start + seq * inv_rate))
+            return on_ack
+
+        for key, _ in senders:
+            amaps[key] = {}
+            self.clients[key].on_ack = make_on_ack(amaps[key])
+        by_index = {index: key for key, index in senders}
+        mine = [seq for seq in range(total) if seq % n_senders in by_index]   # this worker's messages, in due order
 
         await asyncio.sleep(max(0.0, t_start - monotonic()))
-        sent = 0
+        probe = LoopLag()
+        sent = 0          # of ``mine``
         lag_max = 0.0
-        if sender is not None:
-            end_by = t_start + duration + 2.0
-            while sent < total and monotonic() < end_by:
-                now = monotonic()
-                due = min(total, int((now - t_start) * rate) + 1)
-                if due > sent:
-                    lag_max = max(lag_max, now - (t_start + sent * inv_rate))
-                while sent < due and not sender.closed:
-                    ack_id = await sender.emit("sendMessage", {"groupId": group_id,
-                                                               "content": f"{prefix}{sent} bench"})
-                    amap[ack_id] = sent
-                    sent += 1
-                if sender.closed:
-                    break
-                await asyncio.sleep(max(0.0, min(t_start + sent * inv_rate - monotonic(), 0.01)))
-        else:
+        end_by = t_start + duration + 2.0
+        while sent < len(mine) and monotonic() < end_by:
+            now = monotonic()
+            if t_start + mine[sent] * inv_rate <= now:
+                lag_max = max(lag_max, now - (t_start + mine[sent] * inv_rate))
+            while sent < len(mine) and t_start + mine[sent] * inv_rate <= now:
+                seq = mine[sent]
+                key = by_index[seq % n_senders]
+                client = self.clients[key]
+                if not client.closed:
+                    ack_id = await client.emit("sendMessage", {"groupId": group_id, "content": f"{prefix}{seq} bench"})
+                    amaps[key][ack_id] = seq
+                sent += 1
+            if sent < len(mine):
+                await asyncio.sleep(max(0.0, min(t_start + mine[sent] * inv_rate - monotonic(), 0.01)))
+        if not mine:
             await asyncio.sleep(max(0.0, t_start + duration - monotonic()))
         drain_until = max(monotonic(), t_start + duration) + drain_s
         while monotonic() < drain_until:
             done_recv = counters["deliveries"] >= expected_local
-            done_ack = sender is None or counters["acked"] + counters["ack_errors"] >= sent
+            done_ack = counters["acked"] + counters["ack_errors"] >= sent
             if done_recv and done_ack:
                 break
             await asyncio.sleep(0.02)
+        loop_lag_max = probe.stop()
         for key in receivers:
             self.clients[key].on_message = None
-        if sender is not None:
-            sender.on_ack = None
+        for key, _ in senders:
+            self.clients[key].on_ack = None
         closed = sum(1 for k in receivers if self.clients[k].closed)
         return {"planned": total, "sent": sent, "acked": counters["acked"],
                 "ack_errors": counters["ack_errors"], "error_samples": error_samples,
                 "deliveries": counters["deliveries"], "dup": counters["dup"],
                 "foreign": counters["foreign"], "lag_max_s": lag_max, "closed_sockets": closed,
-                "counts": counts.tobytes(), "del_lat": del_lat.tobytes(), "receivers": len(receivers)}
+                "counts": counts.tobytes(), "del_lat": del_lat.tobytes(), "ack_lat": ack_lat.tobytes(),
+                "loop_lag_max_s": loop_lag_max, "receivers": len(receivers)}
 
     # ------------------------------------------------------------------ seeding helper
     async def cmd_send_many(self, key: str, recipient_id: str, count: int, window: int = 32,
