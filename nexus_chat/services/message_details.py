@@ -69,6 +69,8 @@ async def detailed(ctx: AppContext, rows: list[Row], viewer_id: str | None) -> l
         if row["deleted_at"] is None:
             reactions = row["reactions"]
             if reactions:
+                if type(reactions[0]) is list:   # 010's form, written by a process older than 013
+                    reactions = [reaction_shape(emoji, n, users, False) for emoji, n, users, _ in reactions]
                 message["reactions"] = reactions
                 if viewer_id is not None:
                     for reaction in reactions:

@@ -239,3 +239,25 @@ async def test_a_deleted_account_takes_its_reactions_along(api, user_factory, ch
     history = await api.get(f"/api/chat/messages?groupId={group_id}", token=owner.access)
     assert history.data[0]["reactions"] == [
         {"emoji": THUMBS, "count": 1, "userIds": [stayer.id], "reactedByMe": False}]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_summary_in_the_old_form_still_answers(api, user_factory, chat, db_target):
+    """A process older than migration 013 (a rolling upgrade) writes the summary in 010's form
+    ([emoji, count, "first,user,ids", first at]): history still answers Reactions."""
+    owner, member = [await user_factory(p) for p in ("o", "m")]
+    group_id = await make_group(api, owner, [member])
+    [co] = await connect(chat, owner)
+    sent = await co.send("old form", groupId=group_id)
+    conn = pymysql.connect(host=db_target.host, port=db_target.port, user=db_target.user,
+                           password=db_target.password, database=db_target.name, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("UPDATE messages SET reactions_summary = %s WHERE id = %s",
+                        (f'[["{HEART}", 2, "{owner.id},{member.id}", "2026-01-02 03:04:05.000"]]', sent["id"]))
+    finally:
+        conn.close()
+    response = await api.get(f"/api/chat/messages?groupId={group_id}", token=member.access)
+    assert response.status == 200, response.body
+    assert response.data[0]["reactions"] == [
+        {"emoji": HEART, "count": 2, "userIds": [owner.id, member.id], "reactedByMe": True}]
