@@ -24,6 +24,8 @@ class TcpProxy:
 
     def __init__(self, target: int | None) -> None:
         self.target = target
+        self.flowing = asyncio.Event()   # cleared by `stall`: bytes wait in the proxy
+        self.flowing.set()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server: asyncio.base_events.Server | None = None
@@ -47,6 +49,7 @@ class TcpProxy:
         async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             try:
                 while data := await source.read(65536):
+                    await self.flowing.wait()
                     sink.write(data)
                     await sink.drain()
             except (OSError, asyncio.CancelledError):
@@ -57,6 +60,14 @@ class TcpProxy:
                     self._open.discard(end)
 
         await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    def stall(self) -> None:
+        """From now on what either side sends waits in the proxy (nothing is lost, nothing
+        closed) until `flow`: a network that holds packets for a while."""
+        self.flowing.clear()
+
+    def flow(self) -> None:
+        self.flowing.set()
 
     def cut(self) -> None:
         """Closes every open connection (what a client sees when its process dies)."""
