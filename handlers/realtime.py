@@ -296,8 +296,10 @@ def socket_layer(ctx: AppContext, presence: Presence, event_log: EventLog | None
         client_address=client_address,
         admit=admit,
     )
-    recovery = Recovery(ctx, event_log, shared_recovery) if settings.realtime_recovery and event_log is not None else None
+    recovering = settings.realtime_recovery and event_log is not None
+    delivery = SocketDelivery(server, with_offsets=recovering)
+    recovery = Recovery(ctx, delivery.progress, shared_recovery) if recovering else None
     chat_namespace = ChatNamespace(ctx, presence, recovery)
     server.add_namespace("/", MainNamespace())
     server.add_namespace(CHAT, chat_namespace)
-    return SocketLayer(server, chat_namespace, SocketDelivery(server, with_offsets=recovery is not None))
+    return SocketLayer(server, chat_namespace, delivery)

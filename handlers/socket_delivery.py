@@ -8,10 +8,17 @@ session its token belongs to, and in ``group:<id>`` for each group the user belo
 """
 from __future__ import annotations
 
+from typing import Any
+
 from nexus_chat.events import Audience, Emit, GroupDeleted, MembershipChange, Record, UserDeleted
+from nexus_chat.offsets import Progress
 from nexus_chat.realtime.server import Socket, SocketServer
 
 CHAT = "/chat"
+
+
+# The field of a Redis adapter message's opts that names an event's writer and offset.
+ORIGIN = "nexusOffset"
 
 
 def user_room(user_id: str) -> str:
@@ -35,6 +42,11 @@ class SocketDelivery:
         # Offsets go to clients only with connection-state recovery on: a client that does
         # not expect them would take the extra argument as part of the event.
         self.with_offsets = with_offsets
+        # What this process delivered, writer by writer: each stored event carries it, as the
+        # client's position, whichever process stored the event (nexus_chat/offsets.py).
+        self.progress = Progress()
+        if hasattr(server.adapter, "on_remote_event"):     # events of the other processes
+            server.adapter.on_remote_event = self.remote_event
 
     def sockets_of(self, user_id: str) -> list[Socket]:
         return self.server.sockets_in_room(CHAT, user_room(user_id))
@@ -65,14 +77,31 @@ class SocketDelivery:
                 socket.disconnect()
 
     def emit(self, record: Emit) -> int:
-        """Encoded once for the whole audience; an offset travels as the last argument (the
-        Socket.IO connection-state-recovery convention)."""
+        """Encoded once for the whole audience; the position of a client that has this event
+        (this process's progress) travels as the last argument, the offset of the Socket.IO
+        connection-state-recovery convention. The other processes learn which writer stored
+        it at which offset (``nexusOffset``) and stamp their own progress."""
         rooms, skip = rooms_of(record.audience)
-        if record.offset is None or not self.with_offsets:
-            args: tuple = (record.payload,)
-        else:
-            args = (record.payload, record.offset)
-        return self.server.emit(CHAT, record.event, *args, room=rooms, skip_sid=skip)
+        if record.offset is None or record.writer is None:
+            return self.server.emit(CHAT, record.event, record.payload, room=rooms, skip_sid=skip)
+        offset = int(record.offset)
+        stamp = self.progress.advance(record.writer, offset)
+        args = (record.payload, stamp) if self.with_offsets else (record.payload,)
+        return self.server.emit(CHAT, record.event, *args, room=rooms, skip_sid=skip,
+                                meta={ORIGIN: [record.writer, offset]})
+
+    def remote_event(self, args: list, opts: dict[str, Any]) -> list:
+        """An event from another process (through the Redis adapter), before it is encoded
+        for the sockets here: this process's progress moves on and replaces the sender's
+        stamp."""
+        origin = opts.get(ORIGIN)
+        if not (isinstance(origin, list) and len(origin) == 2
+                and all(type(n) is int and 0 < n < 2 ** 63 for n in origin)):
+            return args
+        stamp = self.progress.advance(origin[0], origin[1])
+        if self.with_offsets and len(args) > 2 and isinstance(args[-1], str):
+            return [*args[:-1], stamp]
+        return args
 
 
 def rooms_of(audience: Audience) -> tuple[list[str], set[str]]:

@@ -5,11 +5,15 @@ Offsets must never let a client skip an event that commits late. InnoDB hands ou
 AUTO_INCREMENT values before COMMIT, so two writers could commit offsets 6 then 5, and a
 reader between the two commits would see 6 and move past 5. Here one writer per process
 appends the queued events a batch per transaction, and only then are they delivered, in
-offset order; ``delivered`` is the offset below which every event has reached the local
-sockets. Batching also keeps the cost of the log to one round trip per batch, not per event.
+offset order. Batching also keeps the cost of the log to one round trip per batch, not per
+event.
 
-Several processes (Redis scale-out) each have their own writer: their commits can interleave,
-which a cross-process reader must allow for (a settle delay before the newest offsets).
+Several processes (Redis scale-out) each have their own writer, and their commits interleave:
+offsets are in commit order per writer only. Each writer therefore has an id (a row of
+``event_writers``, a new one at every start) stored with its events, and a client's position
+is not one offset but one per writer (nexus_chat/offsets.py): reading "what comes after a
+position" writer by writer is exact however the writers' commits and their Redis deliveries
+interleave (`events_owed`).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from .db import Database, Row
 from .events import Emit, Record, with_offset
 from .jsonutil import dumps, utcnow
+from .offsets import MARGIN_S, Position
 from .queries import event_log as event_log_queries
 
 log = logging.getLogger("nexus_chat.event_log")
@@ -43,13 +48,14 @@ class _Pending:
 class EventLog:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.delivered = 0        # every event up to this offset reached the listeners
+        self.writer: int | None = None    # this run's id in event_writers
         self._queue: list[_Pending] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task | None = None
 
     async def start(self) -> "EventLog":
-        self.delivered = await event_log_queries.head(self.db)
+        async with self.db.transaction() as tx:
+            self.writer = await event_log_queries.new_writer(tx, utcnow())
         self._writer = asyncio.ensure_future(self._write_forever())
         return self
 
@@ -76,11 +82,6 @@ class EventLog:
         self._wake.set()
         return await done
 
-    def on_delivered(self, record: Record) -> None:
-        """A listener subscribed after the socket delivery: moves ``delivered`` forward."""
-        if isinstance(record, Emit) and record.offset is not None:
-            self.delivered = max(self.delivered, int(record.offset))
-
     # ---- the writer -------------------------------------------------------------------------
     async def _write_forever(self) -> None:
         while True:
@@ -93,7 +94,7 @@ class EventLog:
     async def _write(self, batch: list[_Pending]) -> None:
         try:
             async with self.db.transaction() as tx:
-                rows = [(p.record.event, dumps(p.record.payload).decode(), _except_users(p.record),
+                rows = [(self.writer, p.record.event, dumps(p.record.payload).decode(), _except_users(p.record),
                          p.record.audience.except_socket) for p in batch]
                 first = await event_log_queries.append(tx, rows, utcnow())
                 targets = [(first + i, kind, target)
@@ -113,7 +114,7 @@ class EventLog:
             return
         for i, pending in enumerate(batch):
             if not pending.done.done():
-                pending.done.set_result(with_offset(pending.record, str(first + i)))
+                pending.done.set_result(with_offset(pending.record, str(first + i), self.writer))
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -128,10 +129,12 @@ class LoggedEvent:
     event: str
     payload: str          # JSON text, as stored
     created_at: str
+    writer: int | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> "LoggedEvent":
-        return cls(int(row["offset"]), row["event"], row["payload"], row["created_at"])
+        writer = None if row.get("writer") is None else int(row["writer"])
+        return cls(int(row["offset"]), row["event"], row["payload"], row["created_at"], writer)
 
 
 def addressed_to(row: Row, user_id: str, socket_id: str | None = None) -> bool:
@@ -158,6 +161,52 @@ async def events_after(db: Database, user_id: str, group_ids: list[str], *, afte
     return found
 
 
+async def events_owed(db: Database, user_id: str, group_ids: list[str], *, floor: Position,
+                      base: Position | None, ceiling: Position | None, limit: int,
+                      socket_id: str | None = None) -> list[LoggedEvent]:
+    """The user's events a client at ``floor`` has not received, oldest first, at most
+    ``limit``: of each writer the floor names, those after its offset there; of any other
+    writer, those stored after the floor's time less the margin (offsets.py). With a
+    ``ceiling`` (what the delivering process had delivered when the socket joined its rooms)
+    only what it includes: the rest reaches the socket live. ``base`` (where the session
+    started) bounds what a writer it does not name owes, so that a forged floor fetches
+    nothing from before the session."""
+    since = dt.datetime.fromtimestamp(floor.at - MARGIN_S, dt.timezone.utc).replace(tzinfo=None)
+    first = await event_log_queries.first_since(db, since)     # the unnamed writers' start
+    starts = [offset for offset in floor.writers.values()] + ([first - 1] if first is not None else [])
+    if not starts:
+        return []
+    after = min(starts)
+    up_to = None if ceiling is None else max(ceiling.writers.values(), default=0)
+    found: list[LoggedEvent] = []
+    while len(found) < limit:
+        rows = await event_log_queries.events_for(db, user_id, group_ids, after=after, up_to=up_to,
+                                                  limit=limit)
+        for row in rows:
+            writer = None if row["writer"] is None else int(row["writer"])
+            offset, created = int(row["offset"]), row["created"]
+            if not floor.owes(writer, offset, created):
+                continue
+            if base is not None and writer not in base.writers and not base.owes(writer, offset, created):
+                continue
+            if ceiling is not None and not ceiling.includes(writer, offset):
+                continue
+            if addressed_to(row, user_id, socket_id):
+                found.append(LoggedEvent.from_row(row))
+                if len(found) == limit:
+                    break
+        if len(rows) < limit:
+            break
+        after = int(rows[-1]["offset"])
+    return found
+
+
+async def position_swept(db: Database, position: Position) -> bool:
+    """Whether events a client at ``position`` is owed may have been swept."""
+    oldest = await event_log_queries.oldest(db)
+    return oldest is not None and any(offset < oldest - 1 for offset in position.writers.values())
+
+
 async def swept_past(db: Database, after: int) -> bool:
     """Whether events after offset ``after`` were swept (a reader from there has a gap)."""
     oldest = await event_log_queries.oldest(db)
@@ -180,10 +229,10 @@ async def sweep(db: Database, keep: dt.timedelta) -> int:
 
 
 # ---- recoverable sessions (the socket layer keeps and claims them through these) -------------
-async def keep_session(db: Database, *, pid_hash: str, sid: str, user_id: str, base_offset: int,
+async def keep_session(db: Database, *, pid_hash: str, sid: str, user_id: str, base: Position,
                        expires_at: dt.datetime) -> None:
     await event_log_queries.save_session(db, pid_hash=pid_hash, sid=sid, user_id=user_id,
-                                         base_offset=base_offset, expires_at=expires_at)
+                                         base_position=base.encode(), expires_at=expires_at)
 
 
 async def take_session(db: Database, pid_hash: str, user_id: str, now: dt.datetime) -> Row | None:

@@ -91,6 +91,7 @@ class Emit:
     audience: Audience
     volatile: bool = False
     offset: str | None = None    # set by a stage that logs events for replay
+    writer: int | None = None    # the event-log writer that gave the offset (offsets.py)
 
 
 @dataclass(frozen=True)
@@ -207,8 +208,8 @@ class Events(_Publishing[Awaitable[None]]):
             await self._dispatch(record)
 
 
-def with_offset(record: Emit, offset: str) -> Emit:
-    """The same event carrying its position in the event log."""
-    return dataclasses.replace(record, offset=offset)
+def with_offset(record: Emit, offset: str, writer: int | None = None) -> Emit:
+    """The same event carrying its place in the event log (offset, and the writer's id)."""
+    return dataclasses.replace(record, offset=offset, writer=writer)
 
 

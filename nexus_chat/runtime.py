@@ -90,7 +90,6 @@ class Runtime:
             ctx.events.add_stage(cluster.sync.stage)   # other processes' caches, before the answer
         ctx.events.subscribe(ctx.chat_cache.on_record)
         ctx.events.subscribe(runtime.sockets.delivery)
-        ctx.events.subscribe(runtime.event_log.on_delivered)   # after the sockets got it
         ctx.revoked_sessions.listeners.append(runtime.sockets.delivery.disconnect_sessions)
         # The Socket.IO routes (/socket.io/) go first.
         runtime.app = make_app(ctx, extra_routes=runtime.sockets.routes())

@@ -2,7 +2,8 @@
 died can recover on another one (docs/scaling.md#connection-state-recovery).
 
 A process keeps the sessions of its connected `/chat` sockets in the hash
-``<key>:nexus:recovery:<uid>`` (pid hash -> {sid, user, base}); a socket that closes normally
+``<key>:nexus:recovery:<uid>`` (pid hash -> {sid, user, base}, base: where the session
+started, a position of nexus_chat/offsets.py); a socket that closes normally
 leaves it (its process stores the session in the database as with one process). The hash
 expires ``redis.process_ttl_s`` + ``realtime.recovery_window_s`` after the last heartbeat of
 its process, so the sessions of a killed process stay claimable for the recovery window.
@@ -51,9 +52,9 @@ class SharedRecoverySessions:
         self._take = bus.redis.register_script(_TAKE)
         self._renew = bus.redis.register_script(_RENEW)
 
-    async def hold(self, pid_hash: str, sid: str, user_id: str, base_offset: int) -> None:
+    async def hold(self, pid_hash: str, sid: str, user_id: str, base: str) -> None:
         """The socket is connected here: its session can be claimed elsewhere if we die."""
-        session = orjson.dumps({"sid": sid, "user": user_id, "base": base_offset})
+        session = orjson.dumps({"sid": sid, "user": user_id, "base": base})
         await self._renew(keys=[self.hash, self.bus.key("recovery-procs")],
                           args=[self.keep_ms, self.bus.uid, pid_hash, session])
 
@@ -62,13 +63,15 @@ class SharedRecoverySessions:
 
     async def take(self, pid_hash: str, user_id: str) -> dict | None:
         """The user's session of this pid on any process, removed; None if there is none
-        (or it is another user's, which stays)."""
+        (or it is another user's, which stays). ``base_position`` is None for a session held
+        by the previous version (its base a number)."""
         value = await self._take(keys=[self.bus.key("recovery-procs")],
                                  args=[self.bus.prefix, pid_hash, user_id])
         if value is None:
             return None
         session = orjson.loads(value)
-        return {"sid": str(session["sid"]), "base_offset": int(session["base"])}
+        base = session.get("base")
+        return {"sid": str(session["sid"]), "base_position": base if isinstance(base, str) else None}
 
     async def tick(self) -> None:
         """On each heartbeat: this process's sessions live on for the window after it stops."""

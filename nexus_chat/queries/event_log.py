@@ -7,14 +7,19 @@ import datetime as dt
 from ..db import Executor, Row, Transaction
 
 
+async def new_writer(tx: Transaction, now: dt.datetime) -> int:
+    """A new event-log writer's id (one per process run)."""
+    return await tx.insert("INSERT INTO event_writers (started_at) VALUES (%s)", (now,))
+
+
 async def append(tx: Transaction, rows: list[tuple], now: dt.datetime) -> int:
-    """Inserts events (event, payload, except_users, except_socket) in one statement;
+    """Inserts events (writer, event, payload, except_users, except_socket) in one statement;
     returns the offset of the first (InnoDB gives one multi-row INSERT consecutive values)."""
-    marks = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
+    marks = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
     args = [value for row in rows for value in (*row, now)]
     return await tx.insert(
-        f"INSERT INTO event_log (event, payload, except_users, except_socket, created_at) VALUES {marks}",
-        tuple(args))
+        "INSERT INTO event_log (writer, event, payload, except_users, except_socket, created_at)"
+        f" VALUES {marks}", tuple(args))
 
 
 async def add_targets(db: Executor, targets: list[tuple[int, str, str]]) -> int:
@@ -27,6 +32,12 @@ async def add_targets(db: Executor, targets: list[tuple[int, str, str]]) -> int:
 async def head(db: Executor) -> int:
     row = await db.fetch_one("SELECT COALESCE(MAX(`offset`), 0) AS head FROM event_log")
     return int(row["head"])
+
+
+async def first_since(db: Executor, since: dt.datetime) -> int | None:
+    """The lowest offset of the events stored at or after ``since`` (None for none)."""
+    row = await db.fetch_one("SELECT MIN(`offset`) AS first FROM event_log WHERE created_at >= %s", (since,))
+    return None if row["first"] is None else int(row["first"])
 
 
 async def oldest(db: Executor) -> int | None:
@@ -43,8 +54,8 @@ async def events_for(db: Executor, user_id: str, group_ids: list[str], *, after:
     bound = "" if up_to is None else " AND t.`offset` <= %s"
     args: list = [*targets, after] + ([] if up_to is None else [up_to]) + [limit]
     return await db.fetch_all(
-        "SELECT e.`offset`, e.event, e.payload, e.except_users, e.except_socket,"
-        " CAST(e.created_at AS CHAR) AS created_at FROM event_log e"
+        "SELECT e.`offset`, e.writer, e.event, e.payload, e.except_users, e.except_socket,"
+        " e.created_at AS created, CAST(e.created_at AS CHAR) AS created_at FROM event_log e"
         " JOIN (SELECT DISTINCT t.`offset` FROM event_log_targets t"
         f"       WHERE t.target_id IN ({marks}) AND t.`offset` > %s{bound}) hit"
         "   ON hit.`offset` = e.`offset`"
@@ -59,13 +70,14 @@ async def delete_before(db: Executor, cutoff: dt.datetime, below: int, limit: in
 
 
 # ---- recoverable sessions -------------------------------------------------------------------
-async def save_session(db: Executor, *, pid_hash: str, sid: str, user_id: str, base_offset: int,
+async def save_session(db: Executor, *, pid_hash: str, sid: str, user_id: str, base_position: str,
                        expires_at: dt.datetime) -> int:
+    """``base_offset`` is the column of the previous version's sessions (0 here)."""
     return await db.execute(
-        "INSERT INTO recovery_sessions (pid_hash, sid, user_id, base_offset, expires_at)"
-        " VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE sid = VALUES(sid),"
-        " base_offset = VALUES(base_offset), expires_at = VALUES(expires_at)",
-        (pid_hash, sid, user_id, base_offset, expires_at))
+        "INSERT INTO recovery_sessions (pid_hash, sid, user_id, base_offset, base_position, expires_at)"
+        " VALUES (%s, %s, %s, 0, %s, %s) ON DUPLICATE KEY UPDATE sid = VALUES(sid),"
+        " base_position = VALUES(base_position), expires_at = VALUES(expires_at)",
+        (pid_hash, sid, user_id, base_position, expires_at))
 
 
 async def take_session(db: Executor, pid_hash: str, user_id: str, now: dt.datetime) -> Row | None:
@@ -73,7 +85,7 @@ async def take_session(db: Executor, pid_hash: str, user_id: str, now: dt.dateti
     concurrent claims only the one whose DELETE removed the row gets it). Another user's
     claim leaves the session alone."""
     row = await db.fetch_one(
-        "SELECT sid, user_id, base_offset FROM recovery_sessions"
+        "SELECT sid, user_id, base_position FROM recovery_sessions"
         " WHERE pid_hash = %s AND user_id = %s AND expires_at > %s", (pid_hash, user_id, now))
     if row is None:
         return None

@@ -15,6 +15,11 @@ Channels (``key`` defaults to ``socket.io``), per namespace ``nsp``:
   (1), REMOTE_FETCH (5, our sockets with their rooms; no handshake details or data, which hold
   credentials) and SERVER_SIDE_EMIT (6) with an ack (null: we register no server-side events).
 
+An application's ``meta`` for a broadcast travels as extra fields of ``opts`` (Node peers
+ignore them); ``on_remote_event(args, opts)``, if set, may rewrite the arguments of an event
+from another process before it is encoded for the local sockets (the connection-state-recovery
+offset, which each process stamps itself: nexus_chat/offsets.py).
+
 Local delivery never waits for Redis: a broadcast is delivered here at once and queued for one
 publisher task (order kept). While Redis is unreachable, queued messages are dropped (counted),
 local delivery goes on, ``up`` is False, and both connections are retried with a growing delay;
@@ -25,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -58,6 +63,7 @@ class RedisAdapter(InMemoryAdapter):
         self._tasks: list[asyncio.Task] = []
         self._subscribed = asyncio.Event()
         self._closing = False
+        self.on_remote_event: Callable[[list, dict], list] | None = None
 
     # ---------------------------------------------------------------- channels
     def channel(self, namespace: str, room: str | None = None) -> str:
@@ -96,13 +102,14 @@ class RedisAdapter(InMemoryAdapter):
 
     # ---------------------------------------------------------------- outgoing
     def broadcast(self, namespace: str, frames: list, rooms: Iterable[str] | None = None,
-                  except_rooms: Iterable[str] = (), packet: Any = None) -> int:
+                  except_rooms: Iterable[str] = (), packet: Any = None,
+                  meta: dict[str, Any] | None = None) -> int:
         rooms = None if rooms is None else list(rooms)
         except_rooms = list(except_rooms)
         # An empty room list reaches nobody here but would mean "everybody" on the wire.
         if packet is not None and namespace in self.namespaces and rooms != []:
             raw = {"type": packet.type, "data": packet.data, "nsp": namespace}
-            opts = {"rooms": rooms or [], "except": except_rooms, "flags": {}}
+            opts = {"rooms": rooms or [], "except": except_rooms, "flags": {}, **(meta or {})}
             channel = self.channel(namespace, rooms[0] if rooms and len(rooms) == 1 else None)
             self._publish(channel, notepack.encode([self.uid, raw, opts]))
         return super().broadcast(namespace, frames, rooms, except_rooms)
@@ -243,6 +250,8 @@ class RedisAdapter(InMemoryAdapter):
         if packet.get("type") not in (sio.EVENT, sio.BINARY_EVENT) or not isinstance(args, list) \
                 or not args or not isinstance(args[0], str):
             return
+        if self.on_remote_event is not None:
+            args = self.on_remote_event(args, opts)
         frames = encode_frames(sio.event(namespace, args[0], args[1:]))
         rooms = _rooms(opts.get("rooms"))
         super().broadcast(namespace, frames, rooms or None, _rooms(opts.get("except")))

@@ -32,6 +32,7 @@ class Adapter(Protocol):
         rooms: Iterable[str] | None = None,
         except_rooms: Iterable[str] = (),
         packet: Any = None,
+        meta: dict[str, Any] | None = None,
     ) -> int: ...
     def add_sockets(self, namespace: str, rooms: Iterable[str], add: Iterable[str]) -> None: ...
     def del_sockets(self, namespace: str, rooms: Iterable[str], remove: Iterable[str]) -> None: ...
@@ -97,9 +98,11 @@ class InMemoryAdapter:
         rooms: Iterable[str] | None = None,
         except_rooms: Iterable[str] = (),
         packet: Any = None,
+        meta: dict[str, Any] | None = None,
     ) -> int:
-        """``packet`` (the Socket.IO packet the frames encode) is for adapters that pass
-        it on to other processes."""
+        """``packet`` (the Socket.IO packet the frames encode) and ``meta`` (what the
+        application tells the other processes about it) are for adapters that pass it on to
+        other processes."""
         if self._deliver is None:
             return 0
         count = 0

@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from tornado.ioloop import IOLoop
 from tornado.routing import Rule
 
@@ -153,11 +152,6 @@ class Socket:
         CONNECT answer and before anything emitted to this socket since it joined its rooms."""
         frames = [encode_frames(sio.event(self.namespace, event, args)) for event, args in events]
         if self._early is not None:
-            # An event that also came live since the socket joined its rooms (one stored by
-            # another process while this one read the log) is sent once, from the replay.
-            replayed = {args[-1] for _, args in events if args and isinstance(args[-1], str)}
-            if replayed:
-                self._early = [live for live in self._early if _last_argument(live) not in replayed]
             self._early[:0] = frames
 
     # -------------------------------------------------------------- internals
@@ -181,24 +175,6 @@ class Socket:
         self.connected = False
         self._early = None
         self._acks = None
-
-
-def _last_argument(frames: list[eio.Frame]) -> str | None:
-    """The string after the payload of a one-frame text EVENT (``42/nsp,[name, payload,
-    offset]``: the connection-state-recovery offset), else None."""
-    if len(frames) != 1 or frames[0].binary or not frames[0].data.startswith(b"42"):
-        return None
-    data = frames[0].data
-    start = data.find(b"[")
-    if start < 0:
-        return None
-    try:
-        args = orjson.loads(data[start:])
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(args, list) and len(args) > 2 and isinstance(args[-1], str):
-        return args[-1]
-    return None
 
 
 def encode_frames(packet: sio.Packet) -> list[eio.Frame]:
@@ -480,13 +456,15 @@ class SocketServer:
         *args: Any,
         room: str | list[str] | None = None,
         skip_sid: str | set[str] | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> int:
-        """Encode once and queue to every matching socket; return how many got it."""
+        """Encode once and queue to every matching socket; return how many got it. ``meta``
+        travels with the event to other processes (the adapter's ``on_remote_event``)."""
         packet = sio.event(namespace, event, args)
         frames = encode_frames(packet)
         rooms = [room] if isinstance(room, str) else room
         skip = [skip_sid] if isinstance(skip_sid, str) else (skip_sid or ())
-        return self.adapter.broadcast(namespace, frames, rooms, skip, packet=packet)
+        return self.adapter.broadcast(namespace, frames, rooms, skip, packet=packet, meta=meta)
 
     def sockets_in_room(self, namespace: str, room: str) -> list[Socket]:
         sockets = self._sockets.get(namespace, {})

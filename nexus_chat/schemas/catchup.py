@@ -1,18 +1,36 @@
 """GET /api/chat/events: the query and the page it answers."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from ..offsets import Position
+
+
+class After(fields.Field):
+    """An offset of the REST catch-up (digits) or of the socket (a position, offsets.py)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int | Position:
+        if isinstance(value, str) and value.isdigit() and len(value) <= 19 and int(value) < 2 ** 63:
+            return int(value)
+        position = Position.parse(value)
+        if position is None:
+            raise ValidationError("Not an offset: use nextAfter, or the last offset an event carried")
+        return position
 
 
 class EventsQuery(Schema):
-    after = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(0, 2 ** 63 - 1),
-                           metadata={"description": "The last offset you have (from an event on the "
-                                     "socket, or nextAfter); omit it to learn where to start"})
+    after = After(load_default=None, allow_none=True,
+                  metadata={"type": "string",
+                            "description": "The last offset you have (the last argument of an event on "
+                            "the socket, or nextAfter); omit it to learn where to start"})
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
 
 
 class LoggedEventSchema(Schema):
-    offset = fields.String(metadata={"description": "Position in the event log (digits)"})
+    offset = fields.String(metadata={"description": "Position in the event log: digits, or (when "
+                                     "`after` was a socket's offset) a socket offset"})
     event = fields.String(metadata={"description": "The Socket.IO event name, e.g. message"})
     data = fields.Dict(metadata={"description": "The event's payload, as the socket carries it"})
     createdAt = fields.DateTime()

@@ -282,11 +282,3 @@ def test_encode_decode_round_trip_with_binary():
     results = [decoder.feed(part) for part in parts]
     assert results[:-1] == [None] * (len(parts) - 1)
     assert results[-1] == packet._replace(type=sio.BINARY_EVENT)
-
-
-def test_the_offset_of_a_live_event_is_found_for_the_replay_to_drop_a_duplicate():
-    """Socket.replay drops a live frame whose last argument is an offset it replays."""
-    from nexus_chat.realtime.server import _last_argument, encode_frames
-    assert _last_argument(encode_frames(sio.event("/chat", "message", [{"content": "[x]"}, "42"]))) == "42"
-    assert _last_argument(encode_frames(sio.event("/chat", "typing", [{"isTyping": True}]))) is None
-    assert _last_argument(encode_frames(sio.event("/", "x", [b"\x00\x01", "7"]))) is None   # binary: left alone

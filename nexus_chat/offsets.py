@@ -1,0 +1,181 @@
+"""Positions in the event log that stay exact with several processes (docs/scaling.md#connection-state-recovery).
+
+Why not one number. The event log's offsets (AUTO_INCREMENT) are handed out when a row is
+inserted, not when it commits, and every process has its own writer: process A may store
+offset 10, process B offset 11, and B's event reach a socket first (B committed first, or
+A's Redis publish is late). A client that remembers "11" and recovers from there never gets
+10. Within one writer, though, offsets do commit in increasing order (it appends one batch
+after the other, nexus_chat/event_log.py), and a process receives each writer's events in
+that order (locally in offset order; through Redis one publisher connection per process, and
+Redis keeps a publisher's order).
+
+So a client's position is a vector: for each writer, the last offset of that writer it has
+received. Every process keeps its own (`Progress`: what it has delivered, writer by writer);
+each event is stamped, as the Socket.IO offset string, with the vector of the process that
+delivers it, right after that event. Recovery replays, writer by writer, what comes after.
+
+Bounds. A writer is one run of `nexus-chat serve` (a new id at each start), so over time
+there are many; a stamp names only the writers whose events reached the process in the last
+`RECENT_S`. A writer a position does not name owes the events it stored after the position's
+time minus `MARGIN_S`: a named writer left out because it was quiet for `RECENT_S` had its last
+event delivered more than `RECENT_S` before the stamp (its events are older than the margin),
+and a writer not yet heard of has every event of its after the stamp. This assumes every event
+reaches every process within `MARGIN_S` of being stored and the processes' clocks agree within
+`MARGIN_S` (both are 5 minutes; Redis carries events in milliseconds).
+
+Format (opaque to clients; parsed strictly, a client can send anything):
+``v<unix seconds>`` then ``-<writer>.<offset>`` per writer, e.g. ``v1764525061-3.1052-5.77``.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# A writer quiet this long (no event delivered here) is left out of stamps: stamps stay short
+# (the writers of the last ten minutes: about one per process) and a socket's position is at
+# most one writer per process longer than that.
+RECENT_S = 600
+# An unnamed writer's events are owed from this long before the position's time; half of
+# RECENT_S so that clock skew or a slow event up to 5 minutes is neither skipped nor repeated.
+MARGIN_S = RECENT_S // 2
+# A stamp names at most this many writers (with more recent ones, the least recent are left
+# out, which the margin covers like any unnamed writer); a client's offset longer than
+# MAX_LENGTH characters or naming more than twice as many (a session's start joined with the
+# client's last stamp) is not a position.
+MAX_WRITERS = 32
+MAX_LENGTH = 2048           # 64 entries of up to 30 characters, and the time
+# Writers not heard from for a day are forgotten by a process (memory stays bounded).
+FORGET_S = 86_400
+
+_FORMAT = re.compile(r"v(\d{1,12})((?:-\d{1,9}\.\d{1,19})*)")
+_ENTRY = re.compile(r"-(\d{1,9})\.(\d{1,19})")
+
+
+@dataclass(frozen=True)
+class Position:
+    """``writers``: writer id -> last offset of it received; ``at``: when it was stamped
+    (unix seconds), which decides what an unnamed writer owes."""
+
+    at: int
+    writers: Mapping[int, int] = field(default_factory=dict)
+
+    def encode(self) -> str:
+        return "v" + str(self.at) + "".join(f"-{w}.{o}" for w, o in sorted(self.writers.items()))
+
+    @classmethod
+    def parse(cls, value: Any) -> Position | None:
+        """A position, or None for anything else (an old offset of digits, garbage)."""
+        if not isinstance(value, str) or len(value) > MAX_LENGTH:
+            return None
+        match = _FORMAT.fullmatch(value)
+        if match is None:
+            return None
+        writers: dict[int, int] = {}
+        for entry in _ENTRY.finditer(match.group(2)):
+            writer, offset = int(entry.group(1)), int(entry.group(2))
+            if writer == 0 or writer in writers or len(writers) == 2 * MAX_WRITERS or offset >= 2 ** 63:
+                return None
+            writers[writer] = offset
+        return cls(int(match.group(1)), writers)
+
+    def join(self, other: Position) -> Position:
+        """What either has received (writer by writer the later offset; the later time)."""
+        writers = dict(self.writers)
+        for writer, offset in other.writers.items():
+            writers[writer] = max(offset, writers.get(writer, 0))
+        return Position(max(self.at, other.at), writers)
+
+    def advanced(self, writer: int, offset: int) -> Position:
+        return Position(self.at, {**self.writers, writer: max(offset, self.writers.get(writer, 0))})
+
+    def owes(self, writer: int | None, offset: int, created_at: dt.datetime) -> bool:
+        """Whether a client at this position has not received the event (``created_at``:
+        naive UTC, as stored)."""
+        if writer is not None and writer in self.writers:
+            return offset > self.writers[writer]
+        return _epoch(created_at) > self.at - MARGIN_S
+
+    def includes(self, writer: int | None, offset: int) -> bool:
+        """As a ceiling (what a process had delivered): the event was delivered before it."""
+        return writer is not None and offset <= self.writers.get(writer, 0)
+
+    def lowest(self) -> int:
+        """An offset below every event this position owes of a named writer (0 for none)."""
+        return min(self.writers.values(), default=0)
+
+
+def _epoch(value: dt.datetime) -> float:
+    return value.replace(tzinfo=dt.timezone.utc).timestamp()
+
+
+class Progress:
+    """What this process has delivered to its sockets, writer by writer (events of each
+    writer arrive in offset order, so "the last one" means "all up to it")."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._last: dict[int, tuple[int, float]] = {}   # writer -> (offset, when it came)
+        self._waiters: list[tuple[Position, asyncio.Future]] = []
+
+    def advance(self, writer: int, offset: int) -> str:
+        """An event of ``writer`` at ``offset`` is being delivered: the stamp it carries."""
+        now = self.clock()
+        if offset > self._last.get(writer, (0, 0.0))[0]:
+            self._last[writer] = (offset, now)
+            if self._waiters:
+                self._wake()
+        return self.stamp(now)
+
+    def stamp(self, now: float | None = None) -> str:
+        """This process's progress as a client's position: the writers heard from lately."""
+        now = self.clock() if now is None else now
+        return Position(int(now), {w: self._last[w][0] for w in self._recent(now)}).encode()
+
+    def recent(self, position: Position) -> Position:
+        """``position`` naming only the writers a stamp made now would name."""
+        recent = self._recent(self.clock())
+        return Position(position.at, {w: o for w, o in position.writers.items() if w in recent})
+
+    def _recent(self, now: float) -> list[int]:
+        recent = [(at, w) for w, (_o, at) in self._last.items() if now - at < RECENT_S]
+        if len(recent) < len(self._last):
+            self._forget(now)
+        return [w for _at, w in sorted(recent)[-MAX_WRITERS:]]
+
+    def snapshot(self) -> Position:
+        """Everything delivered here so far (every writer: a ceiling for a replay)."""
+        return Position(int(self.clock()), {w: o for w, (o, _at) in self._last.items()})
+
+    def covers(self, position: Position) -> bool:
+        return all(self._last.get(w, (0, 0.0))[0] >= o for w, o in position.writers.items())
+
+    async def reached(self, position: Position, timeout: float) -> bool:
+        """Waits (up to ``timeout`` s) until every event ``position`` names was delivered
+        here too; False if it never was."""
+        if self.covers(position):
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        entry = (position, waiter)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    def _wake(self) -> None:
+        for position, waiter in list(self._waiters):
+            if not waiter.done() and self.covers(position):
+                waiter.set_result(None)
+
+    def _forget(self, now: float) -> None:
+        for writer in [w for w, (_o, at) in self._last.items() if now - at >= FORGET_S]:
+            del self._last[writer]
