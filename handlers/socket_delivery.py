@@ -8,6 +8,7 @@ session its token belongs to, and in ``group:<id>`` for each group the user belo
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from nexus_chat.events import Audience, Emit, GroupDeleted, MembershipChange, Record, UserDeleted
@@ -47,6 +48,8 @@ class SocketDelivery:
         self.progress = Progress()
         if hasattr(server.adapter, "on_remote_event"):     # events of the other processes
             server.adapter.on_remote_event = self.remote_event
+            server.adapter.mark_of = mark_of
+            server.adapter.on_marks = self.marks
 
     def sockets_of(self, user_id: str) -> list[Socket]:
         return self.server.sockets_in_room(CHAT, user_room(user_id))
@@ -102,6 +105,22 @@ class SocketDelivery:
         if self.with_offsets and len(args) > 2 and isinstance(args[-1], str):
             return [*args[:-1], stamp]
         return args
+
+    def marks(self, marks: dict[str, str]) -> None:
+        """Subscribed (again) to Redis: each writer's last event published before; those
+        that did not reach this process never will."""
+        for writer, value in marks.items():
+            offset, _, at = value.partition(".")
+            if writer.isdigit() and offset.isdigit() and at.isdigit():
+                self.progress.advance(int(writer), int(offset), at=float(at))
+
+
+def mark_of(meta: dict[str, Any]) -> tuple[str, str] | None:
+    """The Redis adapter's mark of a broadcast: its writer, and "<offset>.<unix time>"."""
+    origin = meta.get(ORIGIN)
+    if origin is None:
+        return None
+    return str(origin[0]), f"{origin[1]}.{int(time.time())}"
 
 
 def rooms_of(audience: Audience) -> tuple[list[str], set[str]]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from .db import Database, Row
 from .events import Emit, Record, with_offset
 from .jsonutil import dumps, utcnow
-from .offsets import MARGIN_S, Position
+from .offsets import MARGIN_S, Position, utc_at
 from .queries import event_log as event_log_queries
 
 log = logging.getLogger("nexus_chat.event_log")
@@ -58,6 +58,12 @@ class EventLog:
             self.writer = await event_log_queries.new_writer(tx, utcnow())
         self._writer = asyncio.ensure_future(self._write_forever())
         return self
+
+    async def earlier_writers(self, since: dt.datetime) -> list[tuple[int, int, dt.datetime]]:
+        """(writer, newest offset, when it was stored) of the other writers since ``since``.
+        With one process they are its earlier runs: everything of theirs is done."""
+        rows = await event_log_queries.writer_heads(self.db, since, self.writer or 0)
+        return [(int(r["writer"]), int(r["offset"]), r["created"]) for r in rows]
 
     async def stop(self) -> None:
         if self._writer is not None:
@@ -171,7 +177,7 @@ async def events_owed(db: Database, user_id: str, group_ids: list[str], *, floor
     only what it includes: the rest reaches the socket live. ``base`` (where the session
     started) bounds what a writer it does not name owes, so that a forged floor fetches
     nothing from before the session."""
-    since = dt.datetime.fromtimestamp(floor.at - MARGIN_S, dt.timezone.utc).replace(tzinfo=None)
+    since = utc_at(floor.at - MARGIN_S)
     first = await event_log_queries.first_since(db, since)     # the unnamed writers' start
     starts = [offset for offset in floor.writers.values()] + ([first - 1] if first is not None else [])
     if not starts:

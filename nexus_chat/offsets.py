@@ -52,7 +52,7 @@ MAX_LENGTH = 2048           # 64 entries of up to 30 characters, and the time
 # Writers not heard from for a day are forgotten by a process (memory stays bounded).
 FORGET_S = 86_400
 
-_FORMAT = re.compile(r"v(\d{1,12})((?:-\d{1,9}\.\d{1,19})*)")
+_FORMAT = re.compile(r"v(\d{1,10})((?:-\d{1,9}\.\d{1,19})*)")   # times up to the year 2286
 _ENTRY = re.compile(r"-(\d{1,9})\.(\d{1,19})")
 
 
@@ -98,7 +98,7 @@ class Position:
         naive UTC, as stored)."""
         if writer is not None and writer in self.writers:
             return offset > self.writers[writer]
-        return _epoch(created_at) > self.at - MARGIN_S
+        return epoch(created_at) > self.at - MARGIN_S
 
     def includes(self, writer: int | None, offset: int) -> bool:
         """As a ceiling (what a process had delivered): the event was delivered before it."""
@@ -109,8 +109,13 @@ class Position:
         return min(self.writers.values(), default=0)
 
 
-def _epoch(value: dt.datetime) -> float:
+def epoch(value: dt.datetime) -> float:
     return value.replace(tzinfo=dt.timezone.utc).timestamp()
+
+
+def utc_at(seconds: float) -> dt.datetime:
+    """Naive UTC, as stored, of unix ``seconds`` (0 for anything earlier)."""
+    return dt.datetime(1970, 1, 1) + dt.timedelta(seconds=max(0.0, seconds))
 
 
 class Progress:
@@ -122,11 +127,13 @@ class Progress:
         self._last: dict[int, tuple[int, float]] = {}   # writer -> (offset, when it came)
         self._waiters: list[tuple[Position, asyncio.Future]] = []
 
-    def advance(self, writer: int, offset: int) -> str:
-        """An event of ``writer`` at ``offset`` is being delivered: the stamp it carries."""
+    def advance(self, writer: int, offset: int, at: float | None = None) -> str:
+        """An event of ``writer`` at ``offset`` is being delivered: the stamp it carries.
+        (Or, with ``at``, when it was stored: the events of ``writer`` up to ``offset`` that
+        did not reach this process never will.)"""
         now = self.clock()
         if offset > self._last.get(writer, (0, 0.0))[0]:
-            self._last[writer] = (offset, now)
+            self._last[writer] = (offset, now if at is None else min(at, now))
             if self._waiters:
                 self._wake()
         return self.stamp(now)

@@ -6,6 +6,7 @@ assembly; only where the database comes from differs.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
@@ -20,11 +21,13 @@ from .cluster.sync import StateSync
 from .context import AppContext
 from .db import Database
 from .event_log import EventLog
+from .jsonutil import utcnow
 from .handlers.realtime import SocketLayer, room_adapter, socket_layer
 from .lease import AlwaysHeld, RedisLease, lease_key
 from .mail import OutboxSender
 from .web import HEADER_READ_LIMIT, MAX_REQUEST_BODY
 from .metrics import AppMetrics
+from .offsets import FORGET_S, epoch
 from .queries import users
 from .realtime.connection_order import ConnectionOrderHTTPServer
 from .revocation import RevocationSync
@@ -82,6 +85,12 @@ class Runtime:
         ctx.events.add_stage(runtime.event_log.stage)
         runtime.sockets = socket_layer(ctx, runtime.presence, runtime.event_log, adapter,
                                        None if cluster is None else cluster.recovery)
+        if cluster is None:
+            # One process: the earlier runs' writers are done, all their events delivered or
+            # never to be (with Redis, each process learns this from the adapter's marks).
+            since = utcnow() - dt.timedelta(seconds=FORGET_S)
+            for writer, offset, stored in await runtime.event_log.earlier_writers(since):
+                runtime.sockets.delivery.progress.advance(writer, offset, at=epoch(stored))
         if cluster is not None:   # the Redis adapter: shared rooms, reported by /api/health
             await adapter.start()
             ctx.cluster = adapter

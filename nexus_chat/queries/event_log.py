@@ -40,6 +40,15 @@ async def first_since(db: Executor, since: dt.datetime) -> int | None:
     return None if row["first"] is None else int(row["first"])
 
 
+async def writer_heads(db: Executor, since: dt.datetime, other_than: int) -> list[Row]:
+    """Each writer's newest event stored since ``since`` (``offset``, ``created``), but
+    ``other_than``'s."""
+    return await db.fetch_all(
+        "SELECT writer, MAX(`offset`) AS `offset`, MAX(created_at) AS created FROM event_log"
+        " WHERE created_at >= %s AND writer IS NOT NULL AND writer <> %s GROUP BY writer",
+        (since, other_than))
+
+
 async def oldest(db: Executor) -> int | None:
     row = await db.fetch_one("SELECT MIN(`offset`) AS first FROM event_log")
     return None if row["first"] is None else int(row["first"])

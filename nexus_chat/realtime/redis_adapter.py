@@ -20,6 +20,14 @@ ignore them); ``on_remote_event(args, opts)``, if set, may rewrite the arguments
 from another process before it is encoded for the local sockets (the connection-state-recovery
 offset, which each process stamps itself: nexus_chat/offsets.py).
 
+Marks (for an application that numbers its broadcasts per source, as the event log's writers
+do): ``mark_of(meta)`` may name a broadcast's (source, value); the publish then also records the
+value as the source's latest in the hash ``<key>-marks``, in the same Lua script, so atomically
+with it. After each subscription a script reads that hash and publishes it to this process
+alone, on ``<key>-marks#``; when it arrives (``on_marks``), every message published before it
+was either received here already or published before the subscription and never will be.
+That is what a process that has just started or subscribed again knows of each source.
+
 Local delivery never waits for Redis: a broadcast is delivered here at once and queued for one
 publisher task (order kept). While Redis is unreachable, queued messages are dropped (counted),
 local delivery goes on, ``up`` is False, and both connections are retried with a growing delay;
@@ -49,6 +57,16 @@ SOCKETS, ALL_ROOMS, REMOTE_JOIN, REMOTE_LEAVE, REMOTE_DISCONNECT, REMOTE_FETCH, 
 QUEUE_LIMIT = 10_000          # messages waiting for Redis; past it new ones are dropped
 RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0)
 
+# KEYS: marks hash, channel; ARGV: source, value, message. The mark and the publish at once.
+_PUBLISH_MARKED = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('PUBLISH', KEYS[2], ARGV[3])
+"""
+# KEYS: marks hash, marks channel; ARGV: uid. Sends [uid, [source, value, ...]] to the channel.
+_SEND_MARKS = """
+return redis.call('PUBLISH', KEYS[2], cjson.encode({ARGV[1], redis.call('HGETALL', KEYS[1])}))
+"""
+
 
 class RedisAdapter(InMemoryAdapter):
     def __init__(self, url: str, namespaces: Iterable[str], *, key: str = "socket.io") -> None:
@@ -59,11 +77,13 @@ class RedisAdapter(InMemoryAdapter):
         self.namespaces = tuple(namespaces)
         self.up = False
         self.dropped = 0
-        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(QUEUE_LIMIT)
+        self._queue: asyncio.Queue[tuple[str, bytes, tuple[str, str] | None]] = asyncio.Queue(QUEUE_LIMIT)
         self._tasks: list[asyncio.Task] = []
         self._subscribed = asyncio.Event()
         self._closing = False
         self.on_remote_event: Callable[[list, dict], list] | None = None
+        self.mark_of: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None
+        self.on_marks: Callable[[dict[str, str]], None] | None = None
 
     # ---------------------------------------------------------------- channels
     def channel(self, namespace: str, room: str | None = None) -> str:
@@ -75,6 +95,12 @@ class RedisAdapter(InMemoryAdapter):
 
     def response_channel(self, namespace: str) -> str:
         return f"{self.key}-response#{namespace}#"
+
+    def marks_hash(self) -> str:
+        return f"{self.key}-marks"
+
+    def marks_channel(self) -> str:
+        return f"{self.key}-marks#"
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self, wait_s: float = 5.0) -> None:
@@ -111,7 +137,8 @@ class RedisAdapter(InMemoryAdapter):
             raw = {"type": packet.type, "data": packet.data, "nsp": namespace}
             opts = {"rooms": rooms or [], "except": except_rooms, "flags": {}, **(meta or {})}
             channel = self.channel(namespace, rooms[0] if rooms and len(rooms) == 1 else None)
-            self._publish(channel, notepack.encode([self.uid, raw, opts]))
+            mark = self.mark_of(meta) if meta and self.mark_of is not None else None
+            self._publish(channel, notepack.encode([self.uid, raw, opts]), mark)
         return super().broadcast(namespace, frames, rooms, except_rooms)
 
     def add_sockets(self, namespace: str, rooms: Iterable[str], add: Iterable[str],
@@ -138,25 +165,29 @@ class RedisAdapter(InMemoryAdapter):
                    **fields}
         self._publish(self.request_channel(namespace), orjson.dumps(request))
 
-    def _publish(self, channel: str, message: bytes) -> None:
+    def _publish(self, channel: str, message: bytes, mark: tuple[str, str] | None = None) -> None:
         if not self.up:
             self.dropped += 1
             return
         try:
-            self._queue.put_nowait((channel, message))
+            self._queue.put_nowait((channel, message, mark))
         except asyncio.QueueFull:
             self.dropped += 1
 
     async def _publisher(self) -> None:
         # A Redis that stops answering must not hold the queue forever.
         client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
+        marked = client.register_script(_PUBLISH_MARKED)
         failing = False
         try:
             while True:
-                channel, message = await self._queue.get()
+                channel, message, mark = await self._queue.get()
                 for attempt in (1, 2):     # a connection left from before a restart fails once
                     try:
-                        await client.publish(channel, message)
+                        if mark is None:
+                            await client.publish(channel, message)
+                        else:
+                            await marked(keys=[self.marks_hash(), channel], args=[mark[0], mark[1], message])
                         failing = False
                         break
                     except (RedisError, OSError) as exc:
@@ -177,13 +208,15 @@ class RedisAdapter(InMemoryAdapter):
             pubsub = client.pubsub()
             try:
                 await pubsub.psubscribe(*(self.channel(nsp) + "*" for nsp in self.namespaces))
-                await pubsub.subscribe(*(c for nsp in self.namespaces
-                                         for c in (self.request_channel(nsp), self.response_channel(nsp))))
+                await pubsub.subscribe(self.marks_channel(), *(c for nsp in self.namespaces for c in
+                                                               (self.request_channel(nsp), self.response_channel(nsp))))
                 if not self.up:
                     log.info("redis adapter: subscribed at %s uid=%s", self.url, self.uid)
                 self.up = True
                 attempt = 0
-                self._subscribed.set()
+                # Subscribed: what was published before is in the marks this sends us.
+                await client.register_script(_SEND_MARKS)(keys=[self.marks_hash(), self.marks_channel()],
+                                                          args=[self.uid])
                 while True:
                     message = await pubsub.get_message(timeout=5.0)
                     if message is not None:
@@ -221,12 +254,27 @@ class RedisAdapter(InMemoryAdapter):
         try:
             if kind == "pmessage":
                 self._on_broadcast(channel, data)
+            elif kind == "message" and channel == self.marks_channel():
+                self._on_marks(data)
             elif kind == "message":
                 for namespace in self.namespaces:
                     if channel == self.request_channel(namespace):
                         self._on_request(namespace, data)
         except Exception:
             log.exception("redis adapter: message on %s not handled", channel)
+
+    def _on_marks(self, data: bytes) -> None:
+        """The marks this process asked for after subscribing (others' are ignored)."""
+        try:
+            uid, flat = orjson.loads(data)
+        except (ValueError, TypeError):
+            return
+        if uid != self.uid:
+            return
+        flat = flat if isinstance(flat, list) else []    # cjson sends an empty hash as {}
+        if self.on_marks is not None:
+            self.on_marks({str(k): str(v) for k, v in zip(flat[::2], flat[1::2])})
+        self._subscribed.set()
 
     def _on_broadcast(self, channel: str, data: bytes) -> None:
         try:

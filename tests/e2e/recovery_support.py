@@ -12,10 +12,20 @@ from collections.abc import AsyncIterator
 import aiomysql
 from tornado.websocket import websocket_connect
 
+from nexus_chat.offsets import Position
+
 from .chat_support import JS_DIR
 
 SCRIPT = JS_DIR / "recovery_client.js"
 RECOVERY = {"realtime_recovery": True}
+
+
+def newest(offset: str) -> int:
+    """The newest event-log offset a socket's offset (a position: one offset per writer,
+    nexus_chat/offsets.py) names; with one process, one a process run."""
+    position = Position.parse(offset)
+    assert position is not None, offset
+    return max(position.writers.values(), default=0)
 
 
 class RecoveringClient:

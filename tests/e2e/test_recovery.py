@@ -11,10 +11,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from PIL import Image
 
+from nexus_chat.offsets import Position
 from nexus_chat.services import attachments as attachment_service
 
 from .chat_support import make_group, quiet
-from .recovery_support import RECOVERY, drop, hold, resume
+from .recovery_support import RECOVERY, newest, drop, hold, resume
 from .support import assert_error
 
 
@@ -39,13 +40,13 @@ async def test_a_dropped_client_recovers_every_missed_event_once_in_order(api, u
                    and i["args"][0]["id"] == grouped[-1]["id"])
     got = js.messages(mark)
     assert [args[0]["id"] for args in got] == [m["id"] for m in direct + grouped]   # once, in order
-    offsets = [int(args[1]) for args in got]
+    offsets = [newest(args[1]) for args in got]
     assert all(isinstance(args[1], str) for args in got) and offsets == sorted(set(offsets))
 
     # Still in the group room without joining again; live events carry offsets too.
     live = await cb.send("after recovery", groupId=group_id)
     item = await js.until(lambda i: i["type"] == "event" and i["event"] == "message")
-    assert item["args"][0]["id"] == live["id"] and int(item["args"][1]) > offsets[-1]
+    assert item["args"][0]["id"] == live["id"] and newest(item["args"][1]) > offsets[-1]
 
     # Removed from the group while away: nothing of the group after the removal.
     await drop(js)
@@ -255,8 +256,8 @@ async def test_every_stored_event_kind_is_replayed_with_its_offset(api, user_fac
     assert [i["event"] for i in got] == ["messageRead", "messageReaction", "message", "messageUpdated",
                                          "messageDeleted", "message"]
     offsets = [i["args"][-1] for i in got]
-    assert all(isinstance(o, str) and o.isdigit() for o in offsets) and len(got[0]["args"]) == 2
-    assert [int(o) for o in offsets] == sorted({int(o) for o in offsets})
+    assert all(isinstance(o, str) and Position.parse(o) for o in offsets) and len(got[0]["args"]) == 2
+    assert [newest(o) for o in offsets] == sorted({newest(o) for o in offsets})
 
 
 @pytest.mark.gen_test(timeout=60)

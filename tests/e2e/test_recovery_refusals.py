@@ -10,7 +10,9 @@ import pytest
 
 from nexus_chat.event_log import sweep
 
-from .recovery_support import RECOVERY, RawChat, connection, kept
+from nexus_chat.offsets import Position
+
+from .recovery_support import RECOVERY, RawChat, connection, kept, newest
 from .support import assert_error
 
 
@@ -32,6 +34,11 @@ async def back(runtime, cb, user, to_user, **auth) -> RawChat:
     return raw
 
 
+def newest_offset(message: dict, raw: RawChat) -> int:
+    """The offset of ``message`` as the socket delivered it (the newest its position names)."""
+    return newest(next(args[-1] for e, args in raw.events if e == "message" and args[0]["id"] == message["id"]))
+
+
 @pytest.mark.parametrize("setting_overrides", [RECOVERY])
 @pytest.mark.gen_test(timeout=120)
 async def test_forged_offsets_and_pids_replay_nothing_that_is_not_the_sessions(api, user_factory, chat,
@@ -47,23 +54,39 @@ async def test_forged_offsets_and_pids_replay_nothing_that_is_not_the_sessions(a
     await cb.send("for c", recipientId=c.id)
     missed = await cb.send("missed", recipientId=a.id)
 
-    # An offset from before the session started: the replay starts where the session did.
-    raw = await back(runtime, cb, a, a, pid=pid, offset="0")
-    assert raw.answer == {"sid": sid, "pid": pid}
-    assert raw.message_ids() == [first["id"], missed["id"]]
-    assert before_session["id"] not in raw.message_ids()
-    assert all(args[-1].isdigit() for _e, args in raw.events)
+    # An offset from before the session started (a position from long ago, or an offset of
+    # the previous version, digits): the replay starts where the session did.
+    [writer] = Position.parse(raw.events[-1][1][-1]).writers
+    for offset in ("v0", f"v0-{writer}.0", "0"):
+        if offset != "v0":
+            await away(raw, db_target)
+        raw = await back(runtime, cb, a, a, pid=pid, offset=offset)
+        assert raw.answer == {"sid": sid, "pid": pid}
+        assert raw.message_ids()[:2] == [first["id"], missed["id"]], offset
+        assert before_session["id"] not in raw.message_ids()
+        assert all(Position.parse(args[-1]) for _e, args in raw.events)
 
     # Offsets that are no offset count as none (from where the session started).
-    for offset in ("abc", "-1", "1e3", 5, None, {"x": 1}, ["7"], "9" * 21, "", " 12"):
+    for offset in ("abc", "-1", "1e3", 5, None, {"x": 1}, ["7"], "9" * 21, "", " 12", "v", "v1-0.5",
+                   f"v1-{writer}.2-{writer}.3", "v" + "9" * 11, f"v1-{writer}.", f"v1-{writer}.9.9",
+                   "v1" + "".join(f"-{w}.1" for w in range(1, 66)), "v1" + "-1.1" * 600, "v1\n"):
         await away(raw, db_target)
         raw = await back(runtime, cb, a, a, pid=pid, offset=offset)
         assert raw.answer == {"sid": sid, "pid": pid}, offset
         assert raw.message_ids()[:2] == [first["id"], missed["id"]], offset
 
-    # An offset past everything (the largest the format allows): nothing replayed, no error.
+    # A position past everything (the largest the format allows) is not one this server
+    # reached: after waiting for it a little, a new session, nothing replayed, no error.
     await away(raw, db_target)
-    raw = await back(runtime, cb, a, a, pid=pid, offset="9" * 20)
+    raw = await back(runtime, cb, a, a, pid=pid, offset=f"v{'9' * 10}-{writer}.{2 ** 63 - 1}")
+    assert raw.answer["sid"] != sid and raw.answer["pid"] != pid and raw.events == []
+    sid, pid = raw.answer["sid"], raw.answer["pid"]
+
+    # A position from this session's future but with nothing new of its writer: nothing replayed.
+    last = await cb.send("seen live", recipientId=a.id)
+    await raw.until_message(last["id"])
+    await away(raw, db_target)
+    raw = await back(runtime, cb, a, a, pid=pid, offset=f"v{'9' * 10}-{writer}.{newest_offset(last, raw)}")
     assert raw.answer == {"sid": sid, "pid": pid} and raw.events == []
 
     # Unknown or malformed pids: a new session, nothing replayed.
