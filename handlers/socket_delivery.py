@@ -111,7 +111,7 @@ class SocketDelivery:
         that did not reach this process never will."""
         for writer, value in marks.items():
             offset, _, at = value.partition(".")
-            if writer.isdigit() and offset.isdigit() and at.isdigit():
+            if all(part.isascii() and part.isdigit() for part in (writer, offset, at)):
                 self.progress.advance(int(writer), int(offset), at=float(at))
 
 

@@ -52,8 +52,9 @@ MAX_LENGTH = 2048           # 64 entries of up to 30 characters, and the time
 # Writers not heard from for a day are forgotten by a process (memory stays bounded).
 FORGET_S = 86_400
 
-_FORMAT = re.compile(r"v(\d{1,10})((?:-\d{1,9}\.\d{1,19})*)")   # times up to the year 2286
-_ENTRY = re.compile(r"-(\d{1,9})\.(\d{1,19})")
+# ASCII digits only (\d would take any script's); times up to the year 2286.
+_FORMAT = re.compile(r"v([0-9]{1,10})((?:-[0-9]{1,9}\.[0-9]{1,19})*)")
+_ENTRY = re.compile(r"-([0-9]{1,9})\.([0-9]{1,19})")
 
 
 @dataclass(frozen=True)
