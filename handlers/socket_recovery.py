@@ -108,6 +108,8 @@ class Recovery:
         to `CATCH_UP_S`), and at most ``max_events`` were missed so far (else the client is
         better served by REST). A first look, before the socket takes the old id: `finish`
         decides on what was missed up to the mark, which may be more."""
+        if not self.progress.covers(claim.floor):
+            log.info("recovery sid=%s waits for events the client has from other processes", claim.sid)
         if not await self.progress.reached(claim.floor, CATCH_UP_S):
             log.info("not recovered sid=%s user_id=%s: the client's events never reached this process",
                      claim.sid, user_id)

@@ -4,6 +4,7 @@ an order that is not their order in the event log, and recovery must still repla
 what the client missed, with the official socket.io-client."""
 from __future__ import annotations
 
+import asyncio
 import os
 from urllib.parse import urlsplit
 
@@ -11,7 +12,7 @@ import pytest
 
 from .chat_support import make_group
 from .cluster_support import TcpProxy
-from .recovery_support import RecoveringClient, hold, resume
+from .recovery_support import RecoveringClient, hold, newest, resume
 from .support import make_user
 from .test_cluster_state import apis, cluster, connect, redis_server  # noqa: F401 (fixtures)
 
@@ -20,17 +21,22 @@ def contents(client: RecoveringClient, since: int = 0) -> list[str]:
     return [args[0]["content"] for args in client.messages(since)]
 
 
+def redis_port(redis_server) -> int:
+    return urlsplit(os.environ.get("NEXUS_TEST_REDIS_URL") or redis_server.url).port or 6379
+
+
 @pytest.mark.gen_test(timeout=150)
 async def test_an_event_published_late_by_another_process_is_not_skipped(
         cluster, connect, apis, mail_sink, node_client, db_target, redis_server):  # noqa: F811
     """Process A stores a message first but its Redis publish is held; process B's later
     message reaches the client (on B) first. The client drops, A's message then arrives while
     it is away: recovering with the offset of B's message must still bring A's, once."""
-    url = urlsplit(os.environ.get("NEXUS_TEST_REDIS_URL") or redis_server.url)
-    redis = TcpProxy(url.port or 6379)      # A's way to Redis, which the test can hold
+    redis = TcpProxy(redis_port(redis_server))     # A's way to Redis, which the test can hold
     await redis.start()
-    [a] = cluster(1, NEXUS_RECOVERY="1", NEXUS_REDIS_URL=f"redis://127.0.0.1:{redis.port}")
-    [b] = cluster(1, NEXUS_RECOVERY="1")
+    # A heartbeat TTL far longer than the hold: A stays alive for the others meanwhile.
+    [a] = cluster(1, NEXUS_RECOVERY="1", NEXUS_REDIS_PROCESS_TTL_S="30",
+                  NEXUS_REDIS_URL=f"redis://127.0.0.1:{redis.port}")
+    [b] = cluster(1, NEXUS_RECOVERY="1", NEXUS_REDIS_PROCESS_TTL_S="30")
     api = apis(b)
     user = await make_user(api, mail_sink, "u")
     on_a, on_b = await make_user(api, mail_sink, "sa"), await make_user(api, mail_sink, "sb")
@@ -62,4 +68,54 @@ async def test_an_event_published_late_by_another_process_is_not_skipped(
     finally:
         redis.flow()
         await client.close()
+        await redis.close()
+
+
+@pytest.mark.gen_test(timeout=150)
+async def test_a_client_ahead_of_the_process_it_recovers_on_gets_nothing_twice(
+        cluster, connect, apis, mail_sink, node_client, db_target, redis_server):  # noqa: F811
+    """The client saw on B a message that has not reached C yet (C's Redis link is held) and
+    recovers on C: C waits for it instead of replaying without it and then delivering it
+    live a second time. Offsets the client gets afterwards never go back."""
+    redis = TcpProxy(redis_port(redis_server))     # C's way to Redis
+    await redis.start()
+    a, b = cluster(2, NEXUS_RECOVERY="1", NEXUS_REDIS_PROCESS_TTL_S="30")
+    [c] = cluster(1, NEXUS_RECOVERY="1", NEXUS_REDIS_PROCESS_TTL_S="30",
+                  NEXUS_REDIS_URL=f"redis://127.0.0.1:{redis.port}")
+    api = apis(a)
+    user, sender = await make_user(api, mail_sink, "u"), await make_user(api, mail_sink, "s")
+    balancer = await TcpProxy(b.port).start()
+    client = await RecoveringClient.start(node_client, balancer.url, user.access)
+    try:
+        await client.until(lambda i: i["type"] == "connect")
+        writer = await connect(a, sender, ignore=("userStatusChanged",))
+        watcher = await connect(c, sender, ignore=("userStatusChanged",))   # shows what reached C
+        await writer.send("warm-up", recipientId=user.id)
+        await client.wait(lambda: contents(client) == ["warm-up"])
+        await watcher.wait_for("message", 1, timeout=10)
+
+        redis.stall()
+        await writer.send("seen on B", recipientId=user.id)
+        await client.wait(lambda: contents(client) == ["warm-up", "seen on B"])
+        seen = newest(client.messages()[-1][-1])
+        await hold(client, db_target)
+        balancer.target = c.port
+        mark = len(client.seen)
+        await client.command("resume")
+        waits = "waits for events the client has from other processes"
+        deadline = asyncio.get_running_loop().time() + 15
+        while waits not in c.log_text():        # C holds the recovery until "seen on B" is there
+            assert asyncio.get_running_loop().time() < deadline, "C never waited"
+            await asyncio.sleep(0.05)
+        redis.flow()
+        again = await client.until(lambda i: i["type"] in ("connect", "connect_error"), timeout=15)
+        assert again["type"] == "connect" and again["recovered"] is True
+        await writer.send("after", recipientId=user.id)
+        await client.wait(lambda: "after" in contents(client, mark))
+        assert contents(client, mark) == ["after"]
+        assert newest(client.messages()[-1][-1]) > seen
+    finally:
+        redis.flow()
+        await client.close()
+        await balancer.close()
         await redis.close()
