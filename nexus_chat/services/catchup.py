@@ -3,14 +3,15 @@ for clients without connection-state recovery (python-socketio, Swift, Java, a p
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ..errors import ApiError
 from ..event_log import events_after, events_owed, position_swept, swept_past
-from ..jsonutil import iso
-from ..offsets import Position
+from ..jsonutil import iso, utcnow
+from ..offsets import RECENT_S, Position, epoch
 from ..queries import event_log as event_log_queries
 from . import attachments, chat
 
@@ -25,11 +26,11 @@ async def events_since(ctx: AppContext, user_id: str, after: int | Position | No
     """``{events, hasMore, nextAfter}``: the user's events after ``after``, oldest first, as
     the socket carries them (to the user and the groups they are a member of now). Without
     ``after``: no events, and ``nextAfter`` is where to start following from now. ``after``
-    is an offset (digits) or a socket's position (nexus_chat/offsets.py); with a position,
-    each event's offset and ``nextAfter`` are positions too, which stay exact with several
-    processes."""
+    is a position (nexus_chat/offsets.py: a socket's offset or a ``nextAfter``), exact with
+    several processes, each event's offset and ``nextAfter`` then positions too; or an offset
+    of digits (the previous version's, still followed as then)."""
     if after is None:
-        return {"events": [], "hasMore": False, "nextAfter": str(await event_log_queries.head(ctx.db))}
+        return {"events": [], "hasMore": False, "nextAfter": (await _head(ctx)).encode()}
     group_ids = await chat.group_ids(ctx, user_id)
     if isinstance(after, Position):
         return await _events_from(ctx, user_id, group_ids, after, limit)
@@ -60,3 +61,13 @@ async def _events_from(ctx: AppContext, user_id: str, group_ids: list[str], posi
                        "data": attachments.fresh_urls(ctx, orjson.loads(e.payload), expires),
                        "createdAt": iso(e.created_at)})
     return {"events": events, "hasMore": len(found) > limit, "nextAfter": position.encode()}
+
+
+async def _head(ctx: AppContext) -> Position:
+    """Where a reader of the log stands now: each writer's newest committed event (a writer
+    commits its offsets in order, so nothing of it below that is still to come). Writers with
+    nothing stored in the last ``RECENT_S`` are left unnamed: what they store next is newer
+    than the position's time less the margin."""
+    now = utcnow()
+    rows = await event_log_queries.writer_heads(ctx.db, now - dt.timedelta(seconds=RECENT_S), 0)
+    return Position(int(epoch(now)), {int(row["writer"]): int(row["offset"]) for row in rows})

@@ -119,7 +119,7 @@ async def test_rest_catch_up_for_a_client_without_recovery(api, user_factory, ch
     a, b, c = await user_factory("a"), await user_factory("b"), await user_factory("c")
     group_id = await make_group(api, b, [a])
     start = (await api.get("/api/chat/events", token=a.access)).data
-    assert start["events"] == [] and start["nextAfter"].isdigit()
+    assert start["events"] == [] and Position.parse(start["nextAfter"]) is not None
     ca = await chat(a, ["websocket"], ignore=("userStatusChanged",))
     cb = await chat(b, ["websocket"], ignore=("userStatusChanged",))
     sent = await cb.send("plain", recipientId=a.id)
@@ -131,7 +131,12 @@ async def test_rest_catch_up_for_a_client_without_recovery(api, user_factory, ch
     page = (await api.get("/api/chat/events", params={"after": start["nextAfter"]}, token=a.access)).data
     assert [(e["event"], e["data"]["id"]) for e in page["events"] if e["event"] == "message"] == [
         ("message", sent["id"]), ("message", group_message["id"])]
-    for bad in ({"after": "x"}, {"after": -1}, {"limit": 0}, {"limit": 501}):
+    # An offset of digits (the previous version's) is still followed, as it was then.
+    legacy = (await api.get("/api/chat/events", params={"after": "0", "limit": 500}, token=a.access)).data
+    assert {group_message["id"], sent["id"]} <= {e["data"]["id"] for e in legacy["events"]}
+    assert legacy["nextAfter"].isdigit() and all(e["offset"].isdigit() for e in legacy["events"])
+    for bad in ({"after": "x"}, {"after": -1}, {"limit": 0}, {"limit": 501}, {"after": "v"}, {"after": "\u00b2"},
+                {"after": "v1-0.1"}, {"after": "9" * 20}, {"after": "v" + "-1.1" * 700}):
         assert_error(await api.get("/api/chat/events", params=bad, token=a.access), 400)
     assert_error(await api.get("/api/chat/events"), 401)
 
