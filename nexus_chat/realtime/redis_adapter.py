@@ -208,8 +208,9 @@ class RedisAdapter(InMemoryAdapter):
             pubsub = client.pubsub()
             try:
                 await pubsub.psubscribe(*(self.channel(nsp) + "*" for nsp in self.namespaces))
-                await pubsub.subscribe(self.marks_channel(), *(c for nsp in self.namespaces for c in
-                                                               (self.request_channel(nsp), self.response_channel(nsp))))
+                await pubsub.subscribe(self.marks_channel(),
+                                       *(c for nsp in self.namespaces
+                                         for c in (self.request_channel(nsp), self.response_channel(nsp))))
                 if not self.up:
                     log.info("redis adapter: subscribed at %s uid=%s", self.url, self.uid)
                 self.up = True

@@ -12,7 +12,8 @@ class After(fields.Field):
     """An offset of the REST catch-up (digits) or of the socket (a position, offsets.py)."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int | Position:
-        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19 and int(value) < 2 ** 63:
+        digits = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19
+        if digits and int(value) < 2 ** 63:
             return int(value)
         position = Position.parse(value)
         if position is None:
