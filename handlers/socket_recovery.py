@@ -115,7 +115,8 @@ class Recovery:
                      claim.sid, user_id)
             return False
         events = await events_owed(self.ctx.db, user_id, group_ids, floor=claim.floor, base=claim.base,
-                                   ceiling=None, limit=self.max_events + 1, socket_id=claim.sid)
+                                   ceiling=None, limit=self.max_events + 1, socket_id=claim.sid,
+                                   unnamed=self.progress.unnamed_may_owe(claim.floor))
         return len(events) <= self.max_events
 
     def restore(self, socket: Socket, claim: Claim) -> None:
@@ -137,7 +138,8 @@ class Recovery:
         it catches up over REST."""
         if claim is not None:
             events = await events_owed(self.ctx.db, user_id, group_ids, floor=claim.floor, base=claim.base,
-                                       ceiling=up_to, limit=self.max_events + 1, socket_id=claim.sid)
+                                       ceiling=up_to, limit=self.max_events + 1, socket_id=claim.sid,
+                                       unnamed=self.progress.unnamed_may_owe(claim.floor))
             # Read first: the sweep deletes oldest first, so if nothing after the floor is gone
             # now, nothing was before the read either.
             swept = await position_swept(self.ctx.db, claim.floor)

@@ -169,16 +169,19 @@ async def events_after(db: Database, user_id: str, group_ids: list[str], *, afte
 
 async def events_owed(db: Database, user_id: str, group_ids: list[str], *, floor: Position,
                       base: Position | None, ceiling: Position | None, limit: int,
-                      socket_id: str | None = None) -> list[LoggedEvent]:
+                      socket_id: str | None = None, unnamed: bool = True) -> list[LoggedEvent]:
     """The user's events a client at ``floor`` has not received, oldest first, at most
     ``limit``: of each writer the floor names, those after its offset there; of any other
     writer, those stored after the floor's time less the margin (offsets.py). With a
     ``ceiling`` (what the delivering process had delivered when the socket joined its rooms)
     only what it includes: the rest reaches the socket live. ``base`` (where the session
     started) bounds what a writer it does not name owes, so that a forged floor fetches
-    nothing from before the session."""
-    since = utc_at(floor.at - MARGIN_S)
-    first = await event_log_queries.first_since(db, since)     # the unnamed writers' start
+    nothing from before the session. ``unnamed=False``: the caller knows that no writer the
+    floor does not name owes anything (`Progress.unnamed_may_owe`), which saves a read of
+    every event stored since the floor's time."""
+    first = None
+    if unnamed:   # the unnamed writers' start (reads the index of created_at from there on)
+        first = await event_log_queries.first_since(db, utc_at(floor.at - MARGIN_S))
     starts = [offset for offset in floor.writers.values()] + ([first - 1] if first is not None else [])
     if not starts:
         return []
@@ -191,7 +194,7 @@ async def events_owed(db: Database, user_id: str, group_ids: list[str], *, floor
         for row in rows:
             writer = None if row["writer"] is None else int(row["writer"])
             offset, created = int(row["offset"]), row["created"]
-            if not floor.owes(writer, offset, created):
+            if not floor.owes(writer, offset, created) or (not unnamed and writer not in floor.writers):
                 continue
             if base is not None and writer not in base.writers and not base.owes(writer, offset, created):
                 continue

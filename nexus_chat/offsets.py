@@ -159,6 +159,13 @@ class Progress:
         """Everything delivered here so far (every writer: a ceiling for a replay)."""
         return Position(int(self.clock()), {w: o for w, (o, _at) in self._last.items()})
 
+    def unnamed_may_owe(self, floor: Position) -> bool:
+        """Whether a writer ``floor`` does not name may owe it events delivered here: one
+        whose last event came after the floor's time less twice the margin (an owed event
+        was stored after the time less the margin, and came at most a margin later)."""
+        horizon = floor.at - 2 * MARGIN_S
+        return any(w not in floor.writers and at >= horizon for w, (_o, at) in self._last.items())
+
     def covers(self, position: Position) -> bool:
         return all(self._last.get(w, (0, 0.0))[0] >= o for w, o in position.writers.items())
 

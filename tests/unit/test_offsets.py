@@ -77,3 +77,15 @@ def test_progress_names_at_most_max_writers_and_marks_keep_their_time():
 @pytest.mark.parametrize("seconds", [-5, 0, 9_999_999_999])
 def test_utc_at_is_in_range_for_any_parsed_time(seconds):
     assert isinstance(utc_at(seconds), dt.datetime)
+
+
+def test_unnamed_writers_owe_only_if_their_events_came_lately():
+    now = [100_000.0]
+    progress = Progress(clock=lambda: now[0])
+    progress.advance(1, 10)
+    floor = Position(int(now[0]), {1: 10})
+    assert not progress.unnamed_may_owe(floor)
+    progress.advance(2, 5, at=now[0] - 2 * MARGIN_S - 1)        # quiet since before the horizon
+    assert not progress.unnamed_may_owe(floor)
+    progress.advance(3, 7)
+    assert progress.unnamed_may_owe(floor) and not progress.unnamed_may_owe(Position(floor.at, {1: 10, 3: 7}))
