@@ -12,7 +12,7 @@ import pytest
 
 from .chat_support import make_group
 from .cluster_support import TcpProxy
-from .recovery_support import RecoveringClient, hold, newest, resume
+from .recovery_support import RecoveringClient, hold, newest, resume, row_lock
 from .support import make_user
 from .test_cluster_state import apis, cluster, connect, redis_server  # noqa: F401 (fixtures)
 
@@ -119,3 +119,45 @@ async def test_a_client_ahead_of_the_process_it_recovers_on_gets_nothing_twice(
         await client.close()
         await balancer.close()
         await redis.close()
+
+
+@pytest.mark.gen_test(timeout=150)
+async def test_an_event_committed_late_by_another_process_is_not_skipped(
+        cluster, connect, apis, mail_sink, node_client, db_target):  # noqa: F811
+    """A's event-log transaction takes its offset, then waits for a lock while B stores a
+    later offset, commits and delivers it to the client (on B). The client drops; A commits;
+    recovering with B's offset must bring A's event, once."""
+    a, b = cluster(2, NEXUS_RECOVERY="1")
+    api = apis(b)
+    user = await make_user(api, mail_sink, "u")
+    on_a, on_b = await make_user(api, mail_sink, "sa"), await make_user(api, mail_sink, "sb")
+    # Two groups; A's event goes to the one whose id sorts first, whose event_log_targets
+    # rows the test locks (with the gap after them, up to the other group's first row).
+    held, free = sorted([await make_group(api, on_b, [user, on_a]), await make_group(api, on_b, [user, on_a])])
+    client = await RecoveringClient.start(node_client, b.base_url, user.access)
+    try:
+        await client.until(lambda i: i["type"] == "connect")
+        sender_a = await connect(a, on_a, ignore=("userStatusChanged",))
+        sender_b = await connect(b, on_b, ignore=("userStatusChanged",))
+        await sender_a.send("warm-up", groupId=held)
+        await sender_b.send("warm-up too", groupId=free)          # the other group has a row
+        await client.wait(lambda: contents(client) == ["warm-up", "warm-up too"])
+
+        lock_sql = "SELECT * FROM event_log_targets WHERE target_id = %s FOR UPDATE"
+        async with row_lock(db_target, lock_sql, (held,)) as lock:
+            late = asyncio.ensure_future(sender_a.send("offset first, committed late", groupId=held))
+            await lock.waited_on()                                 # A's offset is taken, uncommitted
+            await sender_b.send("offset second, committed first", groupId=free)
+            await client.wait(lambda: contents(client)[-1] == "offset second, committed first")
+            await hold(client, db_target)
+        await late
+        await sender_b.wait_until(lambda: any(args[0]["content"] == "offset first, committed late"
+                                              for args in sender_b.of("message")), timeout=10, what="A's on B")
+        mark = len(client.seen)
+        again = await resume(client)
+        assert again["type"] == "connect" and again["recovered"] is True
+        await sender_b.send("after", groupId=free)
+        await client.wait(lambda: "after" in contents(client, mark))
+        assert contents(client, mark) == ["offset first, committed late", "after"]
+    finally:
+        await client.close()
