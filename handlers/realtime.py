@@ -297,7 +297,7 @@ def socket_layer(ctx: AppContext, presence: Presence, event_log: EventLog | None
         admit=admit,
     )
     recovering = settings.realtime_recovery and event_log is not None
-    delivery = SocketDelivery(server, with_offsets=recovering)
+    delivery = SocketDelivery(server, with_offsets=recovering, progress=ctx.progress)
     recovery = Recovery(ctx, delivery.progress, shared_recovery) if recovering else None
     chat_namespace = ChatNamespace(ctx, presence, recovery)
     server.add_namespace("/", MainNamespace())

@@ -38,14 +38,15 @@ def session_room(session_id: str) -> str:
 class SocketDelivery:
     """A listener on ``ctx.events`` that acts on the connections of this process."""
 
-    def __init__(self, server: SocketServer, *, with_offsets: bool = False) -> None:
+    def __init__(self, server: SocketServer, *, with_offsets: bool = False,
+                 progress: Progress | None = None) -> None:
         self.server = server
         # Offsets go to clients only with connection-state recovery on: a client that does
         # not expect them would take the extra argument as part of the event.
         self.with_offsets = with_offsets
         # What this process delivered, writer by writer: each stored event carries it, as the
         # client's position, whichever process stored the event (nexus_chat/offsets.py).
-        self.progress = Progress()
+        self.progress = progress if progress is not None else Progress()
         if hasattr(server.adapter, "on_remote_event"):     # events of the other processes
             server.adapter.on_remote_event = self.remote_event
             server.adapter.mark_of = mark_of
@@ -100,6 +101,10 @@ class SocketDelivery:
         origin = opts.get(ORIGIN)
         if not (isinstance(origin, list) and len(origin) == 2
                 and all(type(n) is int and 0 < n < 2 ** 63 for n in origin)):
+            if self.with_offsets and len(args) > 2 and isinstance(args[-1], str) and args[-1].isdigit():
+                # A process of the previous version (a rolling upgrade): its offset of digits
+                # would count as none here; this process's position is the next best thing.
+                return [*args[:-1], self.progress.stamp()]
             return args
         stamp = self.progress.advance(origin[0], origin[1])
         if self.with_offsets and len(args) > 2 and isinstance(args[-1], str):

@@ -12,6 +12,7 @@ from .events import Events
 from .intake import BodyStreams
 from .media_pool import MediaPool
 from .message_writer import MessageWriter
+from .offsets import Progress
 from .passwords import PasswordHasher
 from .ratelimit import RateLimiter
 from .revocation import RevokedSessions
@@ -64,6 +65,9 @@ class AppContext:
     lease: Any = None         # lease.Lease: whether this process runs the sweeper and the outbox
     media: MediaPool = field(default_factory=MediaPool)   # threads for Pillow and upload files
     body_streams: BodyStreams = field(default_factory=BodyStreams)   # large bodies read at once
+    # What this process delivered of each event-log writer (offsets.py): moved by the socket
+    # delivery, read by the REST catch-up for where a reader starts.
+    progress: Progress = field(default_factory=Progress)
 
     @classmethod
     def create(cls, settings: Any, db: Database, *, chat_cache: ChatCache) -> "AppContext":

@@ -141,8 +141,11 @@ class Progress:
 
     def stamp(self, now: float | None = None) -> str:
         """This process's progress as a client's position: the writers heard from lately."""
+        return self.position(now).encode()
+
+    def position(self, now: float | None = None) -> Position:
         now = self.clock() if now is None else now
-        return Position(int(now), {w: self._last[w][0] for w in self._recent(now)}).encode()
+        return Position(int(now), {w: self._last[w][0] for w in self._recent(now)})
 
     def recent(self, position: Position) -> Position:
         """``position`` naming only the writers a stamp made now would name."""

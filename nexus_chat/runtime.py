@@ -27,7 +27,7 @@ from .lease import AlwaysHeld, RedisLease, lease_key
 from .mail import OutboxSender
 from .web import HEADER_READ_LIMIT, MAX_REQUEST_BODY
 from .metrics import AppMetrics
-from .offsets import FORGET_S, epoch
+from .offsets import RECENT_S, epoch
 from .queries import users
 from .realtime.connection_order import ConnectionOrderHTTPServer
 from .revocation import RevocationSync
@@ -88,9 +88,11 @@ class Runtime:
         if cluster is None:
             # One process: the earlier runs' writers are done, all their events delivered or
             # never to be (with Redis, each process learns this from the adapter's marks).
-            since = utcnow() - dt.timedelta(seconds=FORGET_S)
+            # Those a recovering client's offset can name stored something in the recovery
+            # window plus the RECENT_S a stamp names a writer for.
+            since = utcnow() - dt.timedelta(seconds=RECENT_S + settings.realtime_recovery_window_s)
             for writer, offset, stored in await runtime.event_log.earlier_writers(since):
-                runtime.sockets.delivery.progress.advance(writer, offset, at=epoch(stored))
+                ctx.progress.advance(writer, offset, at=epoch(stored))
         if cluster is not None:   # the Redis adapter: shared rooms, reported by /api/health
             await adapter.start()
             ctx.cluster = adapter

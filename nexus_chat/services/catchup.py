@@ -3,16 +3,14 @@ for clients without connection-state recovery (python-socketio, Swift, Java, a p
 """
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ..errors import ApiError
 from ..event_log import events_after, events_owed, position_swept, swept_past
-from ..jsonutil import iso, utcnow
-from ..offsets import RECENT_S, Position, epoch
-from ..queries import event_log as event_log_queries
+from ..jsonutil import iso
+from ..offsets import Position
 from . import attachments, chat
 
 if TYPE_CHECKING:
@@ -30,7 +28,7 @@ async def events_since(ctx: AppContext, user_id: str, after: int | Position | No
     several processes, each event's offset and ``nextAfter`` then positions too; or an offset
     of digits (the previous version's, still followed as then)."""
     if after is None:
-        return {"events": [], "hasMore": False, "nextAfter": (await _head(ctx)).encode()}
+        return {"events": [], "hasMore": False, "nextAfter": _head(ctx).encode()}
     group_ids = await chat.group_ids(ctx, user_id)
     if isinstance(after, Position):
         return await _events_from(ctx, user_id, group_ids, after, limit)
@@ -63,11 +61,8 @@ async def _events_from(ctx: AppContext, user_id: str, group_ids: list[str], posi
     return {"events": events, "hasMore": len(found) > limit, "nextAfter": position.encode()}
 
 
-async def _head(ctx: AppContext) -> Position:
-    """Where a reader of the log stands now: each writer's newest committed event (a writer
-    commits its offsets in order, so nothing of it below that is still to come). Writers with
-    nothing stored in the last ``RECENT_S`` are left unnamed: what they store next is newer
-    than the position's time less the margin."""
-    now = utcnow()
-    rows = await event_log_queries.writer_heads(ctx.db, now - dt.timedelta(seconds=RECENT_S), 0)
-    return Position(int(epoch(now)), {int(row["writer"]): int(row["offset"]) for row in rows})
+def _head(ctx: AppContext) -> Position:
+    """Where a reader of the log starts now: what this process has delivered of each writer
+    (a writer's later events all have larger offsets, committed or not yet), as the sockets
+    here are stamped. Nothing to read: it is this process's own progress."""
+    return ctx.progress.position()
