@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 
 from nexus_chat.context import AppContext
-from nexus_chat.event_log import events_owed, keep_session, position_swept, take_session
+from nexus_chat.event_log import events_owed, keep_session, position_swept, restarted, take_session
 from nexus_chat.jsonutil import utcnow
 from nexus_chat.offsets import Position, Progress
 from nexus_chat.realtime.reasons import CloseReason
@@ -62,8 +62,8 @@ class Claim:
     """A kept session the reconnecting client proved it owns (by its pid)."""
     pid: str
     sid: str
-    base: Position       # where the session started
-    floor: Position      # what the client has: the replay is what comes after
+    base: Position       # where the session started: nothing before it is replayed
+    floor: Position      # what the client has (its offset, else the base): nor anything in it
 
 
 class Recovery:
@@ -93,7 +93,7 @@ class Recovery:
             log.info("not recovered sid=%s user_id=%s: kept by the previous version", row["sid"], user_id)
             return None
         client = Position.parse(auth.get("offset"))
-        return Claim(pid, row["sid"], base, base if client is None else base.join(client))
+        return Claim(pid, row["sid"], base, base if client is None else client)
 
     async def _take_shared(self, pid_hash: str, user_id: str) -> dict | None:
         """A session still held by a process (perhaps dead)."""
@@ -155,8 +155,9 @@ class Recovery:
                 socket.pid = claim.pid
                 # This session's events start after the client's position, not at the mark: a
                 # client that drops again before reading the replay gets it again next time.
-                socket.data["base"] = claim.floor
-                await self._hold(socket, user_id, claim.floor)
+                # Never before the old start either (a forged position fetches nothing older).
+                socket.data["base"] = await restarted(self.ctx.db, claim.base, claim.floor)
+                await self._hold(socket, user_id, socket.data["base"])
                 log.info("recovered sid=%s user_id=%s replayed=%d", claim.sid, user_id, len(events))
                 return
             socket.renew()

@@ -172,20 +172,15 @@ async def events_owed(db: Database, user_id: str, group_ids: list[str], *, floor
                       socket_id: str | None = None, unnamed: bool = True) -> list[LoggedEvent]:
     """The user's events a client at ``floor`` has not received, oldest first, at most
     ``limit``: of each writer the floor names, those after its offset there; of any other
-    writer, those stored after the floor's time less the margin (offsets.py). With a
-    ``ceiling`` (what the delivering process had delivered when the socket joined its rooms)
-    only what it includes: the rest reaches the socket live. ``base`` (where the session
-    started) bounds what a writer it does not name owes, so that a forged floor fetches
-    nothing from before the session. ``unnamed=False``: the caller knows that no writer the
-    floor does not name owes anything (`Progress.unnamed_may_owe`), which saves a read of
-    every event stored since the floor's time."""
-    first = None
-    if unnamed:   # the unnamed writers' start (reads the index of created_at from there on)
-        first = await event_log_queries.first_since(db, utc_at(floor.at - MARGIN_S))
-    starts = [offset for offset in floor.writers.values()] + ([first - 1] if first is not None else [])
-    if not starts:
-        return []
-    after = min(starts)
+    writer, those stored after the floor's time less the margin (offsets.py). ``base`` (where
+    the session started) must owe them too: a client's position from before the session, or
+    forged, fetches nothing older. With a ``ceiling`` (what the delivering process had
+    delivered when the socket joined its rooms) only what it includes: the rest reaches the
+    socket live. ``unnamed=False``: the caller knows that no writer the floor does not name
+    owes anything (`Progress.unnamed_may_owe`)."""
+    after = await _below(db, floor, unnamed)
+    if base is not None:
+        after = max(after, await _below(db, base, True))
     up_to = None if ceiling is None else max(ceiling.writers.values(), default=0)
     found: list[LoggedEvent] = []
     while len(found) < limit:
@@ -196,7 +191,7 @@ async def events_owed(db: Database, user_id: str, group_ids: list[str], *, floor
             offset, created = int(row["offset"]), row["created"]
             if not floor.owes(writer, offset, created) or (not unnamed and writer not in floor.writers):
                 continue
-            if base is not None and writer not in base.writers and not base.owes(writer, offset, created):
+            if base is not None and not base.owes(writer, offset, created):
                 continue
             if ceiling is not None and not ceiling.includes(writer, offset):
                 continue
@@ -208,6 +203,26 @@ async def events_owed(db: Database, user_id: str, group_ids: list[str], *, floor
             break
         after = int(rows[-1]["offset"])
     return found
+
+
+async def _below(db: Database, position: Position, unnamed: bool) -> int:
+    """An offset below every event ``position`` owes: its lowest named offset and, for the
+    writers it does not name, the newest event stored a margin before their start (an event
+    stored after that start was numbered after it, with clocks a margin apart at most)."""
+    bounds = list(position.writers.values())
+    if unnamed:
+        bounds.append(await event_log_queries.offset_before(db, utc_at(position.at - 2 * MARGIN_S)))
+    return min(bounds, default=2 ** 63 - 1)
+
+
+async def restarted(db: Database, base: Position, floor: Position) -> Position:
+    """Where a recovered session starts again: after what the client has (``floor``) and
+    never before its old start (``base``). Each writer's later offset; a writer only the
+    floor names owes no earlier than the old start by time would (the bound of `_below`)."""
+    only_floor = [w for w in floor.writers if w not in base.writers]
+    low = await event_log_queries.offset_before(db, utc_at(base.at - 2 * MARGIN_S)) if only_floor else 0
+    raised = {w: max(o, low) if w in only_floor else o for w, o in floor.writers.items()}
+    return base.join(Position(floor.at, raised))
 
 
 async def position_swept(db: Database, position: Position) -> bool:

@@ -85,7 +85,8 @@ class Position:
         return cls(int(match.group(1)), writers)
 
     def join(self, other: Position) -> Position:
-        """What either has received (writer by writer the later offset; the later time)."""
+        """Writer by writer the later offset, and the later time (what it owes by time, both
+        owe; by offset, the position naming the writer)."""
         writers = dict(self.writers)
         for writer, offset in other.writers.items():
             writers[writer] = max(offset, writers.get(writer, 0))

@@ -34,10 +34,12 @@ async def head(db: Executor) -> int:
     return int(row["head"])
 
 
-async def first_since(db: Executor, since: dt.datetime) -> int | None:
-    """The lowest offset of the events stored at or after ``since`` (None for none)."""
-    row = await db.fetch_one("SELECT MIN(`offset`) AS first FROM event_log WHERE created_at >= %s", (since,))
-    return None if row["first"] is None else int(row["first"])
+async def offset_before(db: Executor, before: dt.datetime) -> int:
+    """The offset of the newest event stored before ``before`` (0 for none): one seek in the
+    index on created_at."""
+    row = await db.fetch_one("SELECT `offset` FROM event_log WHERE created_at < %s"
+                             " ORDER BY created_at DESC, `offset` DESC LIMIT 1", (before,))
+    return 0 if row is None else int(row["offset"])
 
 
 async def writer_heads(db: Executor, since: dt.datetime, other_than: int) -> list[Row]:
