@@ -89,8 +89,8 @@ class SocketDelivery:
         if record.offset is None or record.writer is None:
             return self.server.emit(CHAT, record.event, record.payload, room=rooms, skip_sid=skip)
         offset = int(record.offset)
-        stamp = self.progress.advance(record.writer, offset)
-        args = (record.payload, stamp) if self.with_offsets else (record.payload,)
+        self.progress.advance(record.writer, offset)
+        args = (record.payload, self.progress.stamp()) if self.with_offsets else (record.payload,)
         return self.server.emit(CHAT, record.event, *args, room=rooms, skip_sid=skip,
                                 meta={ORIGIN: [record.writer, offset]})
 
@@ -106,9 +106,9 @@ class SocketDelivery:
                 # would count as none here; this process's position is the next best thing.
                 return [*args[:-1], self.progress.stamp()]
             return args
-        stamp = self.progress.advance(origin[0], origin[1])
+        self.progress.advance(origin[0], origin[1])
         if self.with_offsets and len(args) > 2 and isinstance(args[-1], str):
-            return [*args[:-1], stamp]
+            return [*args[:-1], self.progress.stamp()]
         return args
 
     def marks(self, marks: dict[str, str]) -> None:

@@ -128,21 +128,25 @@ class Progress:
         self.clock = clock
         self._last: dict[int, tuple[int, float]] = {}   # writer -> (offset, when it came)
         self._waiters: list[tuple[Position, asyncio.Future]] = []
+        self._next_forget = 0.0
 
-    def advance(self, writer: int, offset: int, at: float | None = None) -> str:
-        """An event of ``writer`` at ``offset`` is being delivered: the stamp it carries.
-        (Or, with ``at``, when it was stored: the events of ``writer`` up to ``offset`` that
-        did not reach this process never will.)"""
-        now = self.clock()
-        if offset > self._last.get(writer, (0, 0.0))[0]:
+    def advance(self, writer: int, offset: int, at: float | None = None) -> None:
+        """An event of ``writer`` at ``offset`` is being delivered. (Or, with ``at``, when it
+        was stored: the events of ``writer`` up to ``offset`` that did not reach this process
+        never will.)"""
+        last = self._last.get(writer)
+        if last is None or offset > last[0]:
+            now = self.clock()
             self._last[writer] = (offset, now if at is None else min(at, now))
             if self._waiters:
                 self._wake()
-        return self.stamp(now)
 
     def stamp(self, now: float | None = None) -> str:
-        """This process's progress as a client's position: the writers heard from lately."""
-        return self.position(now).encode()
+        """This process's progress as a client's position: the writers heard from lately.
+        (Once per delivered event: written out directly, a few microseconds.)"""
+        now = self.clock() if now is None else now
+        last = self._last
+        return "v" + str(int(now)) + "".join([f"-{w}.{last[w][0]}" for w in sorted(self._recent(now))])
 
     def position(self, now: float | None = None) -> Position:
         now = self.clock() if now is None else now
@@ -150,14 +154,17 @@ class Progress:
 
     def recent(self, position: Position) -> Position:
         """``position`` naming only the writers a stamp made now would name."""
-        recent = self._recent(self.clock())
+        recent = set(self._recent(self.clock()))
         return Position(position.at, {w: o for w, o in position.writers.items() if w in recent})
 
     def _recent(self, now: float) -> list[int]:
-        recent = [(at, w) for w, (_o, at) in self._last.items() if now - at < RECENT_S]
-        if len(recent) < len(self._last):
+        horizon = now - RECENT_S
+        recent = [w for w, (_o, at) in self._last.items() if at > horizon]
+        if len(recent) > MAX_WRITERS:
+            recent = sorted(recent, key=lambda w: self._last[w][1])[-MAX_WRITERS:]
+        if now >= self._next_forget:
             self._forget(now)
-        return [w for _at, w in sorted(recent)[-MAX_WRITERS:]]
+        return recent
 
     def snapshot(self) -> Position:
         """Everything delivered here so far (every writer: a ceiling for a replay)."""
@@ -196,5 +203,6 @@ class Progress:
                 waiter.set_result(None)
 
     def _forget(self, now: float) -> None:
+        self._next_forget = now + 60     # a writer forgotten a minute late costs nothing
         for writer in [w for w, (_o, at) in self._last.items() if now - at >= FORGET_S]:
             del self._last[writer]

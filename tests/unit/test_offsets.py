@@ -39,9 +39,12 @@ def test_join_keeps_what_either_received_and_owes_writer_by_writer():
 def test_progress_stamps_recent_writers_and_waits_for_what_a_client_has():
     now = [10_000.0]
     progress = Progress(clock=lambda: now[0])
-    assert progress.advance(1, 5) == "v10000-1.5"
-    assert progress.advance(2, 3) == "v10000-1.5-2.3"
-    assert progress.advance(1, 4) == "v10000-1.5-2.3"       # never backwards
+    progress.advance(1, 5)
+    assert progress.stamp() == "v10000-1.5"
+    progress.advance(2, 3)
+    assert progress.stamp() == "v10000-1.5-2.3"
+    progress.advance(1, 4)
+    assert progress.stamp() == "v10000-1.5-2.3"             # never backwards
     now[0] += RECENT_S - 1
     progress.advance(2, 9)
     now[0] += 2                                             # writer 1 quiet for RECENT_S
