@@ -161,3 +161,38 @@ async def test_an_event_committed_late_by_another_process_is_not_skipped(
         assert contents(client, mark) == ["offset first, committed late", "after"]
     finally:
         await client.close()
+
+
+@pytest.mark.gen_test(timeout=150)
+async def test_a_process_started_after_the_clients_last_event_recovers_it(
+        cluster, connect, apis, mail_sink, node_client, db_target):  # noqa: F811
+    """C starts after A's last event reached the client on B (which then stops): C never
+    received that event, and learns from the marks in Redis that it never will, so the client
+    recovers on C at once, and the events it missed meanwhile (from another process, so that
+    nothing of A reaches C after it started) come once."""
+    a, b = cluster(2, NEXUS_RECOVERY="1")
+    api = apis(a)
+    user, sender = await make_user(api, mail_sink, "u"), await make_user(api, mail_sink, "s")
+    other = await make_user(api, mail_sink, "o")
+    balancer = await TcpProxy(b.port).start()
+    client = await RecoveringClient.start(node_client, balancer.url, user.access)
+    try:
+        await client.until(lambda i: i["type"] == "connect")
+        writer = await connect(a, sender, ignore=("userStatusChanged",))
+        await writer.send("seen on B", recipientId=user.id)
+        await client.wait(lambda: contents(client) == ["seen on B"])
+        await hold(client, db_target)
+        [c] = cluster(1, NEXUS_RECOVERY="1")
+        on_b = await connect(b, other, ignore=("userStatusChanged",))
+        await on_b.send("missed", recipientId=user.id)
+        balancer.target = c.port
+        mark = len(client.seen)
+        again = await resume(client)
+        assert again["type"] == "connect" and again["recovered"] is True
+        assert "waits for events the client has" not in c.log_text()
+        await on_b.send("after", recipientId=user.id)
+        await client.wait(lambda: "after" in contents(client, mark))
+        assert contents(client, mark) == ["missed", "after"]
+    finally:
+        await client.close()
+        await balancer.close()
