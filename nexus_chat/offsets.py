@@ -52,9 +52,11 @@ MAX_LENGTH = 2048           # 64 entries of up to 30 characters, and the time
 # Writers not heard from for a day are forgotten by a process (memory stays bounded).
 FORGET_S = 86_400
 
-# ASCII digits only (\d would take any script's); times up to the year 2286.
-_FORMAT = re.compile(r"v([0-9]{1,10})((?:-[0-9]{1,9}\.[0-9]{1,19})*)")
-_ENTRY = re.compile(r"-([0-9]{1,9})\.([0-9]{1,19})")
+# The format (also the API's pattern): ASCII digits only (\d would take any script's), times up
+# to the year 2286, writers from 1, offsets of at most 18 digits (below 2**63, BIGINT's).
+PATTERN = r"v[0-9]{1,10}(?:-[1-9][0-9]{0,8}\.[0-9]{1,18}){0,%d}" % (2 * MAX_WRITERS)
+_FORMAT = re.compile(r"v([0-9]{1,10})((?:-[1-9][0-9]{0,8}\.[0-9]{1,18})*)")
+_ENTRY = re.compile(r"-([0-9]{1,9})\.([0-9]{1,18})")
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,11 @@ class Position:
         if match is None:
             return None
         writers: dict[int, int] = {}
-        for entry in _ENTRY.finditer(match.group(2)):
-            writer, offset = int(entry.group(1)), int(entry.group(2))
-            if writer == 0 or writer in writers or len(writers) == 2 * MAX_WRITERS or offset >= 2 ** 63:
-                return None
-            writers[writer] = offset
+        entries = _ENTRY.findall(match.group(2))
+        if len(entries) > 2 * MAX_WRITERS:
+            return None
+        for writer, offset in entries:     # a writer named twice: the later offset
+            writers[int(writer)] = max(int(offset), writers.get(int(writer), 0))
         return cls(int(match.group(1)), writers)
 
     def join(self, other: Position) -> Position:

@@ -15,7 +15,8 @@ def test_a_position_round_trips_and_anything_else_is_none():
     assert position.encode() == "v1764525061-3.1052-5.77"
     assert Position.parse(position.encode()) == position
     assert Position.parse("v0") == Position(0, {})
-    for bad in (None, 5, ["v1"], {"v": 1}, "", "v", "12", "0", "v1-", "v1-1", "v1-1.", "v1-0.5", "v1-1.2-1.3",
+    assert Position.parse("v1-1.2-1.3-1.1") == Position(1, {1: 3})     # a writer twice: the later
+    for bad in (None, 5, ["v1"], {"v": 1}, "", "v", "12", "0", "v1-", "v1-1", "v1-1.", "v1-0.5", "v1-01.5",
                 "v-1", "V1", " v1", "v1 ", "v1\n", "v1-1.2.3", "v" + "9" * 11, "v1-" + "9" * 10 + ".1",
                 "v1-1." + "9" * 20, f"v1-1.{2 ** 63}", "v1-1.1" * 2000, "v１",
                 "v1" + "".join(f"-{w}.1" for w in range(1, 2 * MAX_WRITERS + 2))):
