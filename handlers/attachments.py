@@ -28,13 +28,16 @@ class AttachmentsHandler(BaseHandler):
                       body_limit=MAX_REQUEST_BODY, status=201, errors=(400, 401, 413, 415),
                       response=attachments_schemas.AttachmentSchema, tag=TAG)}
 
+    def file_limit(self) -> int:
+        return self.ctx.settings.chat_attachment_max_bytes
+
     async def post(self) -> None:
-        self.body_args()
+        await self.upload_args()
         file = self.files.get("file")
         if file is None:
             raise ApiError(400, "Validation failed", ["file: Missing file."])
         shaped = await attachments.upload(self.ctx, self.user_id,
-                                          attachments.Upload(file.filename or "", file.body))
+                                          attachments.Upload(file.filename or "", file.path, file.size))
         self.respond(shaped, "Attachment uploaded successfully")
 
 

@@ -10,18 +10,19 @@ ICON = {"icon": "JPEG, PNG or WEBP image, at most 2 MB"}
 ICON_LIMIT = uploads.ICON_MAX + uploads.MULTIPART_SLACK
 
 
-def _icon(handler: BaseHandler) -> bytes | None:
+def _icon(handler: BaseHandler) -> uploads.Source | None:
     icon = handler.files.get("icon")
-    return icon.body if icon else None
+    return icon.path if icon else None
 
 
 class GroupsHandler(BaseHandler):
     ops = {"POST": Op("Create a group; you become its owner (JSON, or multipart with an `icon`)",
                       body=groups_schemas.CreateGroupBody, multipart=True, files=ICON, body_limit=ICON_LIMIT,
-                      status=201, errors=(400, 401, 413), response=groups_schemas.GroupSchema, tag=TAG)}
+                      file_limit=uploads.ICON_MAX, status=201,
+                      errors=(400, 401, 413), response=groups_schemas.GroupSchema, tag=TAG)}
 
     async def post(self) -> None:
-        body = self.body_args()
+        body = await self.upload_args()
         group = await groups.create(self.ctx, self.user_id, name=body["name"],
                                     description=body.get("description"), icon=_icon(self))
         self.respond(group, "Group created successfully")
@@ -51,6 +52,7 @@ class GroupHandler(BaseHandler):
     ops = {
         "PATCH": Op("Update a group's name, description or icon (owner or admin)",
                     body=groups_schemas.UpdateGroupBody, multipart=True, files=ICON, body_limit=ICON_LIMIT,
+                    file_limit=uploads.ICON_MAX,
                     errors=(400, 401, 403, 404, 413), response=groups_schemas.GroupSchema, tag=TAG),
         "DELETE": Op("Delete a group with its messages and memberships (owner only)",
                      errors=(400, 401, 403, 404), tag=TAG),
@@ -58,7 +60,7 @@ class GroupHandler(BaseHandler):
 
     async def patch(self, groupId: str) -> None:
         ids = self.path_ids(groupId=groupId)
-        body = self.body_args()
+        body = await self.upload_args()
         group = await groups.update(self.ctx, self.user_id, ids["groupId"], name=body.get("name"),
                                     description=body.get("description", groups.KEEP), icon=_icon(self))
         self.respond(group, "Group updated successfully")

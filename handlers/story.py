@@ -13,18 +13,19 @@ class StoriesHandler(BaseHandler):
         "POST": Op("Post a story: a caption and/or one file, `image` or `video`, up to 20 MB",
                    body=stories_schemas.CreateStoryBody, multipart=True,
                    files={"image": "JPEG, PNG or WEBP image", "video": "MP4, MOV or MKV video"},
-                   body_limit=uploads.STORY_MAX + uploads.MULTIPART_SLACK, status=201,
+                   body_limit=uploads.STORY_MAX + uploads.MULTIPART_SLACK, file_limit=uploads.STORY_MAX,
+                   status=201,
                    errors=(400, 401, 413), response=stories_schemas.StorySchema, tag=TAG),
         "GET": Op("Your active stories, oldest first, with view counts", errors=(401,),
                   response=[stories_schemas.OwnStorySchema], tag=TAG),
     }
 
     async def post(self) -> None:
-        body = self.body_args()
+        body = await self.upload_args()
         image, video = self.files.get("image"), self.files.get("video")
         story = await stories.create(self.ctx, self.user_id, caption=body.get("caption"),
-                                     image=image.body if image else None,
-                                     video=video.body if video else None)
+                                     image=image.path if image else None,
+                                     video=video.path if video else None)
         self.respond(story, "Story created successfully")
 
     async def get(self) -> None:

@@ -22,15 +22,15 @@ class ProfileHandler(BaseHandler):
     ops = {"PATCH": Op("Update your profile (JSON, or multipart with an `avatar` image up to 2 MB)",
                        body=users_schemas.ProfileBody, multipart=True,
                        files={"avatar": "JPEG, PNG or WEBP image, at most 2 MB"},
-                       body_limit=uploads.AVATAR_MAX + uploads.MULTIPART_SLACK,
+                       body_limit=uploads.AVATAR_MAX + uploads.MULTIPART_SLACK, file_limit=uploads.AVATAR_MAX,
                        errors=(400, 401, 409, 413), response=UserSchema, tag=TAG)}
 
     async def patch(self) -> None:
-        body = self.body_args()
+        body = await self.upload_args()
         avatar = self.files.get("avatar")
         user = await users.update_profile(
             self.ctx, self.user_id, username=body.get("username"), full_name=body.get("fullName"),
-            bio=body.get("bio", ...), avatar=avatar.body if avatar else None,
+            bio=body.get("bio", ...), avatar=avatar.path if avatar else None,
             send_read_receipts=body.get("sendReadReceipts"))
         self.respond(user, "Profile updated successfully")
 

@@ -245,6 +245,10 @@ class AttachmentStore:
                 tmp.unlink(missing_ok=True)
                 raise
 
+    def move_in(self, attachment_id: str, source: Path) -> None:
+        """A streamed upload's temporary file (in this directory: a rename) becomes the file."""
+        os.replace(source, self.path(attachment_id))
+
     def delete(self, attachment_ids: Iterable[str]) -> None:
         for attachment_id in attachment_ids:
             for is_thumb in (False, True):

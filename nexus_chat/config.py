@@ -195,6 +195,15 @@ SETTINGS: tuple[Setting, ...] = (
             "so a pixel bomb is refused before it is decoded.", ("NEXUS_IMAGE_MAX_PX",)),
     Setting("uploads_story_image_max_px", 8192, _int(16, 65535),
             "Largest width or height of a story image (pixels).", ("NEXUS_STORY_IMAGE_MAX_PX",)),
+    # Each upload in flight holds a temporary file (up to 20 MB) and waits for the media pool:
+    # 3 covers a phone sending a few photos at once; 128 bounds the temporary files of one
+    # process to ~2.6 GB and still takes 100 phones uploading at the same moment.
+    Setting("uploads_concurrent_per_user", 3, _int(1, 1000),
+            "Multipart uploads (attachments, stories, avatars, icons) one account may stream at once; "
+            "past it, 429.", ("NEXUS_UPLOADS_PER_USER",)),
+    Setting("uploads_concurrent_max", 128, _int(1, 100000),
+            "Multipart uploads one server process streams at once, all accounts together; past it, 429.",
+            ("NEXUS_UPLOADS_MAX",)),
 
     Setting("stories_ttl_s", 86400, _int(1), "Story lifetime (seconds).", ("NEXUS_STORY_TTL_S",)),
     Setting("stories_sweep_s", 60, _int(1), "Expired-story sweeper interval (seconds).", ("NEXUS_STORY_SWEEP_S",)),

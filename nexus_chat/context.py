@@ -17,6 +17,7 @@ from .passwords import PasswordHasher
 from .ratelimit import RateLimiter
 from .revocation import RevokedSessions
 from .search_index import FulltextIndex, MessageIndex
+from .spool import UploadGate
 from .tokens import TokenService
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class AppContext:
     # What this process delivered of each event-log writer (offsets.py): moved by the socket
     # delivery, read by the REST catch-up for where a reader starts.
     progress: Progress = field(default_factory=Progress)
+    upload_gate: UploadGate = field(default_factory=lambda: UploadGate(3, 128))   # from settings in create()
 
     @classmethod
     def create(cls, settings: Any, db: Database, *, chat_cache: ChatCache) -> "AppContext":
@@ -84,6 +86,7 @@ class AppContext:
             messages=MessageWriter(db, settings.chat_group_commit_window_ms / 1000),
             trusted_networks=tuple(ipaddress.ip_network(n, strict=False)
                                    for n in settings.server_trusted_proxies),
+            upload_gate=UploadGate(settings.uploads_concurrent_per_user, settings.uploads_concurrent_max),
         )
 
     def wake_mail(self) -> None:

@@ -66,51 +66,141 @@ def parse_urlencoded(body: bytes) -> dict[str, str]:
     return fields
 
 
-def parse_multipart(content_type: str, body: bytes) -> Form:
-    """Scanned by offsets with ``bytes.find`` (C speed, no per-byte Python): the only copy
-    made of a part is its content, so a 20 MB upload costs two copies (joining the received
-    chunks, cutting out the file) and a few scans, not one copy per step of the parse."""
-    match = _BOUNDARY.search(content_type)
-    if match is None:
-        raise MalformedForm("no boundary in the Content-Type")
-    delimiter = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
-    lead = _LINE_ENDS.match(body).end()
-    if body.startswith(delimiter + b"--", lead):
-        return Form()   # no parts at all
-    start = body.find(delimiter)
-    if start < 0 or (start > 0 and body[start - 2:start] != b"\r\n"):
-        raise MalformedForm("the body does not start with the boundary")
-    separator = b"\r\n" + delimiter
-    end = body.rfind(separator + b"--")
-    if end < start:
-        raise MalformedForm("the closing boundary is missing")
-    pieces: list[tuple[int, int]] = []
-    position = start + len(delimiter)
-    while True:
-        found = body.find(separator, position, end)
-        pieces.append((position, end if found < 0 else found))
-        if len(pieces) > MAX_PARTS:
-            raise MalformedForm(f"more than {MAX_PARTS} parts")
-        if found < 0:
-            break
-        position = found + len(separator)
-    form = Form()
-    for first, last in pieces:
-        _add_part(form, body, first, last)
-    return form
+class Part:
+    """One part as its headers announce it; ``filename`` None for a text field."""
+
+    def __init__(self, name: str, filename: str | None, content_type: str) -> None:
+        self.name, self.filename, self.content_type = name, filename, content_type
 
 
-def _add_part(form: Form, body: bytes, first: int, last: int) -> None:
-    """The part in ``body[first:last]``: after the boundary, optional whitespace, CRLF,
-    header lines, an empty line, the content."""
-    line_end = body.find(b"\r\n", first, last)
-    if line_end < 0 or body[first:line_end].strip(b" \t"):
-        raise MalformedForm("a boundary is followed by something else than a line end")
-    head_start = line_end + 2
-    head_end = body.find(b"\r\n\r\n", head_start, last)
-    if head_end <= head_start:
-        raise MalformedForm("a part has no headers")
-    headers = _headers(body[head_start:head_end])
+class PartSink:
+    """Where a part's content goes (the caller's choice, per part): ``write`` is called with
+    each piece as it arrives, ``close`` at the part's end. Either may raise."""
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class Discard(PartSink):
+    def write(self, data: bytes) -> None:
+        pass
+
+
+# Bytes the parser may hold between two pieces of a part's content: the start of what could
+# be a boundary. Anything else it holds is one part's header block or a boundary line.
+MAX_HEAD_BYTES = 16 * 1024   # a part's header lines (a name, a file name, a type: ~200 bytes)
+
+
+class MultipartParser:
+    """multipart/form-data fed piece by piece (``feed``, then ``end``): each part's content
+    goes to the sink ``on_part(part)`` returns, as it arrives, so a 20 MB file never has to
+    be held whole. Scanned with ``bytes.find`` (C speed); what it keeps between feeds is at
+    most a boundary's length of content, or one header block (MAX_HEAD_BYTES)."""
+
+    _PREAMBLE, _AFTER_DELIMITER, _HEADERS, _CONTENT, _END = range(5)
+
+    def __init__(self, content_type: str, on_part) -> None:
+        match = _BOUNDARY.search(content_type)
+        if match is None:
+            raise MalformedForm("no boundary in the Content-Type")
+        self._delimiter = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
+        self._separator = b"\r\n" + self._delimiter
+        self._on_part = on_part
+        self._buffer = bytearray()
+        self._state = self._PREAMBLE
+        self._parts = 0
+        self._sink: PartSink | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self._state == self._END
+
+    def feed(self, data: bytes) -> None:
+        if self._state == self._END:
+            return      # the epilogue after the closing boundary is ignored
+        self._buffer += data
+        while self._step():
+            pass
+
+    def end(self) -> None:
+        """The body is over: anything but a closed form is malformed."""
+        if self._state != self._END:
+            raise MalformedForm("the closing boundary is missing")
+
+    def _step(self) -> bool:
+        """One step of the parse; False when more bytes are needed."""
+        buffer = self._buffer
+        if self._state == self._PREAMBLE:
+            lead = _LINE_ENDS.match(buffer).end()
+            if len(buffer) - lead < len(self._delimiter):
+                if len(buffer) > MAX_HEAD_BYTES:
+                    raise MalformedForm("the body does not start with the boundary")
+                return False
+            if not buffer.startswith(self._delimiter, lead):
+                raise MalformedForm("the body does not start with the boundary")
+            del buffer[:lead + len(self._delimiter)]
+            self._state = self._AFTER_DELIMITER
+            return True
+        if self._state == self._AFTER_DELIMITER:
+            if len(buffer) < 2:
+                return False
+            if buffer.startswith(b"--"):
+                self._state = self._END
+                buffer.clear()
+                return False
+            line_end = buffer.find(b"\r\n")
+            if line_end < 0:
+                if buffer.strip(b" \t\r"):
+                    raise MalformedForm("a boundary is followed by something else than a line end")
+                if len(buffer) > MAX_HEAD_BYTES:
+                    raise MalformedForm("a boundary line is too long")
+                return False
+            if buffer[:line_end].strip(b" \t"):
+                raise MalformedForm("a boundary is followed by something else than a line end")
+            del buffer[:line_end + 2]
+            self._state = self._HEADERS
+            return True
+        if self._state == self._HEADERS:
+            head_end = buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                if len(buffer) > MAX_HEAD_BYTES:
+                    raise MalformedForm("a part's headers are too long")
+                return False
+            if head_end == 0:
+                raise MalformedForm("a part has no headers")
+            head = bytes(buffer[:head_end])
+            del buffer[:head_end + 4]
+            self._parts += 1
+            if self._parts > MAX_PARTS:
+                raise MalformedForm(f"more than {MAX_PARTS} parts")
+            self._sink = self._on_part(_part(head))
+            self._state = self._CONTENT
+            return True
+        if self._state == self._CONTENT:
+            assert self._sink is not None
+            found = buffer.find(self._separator)
+            if found < 0:
+                # Keep what could be the start of the separator, pass on the rest.
+                ready = len(buffer) - (len(self._separator) - 1)
+                if ready > 0:
+                    self._sink.write(bytes(buffer[:ready]))
+                    del buffer[:ready]
+                return False
+            if found:
+                self._sink.write(bytes(buffer[:found]))
+            del buffer[:found + len(self._separator)]
+            sink, self._sink = self._sink, None
+            sink.close()
+            self._state = self._AFTER_DELIMITER
+            return True
+        return False
+
+
+def _part(head: bytes) -> Part:
+    headers = _headers(head)
     disposition = headers.get("content-disposition")
     if disposition is None:
         raise MalformedForm("a part has no Content-Disposition")
@@ -123,17 +213,52 @@ def _add_part(form: Form, body: bytes, first: int, last: int) -> None:
     if not name:
         raise MalformedForm("a part has no name")
     _check_name(name)
-    filename = params.get("filename")
-    content = body[head_end + 4:last]
-    if filename is None:
+    return Part(name, params.get("filename"), headers.get("content-type", "application/octet-stream"))
+
+
+class TextSink(PartSink):
+    """A text field, kept in memory (bounded by the caller's body limit), decoded at its end."""
+
+    def __init__(self, form: Form, name: str) -> None:
+        self.form, self.name, self.chunks = form, name, []
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def close(self) -> None:
         try:
-            form.fields[name] = content.decode("utf-8")
+            self.form.fields[self.name] = b"".join(self.chunks).decode("utf-8")
         except UnicodeDecodeError:
-            raise MalformedForm(f"{name}: Not valid UTF-8.", name) from None
-    elif filename or content:   # a browser's empty file input sends filename="" and nothing
-        form.files.setdefault(name, HTTPFile(
-            filename=filename, body=content,
-            content_type=headers.get("content-type", "application/octet-stream")))
+            raise MalformedForm(f"{self.name}: Not valid UTF-8.", self.name) from None
+
+
+class _MemoryFile(PartSink):
+    def __init__(self, form: Form, part: Part) -> None:
+        self.form, self.part, self.chunks = form, part, []
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def close(self) -> None:
+        content = b"".join(self.chunks)
+        # a browser's empty file input sends filename="" and nothing
+        if (self.part.filename or content) and self.part.name not in self.form.files:
+            self.form.files[self.part.name] = HTTPFile(filename=self.part.filename, body=content,
+                                                       content_type=self.part.content_type)
+
+
+def parse_multipart(content_type: str, body: bytes) -> Form:
+    """A whole multipart body in memory (the streaming handlers use MultipartParser with
+    sinks of their own: web.py, spool.py)."""
+    form = Form()
+
+    def on_part(part: Part) -> PartSink:
+        return TextSink(form, part.name) if part.filename is None else _MemoryFile(form, part)
+
+    parser = MultipartParser(content_type, on_part)
+    parser.feed(body)
+    parser.end()
+    return form
 
 
 def _headers(head: bytes) -> dict[str, str]:

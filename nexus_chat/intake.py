@@ -14,17 +14,24 @@ turn; queued, the others stay in their clients' send buffers (TCP backpressure) 
 frees, which happens as soon as a body is in. A request waits at most ``STREAM_WAIT_S`` for
 its slot and is then read anyway: the queue orders uploads, it never refuses one, so a client
 that trickles its body into a slot slows uploads down but cannot stop them.
+
+A multipart body on an upload route is not buffered at all: it is parsed as it streams and
+its files go to temporary files (spool.py), at most ``uploads.concurrent_per_user`` of one
+account and ``uploads.concurrent_max`` in all at once (429 past either). Any other body of an
+upload route (JSON, url-encoded) is held to JSON_BODY_LIMIT.
 """
 from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from typing import Any, Awaitable
 
 from tornado import httputil
 from tornado.ioloop import IOLoop
 
+from . import forms
 from .errors import ApiError, too_large
+from .spool import FormSpool
 
 JSON_BODY_LIMIT = 1 << 20  # 1 MiB: the largest JSON body (100 member ids) is a few KiB
 # The ceiling of any request body: a 20 MB story plus multipart framing. A refused request's
@@ -76,6 +83,8 @@ class BodyIntake:
         self._received = 0
         self._refusal: ApiError | None = None
         self._stream_slot = False
+        self._spool: FormSpool | None = None
+        self._release_upload = None
 
     def open_intake(self) -> None:
         """Called first in prepare(): before Tornado starts reading the body."""
@@ -104,12 +113,53 @@ class BodyIntake:
     def raw_body(self) -> bytes:
         return b"".join(self._chunks)
 
+    def streams_form(self) -> bool:
+        """Whether this request's body is a form streamed to disk: an op with files, sent as
+        multipart/form-data."""
+        op = self.op
+        return (op is not None and bool(op.files)
+                and forms.media_type(self.request.headers.get("Content-Type", "")) == forms.MULTIPART)
+
+    def body_limit(self) -> int:
+        """The op's limit for a streamed form; any other body is kept in memory, so 1 MiB."""
+        if self.op is None:
+            return JSON_BODY_LIMIT
+        return self.op.body_limit if self.streams_form() else min(self.op.body_limit, JSON_BODY_LIMIT)
+
+    def open_spool(self, user_id: str, directory, file_limit: int) -> None:
+        """Called in prepare() once the request is admitted, for a streamed form: takes an
+        upload turn (429 past the caps) and starts the parse (400 without a boundary)."""
+        self._release_upload = self.ctx.upload_gate.enter(user_id)
+        try:
+            self._spool = FormSpool(self.request.headers["Content-Type"], directory,
+                                    files=self.op.files, file_limit=file_limit,
+                                    fields_limit=FIELDS_LIMIT)
+        except forms.MalformedForm as exc:
+            raise ApiError(400, f"Malformed form body: {exc}") from None
+
+    async def finish_spool(self) -> forms.Form:
+        """The streamed form, its files written and closed (``self._spool.files``)."""
+        assert self._spool is not None
+        try:
+            return await self._spool.finish()
+        except forms.MalformedForm as exc:
+            raise form_error(exc) from None
+
+    def close_spool(self) -> None:
+        """Temporary files removed, the upload turn given back: at the end of the request,
+        however it ended (idempotent)."""
+        if self._spool is not None:
+            self._spool.discard()
+        if self._release_upload is not None:
+            self._release_upload()
+
     def refuse(self, error: ApiError) -> None:
         """Answer `error` instead of running the method, once the body is in (and dropped)."""
         if self._refusal is None:
             self._refusal = error
             setattr(self, self.request.method.lower(), self._answer_refusal)
         self._chunks = []
+        self.close_spool()
 
     def can_drain(self) -> bool:
         try:
@@ -127,22 +177,47 @@ class BodyIntake:
             raise ApiError(400, "Invalid Content-Length")
         return int(text)
 
-    def data_received(self, chunk: bytes) -> None:
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         if self._finished:
-            return
+            return None
         self._received += len(chunk)
         if self._refusal is None:
-            limit = self.op.body_limit if self.op else JSON_BODY_LIMIT
-            if self._received <= limit:
+            limit = self.body_limit()
+            if self._received > limit:
+                self.refuse(too_large(f"Request body exceeds {limit} bytes"))
+            elif self._spool is None:
                 self._chunks.append(chunk)
-                return
-            self.refuse(too_large(f"Request body exceeds {limit} bytes"))
+                return None
+            else:
+                return self._feed_spool(chunk)
         # Dropped. A chunked body is drained to its end (bounded by the body clock): closing
         # on a client still sending makes its kernel reset the connection, losing the answer.
+
+        return None
+
+    def _feed_spool(self, chunk: bytes) -> Awaitable[None] | None:
+        assert self._spool is not None
+        try:
+            return self._spool.feed(chunk)
+        except forms.MalformedForm as exc:
+            self.refuse(form_error(exc))
+        except ApiError as error:
+            if error.status != 413:
+                self.refuse(error)
+                return None
+            # Past the file's limit: its temporary file goes now and the 413 is sent at once.
+            # Tornado reads and drops the rest of the body (so the client, still sending,
+            # is not reset before it reads the answer), then closes; a chunked body only up
+            # to MAX_REQUEST_BODY more.
+            self.refuse(error)
+            self.request.connection.set_max_body_size(self._received + MAX_REQUEST_BODY)
+            self._answer_now(error)
+        return None
 
     def close_intake(self) -> None:
         self._chunks = []
         self.leave_stream()
+        self.close_spool()
 
     def _answer_refusal(self, *args: Any, **kwargs: Any) -> None:
         assert self._refusal is not None
@@ -167,3 +242,13 @@ class BodyIntake:
         """Answer while the body is still arriving; the connection is closed after it."""
         self._chunks = []
         self.send_error(error.status, exc_info=(type(error), error, None))
+
+
+# The text fields of a streamed form (a caption, a profile's name and bio: a few KiB).
+FIELDS_LIMIT = 64 * 1024
+
+
+def form_error(exc: forms.MalformedForm) -> ApiError:
+    if exc.field_name is not None:
+        return ApiError(400, "Validation failed", [str(exc)])
+    return ApiError(400, f"Malformed form body: {exc}")

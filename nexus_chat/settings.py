@@ -60,6 +60,8 @@ class Settings:
 
     uploads_image_max_px: int
     uploads_story_image_max_px: int
+    uploads_concurrent_per_user: int
+    uploads_concurrent_max: int
 
     stories_ttl_s: int
     stories_sweep_s: int

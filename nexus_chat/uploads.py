@@ -12,6 +12,7 @@ import asyncio
 import io
 import logging
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Iterable
@@ -123,6 +124,23 @@ class Storage:
             raise
         return f"/uploads/{folder}/{name}"
 
+    def move_in(self, folder: str, ext: str, source: Path) -> str:
+        """Store a streamed upload's temporary file (moved: renamed when on the same disk)."""
+        directory = self.root / folder
+        directory.mkdir(parents=True, exist_ok=True)
+        name = f"{uuid.uuid4()}.{ext}"
+        tmp = directory / f".{name}.part"
+        try:
+            shutil.move(source, tmp)
+            os.replace(tmp, directory / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return f"/uploads/{folder}/{name}"
+
+    def store(self, folder: str, ext: str, data: bytes, source: Path | None) -> str:
+        return self.write(folder, ext, data) if source is None else self.move_in(folder, ext, source)
+
     def delete(self, urls: Iterable[str | None]) -> None:
         for url in urls:
             path = self.path_of(url)
@@ -140,44 +158,74 @@ def _storage(public_dir: Path) -> Storage:
     return Storage(public_dir)
 
 
-def _check_size(field: str, data: bytes, limit: int) -> None:
-    if len(data) > limit:
+def _check_size(field: str, size: int, limit: int) -> None:
+    if size > limit:
         raise too_large(f"{field} exceeds {limit // MB} MB")
-    if not data:
+    if not size:
         raise validation_failed([f"{field}: The file is empty."])
 
 
-def _store_image(public_dir: Path, folder: str, field: str, data: bytes, max_side: int) -> str:
+# An upload is bytes (small ones) or the temporary file of a streamed form (spool.py), which
+# is then moved into place rather than written again.
+Source = bytes | Path
+
+
+def _read(source: Source, limit: int | None = None) -> bytes:
+    if isinstance(source, bytes):
+        return source if limit is None else source[:limit]
+    with open(source, "rb") as fh:
+        return fh.read() if limit is None else fh.read(limit)
+
+
+def _refused(source: Source, error: Exception) -> Exception:
+    """A refused streamed upload's temporary file goes before the refusal is answered."""
+    if not isinstance(source, bytes):
+        source.unlink(missing_ok=True)
+    return error
+
+
+def _store_image(public_dir: Path, folder: str, field: str, source: Source, max_side: int) -> str:
+    data = _read(source)
     try:
         ext = image_extension(data, max_side)
     except ImageTooLarge as exc:
-        raise validation_failed([f"{field}: The image is {exc.width}x{exc.height} pixels; "
-                                 f"at most {max_side}x{max_side} is accepted."]) from None
+        raise _refused(source, validation_failed([f"{field}: The image is {exc.width}x{exc.height} pixels; "
+                                                  f"at most {max_side}x{max_side} is accepted."])) from None
     if ext is None:
-        raise validation_failed([f"{field}: Must be a JPEG, PNG or WEBP image."])
-    return _storage(public_dir).write(folder, ext, data)
+        raise _refused(source, validation_failed([f"{field}: Must be a JPEG, PNG or WEBP image."]))
+    return _storage(public_dir).store(folder, ext, data, None if isinstance(source, bytes) else source)
 
 
-def _store_video(public_dir: Path, folder: str, field: str, data: bytes) -> str:
-    ext = video_extension(data)
+# The container header video_extension reads (an ftyp box is at most 4096 bytes).
+VIDEO_HEADER = 4096
+
+
+def _store_video(public_dir: Path, folder: str, field: str, source: Source) -> str:
+    ext = video_extension(_read(source, VIDEO_HEADER))
     if ext is None:
-        raise validation_failed([f"{field}: Must be an MP4, MOV or MKV video."])
-    return _storage(public_dir).write(folder, ext, data)
+        raise _refused(source, validation_failed([f"{field}: Must be an MP4, MOV or MKV video."]))
+    if isinstance(source, bytes):
+        return _storage(public_dir).write(folder, ext, source)
+    return _storage(public_dir).move_in(folder, ext, source)
 
 
-async def save_image(public_dir: Path, folder: str, field: str, data: bytes, limit: int,
+def _size(source: Source) -> int:
+    return len(source) if isinstance(source, bytes) else source.stat().st_size
+
+
+async def save_image(public_dir: Path, folder: str, field: str, source: Source, limit: int,
                      max_side: int) -> str:
     """Check the bytes are a JPEG/PNG/WEBP image of at most ``max_side`` pixels a side and
-    store them; returns the stored URL. Pillow runs in the executor."""
-    _check_size(field, data, limit)
+    store them; returns the stored URL. Pillow and the disk run in the executor."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, _store_image, public_dir, folder, field, data, max_side)
+    _check_size(field, await loop.run_in_executor(None, _size, source), limit)
+    return await loop.run_in_executor(None, _store_image, public_dir, folder, field, source, max_side)
 
 
-async def save_video(public_dir: Path, folder: str, field: str, data: bytes, limit: int) -> str:
-    _check_size(field, data, limit)
+async def save_video(public_dir: Path, folder: str, field: str, source: Source, limit: int) -> str:
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, _store_video, public_dir, folder, field, data)
+    _check_size(field, await loop.run_in_executor(None, _size, source), limit)
+    return await loop.run_in_executor(None, _store_video, public_dir, folder, field, source)
 
 
 async def remove(public_dir: Path, *urls: str | None) -> None:

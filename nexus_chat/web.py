@@ -25,6 +25,7 @@ from .intake import JSON_BODY_LIMIT, MAX_REQUEST_BODY, BodyIntake, body_complete
 from .jsonutil import dumps, iso, loads, utcnow
 from .schemas.loading import load_schema
 from .services import auth
+from .services.attachments import store_of
 from .services.auth import verify_access
 from .tokens import Claims, bearer_token
 
@@ -47,7 +48,8 @@ class Op:
     query: type[Schema] | None = None
     files: dict[str, str] = field(default_factory=dict)  # multipart file field -> description
     multipart: bool = False      # body may be multipart/form-data (as well as JSON)
-    body_limit: int = JSON_BODY_LIMIT
+    body_limit: int = JSON_BODY_LIMIT   # a multipart body with files; any other: 1 MiB at most
+    file_limit: int = 0          # the largest file of a multipart body (0: body_limit)
     status: int = 200
     errors: tuple[int, ...] = ()
     response: Any = None         # a Schema class, [Schema] for a list, or None
@@ -150,12 +152,13 @@ class BaseHandler(BodyIntake, ApiHandlerMixin):
         self.user_id: str | None = None
         self.session_id: str | None = None
         self.init_intake()
-        self.files: dict[str, httputil.HTTPFile] = {}
+        self.files: dict[str, Any] = {}   # spool.SpooledFile (streamed) or httputil.HTTPFile
         self.set_header("X-Request-Id", self.request_id)
         self.ctx.inflight.add(self)
 
     def on_finish(self) -> None:
         self.leave_stream()
+        self.close_spool()
         self.ctx.inflight.discard(self)
 
     def on_connection_close(self) -> None:
@@ -183,6 +186,8 @@ class BaseHandler(BodyIntake, ApiHandlerMixin):
         self.open_intake()
         try:
             await self.admit()
+            if self.streams_form() and not body_complete(self.request):
+                self.open_spool(self.user_id or self.client_ip, upload_dir(self.ctx), self.file_limit())
         except ApiError as error:
             if not self.can_drain():
                 raise   # answered now; write_error adds Connection: close
@@ -202,8 +207,9 @@ class BaseHandler(BodyIntake, ApiHandlerMixin):
         if op.rate_limit is not None:
             await self._check_rate(op.rate_limit, self.client_ip)
         declared = self.declared_length()
-        if declared is not None and declared > op.body_limit:
-            raise too_large(f"Request body exceeds {op.body_limit} bytes")
+        limit = self.body_limit()
+        if declared is not None and declared > limit:
+            raise too_large(f"Request body exceeds {limit} bytes")
         if op.auth:
             self.user_id = self.authenticate()
 
@@ -230,6 +236,20 @@ class BaseHandler(BodyIntake, ApiHandlerMixin):
         return claims.sub
 
     # ---- input ---------------------------------------------------------------------------
+    def file_limit(self) -> int:
+        """The largest file a multipart body of this op may carry (413 once past it)."""
+        assert self.op is not None
+        return self.op.file_limit or self.op.body_limit
+
+    async def upload_args(self) -> dict[str, Any]:
+        """``body_args`` of an op with files: a streamed form's fields, its files (on disk,
+        spool.SpooledFile) in self.files; or a JSON / url-encoded body as body_args reads it."""
+        if self._spool is None:
+            return self.body_args()
+        form = await self.finish_spool()
+        self.files = self._spool.files
+        return load_schema(self.op.body, form.fields)
+
     def body_args(self) -> dict[str, Any]:
         """The validated JSON (or, where allowed, multipart or url-encoded form) body of this op."""
         op = self.op
@@ -296,6 +316,11 @@ class BaseHandler(BodyIntake, ApiHandlerMixin):
         result = self.get(*args, **kwargs)
         if result is not None:
             await result
+
+
+def upload_dir(ctx: Any) -> Any:
+    """Where streamed files wait: the attachments' private directory (never served)."""
+    return store_of(ctx).root
 
 
 def error_envelope(status: int, message: str, path: str, errors: list[str] | None = None,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from ..attachment_files import AttachmentStore, Inspected, Rejected, display_name, inspect
+from ..attachment_files import AttachmentStore, Rejected, display_name, inspect
 from ..db import Executor
 from ..errors import ApiError, not_found, too_large, validation_failed
 from ..jsonutil import utcnow
@@ -139,23 +139,47 @@ async def with_attachments(ctx: AppContext, messages: list[dict[str, Any]]) -> l
 @dataclass(frozen=True)
 class Upload:
     name: str
-    data: bytes
+    path: Path      # the streamed file (spool.py), moved into the store when kept as it is
+    size: int
 
 
-def _check_and_store(ctx: AppContext, attachment_id: str, upload: Upload) -> Inspected:
-    inspected = inspect(upload.data, upload.name, max_side=ctx.settings.chat_attachment_max_side,
-                        file_types=ctx.settings.chat_attachment_file_types)
-    store_of(ctx).write(attachment_id, inspected.data, inspected.thumbnail)
-    return inspected
+@dataclass(frozen=True)
+class Stored:
+    """What was stored (the bytes themselves stay out of the loop's hands)."""
+    kind: str
+    mime_type: str
+    size: int
+    width: int | None
+    height: int | None
+    has_thumbnail: bool
+
+
+def _check_and_store(ctx: AppContext, attachment_id: str, upload: Upload) -> Stored:
+    # Read whole here, in one of the media pool's few threads: the memory is bounded by the
+    # pool's size, not by the number of uploads in flight.
+    data = upload.path.read_bytes()
+    try:
+        inspected = inspect(data, upload.name, max_side=ctx.settings.chat_attachment_max_side,
+                            file_types=ctx.settings.chat_attachment_file_types)
+    except BaseException:
+        upload.path.unlink(missing_ok=True)   # gone before the refusal is answered
+        raise
+    store = store_of(ctx)
+    if inspected.kind == "image":   # re-encoded without metadata, with a thumbnail
+        store.write(attachment_id, inspected.data, inspected.thumbnail)
+    else:                           # kept as sent: the temporary file is moved into place
+        store.move_in(attachment_id, upload.path)
+    return Stored(inspected.kind, inspected.mime_type, len(inspected.data), inspected.width,
+                  inspected.height, inspected.thumbnail is not None)
 
 
 async def upload(ctx: AppContext, user_id: str, upload: Upload) -> dict[str, Any]:
     """Checks the bytes (in an executor: Pillow and the disk), stores the file and records it
     against the user's quota; returns the Attachment."""
     limit = ctx.settings.chat_attachment_max_bytes
-    if len(upload.data) > limit:
+    if upload.size > limit:
         raise too_large(f"file exceeds {limit / MB:g} MB")
-    if not upload.data:
+    if not upload.size:
         raise validation_failed(["file: The file is empty."])
     attachment_id = str(uuid.uuid4())
     name = display_name(upload.name)
@@ -169,13 +193,13 @@ async def upload(ctx: AppContext, user_id: str, upload: Upload) -> dict[str, Any
         async with ctx.db.transaction() as tx:
             await attachments_queries.lock_uploader(tx, user_id)
             used = await attachments_queries.bytes_stored_by(tx, user_id)
-            if used + len(inspected.data) > ctx.settings.chat_user_quota_bytes:
+            if used + inspected.size > ctx.settings.chat_user_quota_bytes:
                 raise too_large("Storage quota exceeded: delete some attachments first")
             await attachments_queries.insert_attachment(
                 tx, attachment_id=attachment_id, uploader_id=user_id, kind=inspected.kind,
-                mime_type=inspected.mime_type, size=len(inspected.data), name=name,
+                mime_type=inspected.mime_type, size=inspected.size, name=name,
                 width=inspected.width, height=inspected.height,
-                has_thumbnail=inspected.thumbnail is not None, now=utcnow())
+                has_thumbnail=inspected.has_thumbnail, now=utcnow())
     except BaseException:
         await remove_files(ctx, [attachment_id])
         raise

@@ -55,7 +55,7 @@ async def _lock(tx, group_id: str, user_id: str) -> tuple[Row, str | None]:
     return group, await groups.member_role(tx, group_id, user_id)
 
 
-async def _save_icon(ctx: AppContext, icon: bytes | None) -> str | None:
+async def _save_icon(ctx: AppContext, icon: uploads.Source | None) -> str | None:
     if icon is None:
         return None
     return await uploads.save_image(ctx.public_dir, uploads.ICONS, "icon", icon, uploads.ICON_MAX,
@@ -63,7 +63,7 @@ async def _save_icon(ctx: AppContext, icon: bytes | None) -> str | None:
 
 
 async def create(ctx: AppContext, user_id: str, *, name: str, description: str | None,
-                 icon: bytes | None) -> dict[str, Any]:
+                 icon: uploads.Source | None) -> dict[str, Any]:
     icon_url = await _save_icon(ctx, icon)
     group_id = str(uuid.uuid4())
     now = utcnow()
@@ -98,7 +98,7 @@ async def invite(ctx: AppContext, user_id: str, group_id: str, member_ids: list[
 
 
 async def update(ctx: AppContext, user_id: str, group_id: str, *, name: str | None = None,
-                 description: Any = KEEP, icon: bytes | None = None) -> dict[str, Any]:
+                 description: Any = KEEP, icon: uploads.Source | None = None) -> dict[str, Any]:
     # Checked before the upload is stored, and again under the lock.
     row = await groups.group_for_viewer(ctx.db, group_id, user_id)
     if row is None:

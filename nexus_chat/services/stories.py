@@ -33,8 +33,8 @@ def story_shape(row: Row, alias: str | None = None) -> dict[str, Any]:
     }
 
 
-async def create(ctx: AppContext, user_id: str, *, caption: str | None, image: bytes | None,
-                 video: bytes | None) -> dict[str, Any]:
+async def create(ctx: AppContext, user_id: str, *, caption: str | None, image: uploads.Source | None,
+                 video: uploads.Source | None) -> dict[str, Any]:
     caption = caption if caption and caption.strip() else None
     if image is not None and video is not None:
         raise validation_failed(["body: Send one file: image or video, not both."])

@@ -22,7 +22,7 @@ async def search(ctx: AppContext, viewer_id: str, text: str) -> list[dict[str, A
 
 
 async def update_profile(ctx: AppContext, user_id: str, *, username: str | None = None,
-                         full_name: str | None = None, bio: Any = ..., avatar: bytes | None = None,
+                         full_name: str | None = None, bio: Any = ..., avatar: uploads.Source | None = None,
                          send_read_receipts: bool | None = None) -> dict[str, Any]:
     """``bio``: ``...`` leaves it, None clears it. ``avatar``: the uploaded bytes, if any."""
     current = await users.user_by_id(ctx.db, user_id)
