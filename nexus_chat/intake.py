@@ -206,12 +206,11 @@ class BodyIntake:
                 self.refuse(error)
                 return None
             # Past the file's limit: its temporary file goes now and the 413 is sent at once.
-            # Tornado reads and drops the rest of the body (so the client, still sending,
-            # is not reset before it reads the answer), then closes; a chunked body only up
-            # to MAX_REQUEST_BODY more.
+            # The rest of the body is still read and dropped before the connection closes:
+            # closing on a client still sending resets it, and it may lose the answer.
             self.refuse(error)
             self.request.connection.set_max_body_size(self._received + MAX_REQUEST_BODY)
-            self._answer_now(error)
+            self.answer_early(error)
         return None
 
     def close_intake(self) -> None:
@@ -234,6 +233,9 @@ class BodyIntake:
         future.add_done_callback(lambda _: loop.remove_timeout(handle))
 
     def _body_too_slow(self, timeout: int) -> None:
+        if self._headers_written and not self._finished:
+            self.request.connection.close()     # answered early (413), the rest never came
+            return
         if not self._finished and not body_complete(self.request):
             self._answer_now(self._refusal or
                              ApiError(408, f"The request body did not arrive within {timeout} s"))

@@ -125,6 +125,21 @@ class ApiHandlerMixin(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(dumps(error_envelope(status, message, self.request.path, errors)))
 
+    def answer_early(self, error: ApiError) -> None:
+        """Send ``error`` now, while the request body is still arriving; the request ends
+        (and the connection closes) once the rest of the body has been read and dropped."""
+        body = dumps(error_envelope(error.status, error.message, self.request.path, error.errors))
+        self.clear()
+        self.set_status(error.status, reason_phrase(error.status))
+        for name, value in error.headers.items():
+            self.set_header(name, value)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Content-Length", str(len(body)))
+        self.set_header("Connection", "close")
+        self.write(body)
+        self.flush()
+        setattr(self, self.request.method.lower(), lambda *args, **kwargs: self.finish())
+
     def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
         if isinstance(value, ApiError):
             return  # expected; the access log line carries the status
