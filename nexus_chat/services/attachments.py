@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from .. import spool
 from ..attachment_files import AttachmentStore, Rejected, display_name, inspect
 from ..db import Executor
 from ..errors import ApiError, not_found, too_large, validation_failed
@@ -273,11 +274,12 @@ STRAY_MIN_AGE_S = 3600
 
 
 async def sweep_stray_files(ctx: AppContext, batch: int = 500) -> int:
-    """Files whose row is gone (a deleted account, conversation or group took the rows)."""
+    """Files whose row is gone (a deleted account, conversation or group took the rows), and
+    temporary uploads a crash left behind (spool.py)."""
     store = store_of(ctx)
     loop = asyncio.get_running_loop()
+    removed = await loop.run_in_executor(None, spool.remove_stale, store.root)
     on_disk = await loop.run_in_executor(None, store.stored_ids, STRAY_MIN_AGE_S)
-    removed = 0
     for start in range(0, len(on_disk), batch):
         chunk = on_disk[start:start + batch]
         present = await attachments_queries.existing_ids(ctx.db, chunk)

@@ -260,9 +260,16 @@ async def test_sweeper_removes_unattached_uploads_and_stray_files(api, user_fact
     store = attachment_service.store_of(runtime.ctx)
     old = time.time() - attachment_service.STRAY_MIN_AGE_S - 10
     os.utime(store.path(gone["id"]), (old, old))
+    # temporary files of streamed uploads: one a crash left long ago, one of an upload in flight
+    crashed, streaming = store.root / ".upload-0123abcd.part", store.root / ".upload-4567ef01.part"
+    crashed.write_bytes(b"half an upload")
+    streaming.write_bytes(b"arriving")
+    os.utime(crashed, (old, old))
 
     removed = await sweep_once(runtime.ctx)
-    assert removed["unattachedUploads"] == 1 and removed["strayFiles"] == 1
+    assert removed["unattachedUploads"] == 1 and removed["strayFiles"] == 2
+    assert not crashed.exists() and streaming.exists()
+    streaming.unlink()
     assert not store.path(stale["id"]).exists() and not store.path(stale["id"], True).exists()
     assert not store.path(gone["id"]).exists()
     assert store.path(fresh["id"]).exists()

@@ -279,6 +279,11 @@ def upload_request(token: str, size: int) -> tuple[bytes, bytes]:
     return head, rest
 
 
+# One user holds more uploads at once than uploads.concurrent_per_user lets an account (3).
+MANY_UPLOADS = {"uploads_concurrent_per_user": 16}
+
+
+@pytest.mark.parametrize("setting_overrides", [MANY_UPLOADS])
 @pytest.mark.gen_test(timeout=90)
 async def test_uploads_wait_for_a_body_slot_and_get_it_when_one_frees(runtime, user_factory, monkeypatch):
     """STREAM_SLOTS uploads whose clients stall hold every slot; the next upload waits (its
@@ -327,6 +332,7 @@ async def test_uploads_wait_for_a_body_slot_and_get_it_when_one_frees(runtime, u
     assert streams.taken == 0 and streams.waiting == 0
 
 
+@pytest.mark.parametrize("setting_overrides", [MANY_UPLOADS])
 @pytest.mark.gen_test(timeout=60)
 async def test_small_bodies_never_wait_for_a_body_slot(runtime, user_factory, monkeypatch):
     """With every slot held by stalled uploads, JSON requests and small uploads are served."""
@@ -366,6 +372,7 @@ async def test_small_bodies_never_wait_for_a_body_slot(runtime, user_factory, mo
     assert streams.taken == 0
 
 
+@pytest.mark.parametrize("setting_overrides", [MANY_UPLOADS])
 @pytest.mark.gen_test(timeout=60)
 async def test_a_body_slot_frees_when_the_body_is_in_not_when_the_upload_is_processed(
         runtime, user_factory, monkeypatch):

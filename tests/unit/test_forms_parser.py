@@ -57,3 +57,57 @@ def test_url_encoded():
     for bad in (b"name=%ff", "name=é".encode("latin-1"), b"&".join([b"a=1"] * 40), b"a%01b=1"):
         with pytest.raises(forms.MalformedForm):
             forms.parse_form("application/x-www-form-urlencoded", bad)
+
+
+def _streamed(content_type: str, body: bytes, piece: int) -> forms.Form:
+    """``body`` fed to MultipartParser ``piece`` bytes at a time, into in-memory sinks."""
+    form = forms.Form()
+    files: dict[str, list[bytes]] = {}
+
+    class FileSink(forms.PartSink):
+        def __init__(self, part):
+            self.part, self.chunks = part, []
+
+        def write(self, data):
+            self.chunks.append(data)
+
+        def close(self):
+            files.setdefault(self.part.name, self.chunks)
+
+    def on_part(part):
+        return forms.TextSink(form, part.name) if part.filename is None else FileSink(part)
+
+    parser = forms.MultipartParser(content_type, on_part)
+    for start in range(0, len(body), piece):
+        parser.feed(body[start:start + piece])
+    parser.end()
+    form.files = {name: b"".join(chunks) for name, chunks in files.items()}
+    return form
+
+
+@pytest.mark.parametrize("piece", [1, 2, 3, 7, 17, 64, 1000, 1 << 20])
+def test_a_form_fed_in_pieces_of_any_size_parses_the_same(piece):
+    """Boundaries, CRLFs and header blocks cut anywhere between two feeds."""
+    content = b"\r\n--" + BOUNDARY.encode()[:-1] + b"\r\n" + bytes(range(256)) * 8 + b"\r\n-"
+    body = (f"\r\n--{BOUNDARY}  \r\n"
+            'Content-Disposition: form-data; name="caption"\r\n\r\n'
+            "h\u00e9llo\r\n"
+            f"--{BOUNDARY}\r\n"
+            'Content-Disposition: form-data; name="file"; filename="x.bin"\r\n\r\n').encode() \
+        + content + f"\r\n--{BOUNDARY}--\r\nepilogue".encode()
+    form = _streamed(f"multipart/form-data; boundary={BOUNDARY}", body, piece)
+    assert form.fields == {"caption": "h\u00e9llo"}
+    assert form.files == {"file": content}
+    whole = forms.parse_form(f"multipart/form-data; boundary={BOUNDARY}", body)
+    assert whole.fields == form.fields and whole.files["file"].body == content
+
+
+@pytest.mark.parametrize("piece", [1, 5, 4096])
+def test_malformed_forms_are_refused_whatever_the_pieces(piece):
+    for body in (f"--{BOUNDARY}\r\n\r\nx\r\n--{BOUNDARY}--\r\n",              # no headers
+                 f"xx--{BOUNDARY}\r\n",                                        # no leading boundary
+                 f"--{BOUNDARY}junk\r\n",                                      # junk after it
+                 f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="a"\r\n\r\nx',   # not closed
+                 f"--{BOUNDARY}\r\n" + "X-Long: " + "a" * 20000):             # endless headers
+        with pytest.raises(forms.MalformedForm):
+            _streamed(f"multipart/form-data; boundary={BOUNDARY}", body.encode(), piece)
