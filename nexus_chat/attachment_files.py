@@ -61,6 +61,9 @@ class Rejected(Exception):
         super().__init__(message)
         self.unsupported = unsupported
 
+    def __reduce__(self):   # raised in the media pool's worker process, re-raised here
+        return (Rejected, (str(self), self.unsupported))
+
 
 @dataclass(frozen=True)
 class Inspected:

@@ -6,6 +6,7 @@ Linux schedules threads one by one, so a thread can lower its own priority (rais
 value) and leave the event loop's thread at the process's."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -15,12 +16,15 @@ log = logging.getLogger("nexus_chat.threads")
 
 
 def lowered_by(niceness: int) -> Callable[[], None]:
-    """A ThreadPoolExecutor ``initializer``: adds ``niceness`` to the starting thread's nice
-    value. Not Linux, or not permitted: the thread keeps the process's priority."""
-    def lower() -> None:
-        try:
-            tid = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
-        except (AttributeError, OSError):
-            log.debug("pool threads keep the process's CPU priority", exc_info=True)
-    return lower
+    """A ThreadPoolExecutor (or ProcessPoolExecutor: it pickles) ``initializer``: adds
+    ``niceness`` to the starting thread's nice value. Not Linux, or not permitted: the thread
+    keeps the process's priority."""
+    return functools.partial(_lower, niceness)
+
+
+def _lower(niceness: int) -> None:
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
+    except (AttributeError, OSError):
+        log.debug("pool threads keep the process's CPU priority", exc_info=True)

@@ -155,17 +155,18 @@ class Stored:
     has_thumbnail: bool
 
 
-def _check_and_store(ctx: AppContext, attachment_id: str, upload: Upload) -> Stored:
-    # Read whole here, in one of the media pool's few threads: the memory is bounded by the
-    # pool's size, not by the number of uploads in flight.
+def _check_and_store(root: Path, attachment_id: str, upload: Upload, max_side: int,
+                     file_types: tuple[str, ...]) -> Stored:
+    """In a media pool worker process (so only plain values in and out)."""
+    # Read whole here, in one of the pool's few workers: the memory is bounded by the pool's
+    # size, not by the number of uploads in flight.
     data = upload.path.read_bytes()
     try:
-        inspected = inspect(data, upload.name, max_side=ctx.settings.chat_attachment_max_side,
-                            file_types=ctx.settings.chat_attachment_file_types)
+        inspected = inspect(data, upload.name, max_side=max_side, file_types=file_types)
     except BaseException:
         upload.path.unlink(missing_ok=True)   # gone before the refusal is answered
         raise
-    store = store_of(ctx)
+    store = AttachmentStore(root)
     if inspected.kind == "image":   # re-encoded without metadata, with a thumbnail
         store.write(attachment_id, inspected.data, inspected.thumbnail)
     else:                           # kept as sent: the temporary file is moved into place
@@ -185,7 +186,9 @@ async def upload(ctx: AppContext, user_id: str, upload: Upload) -> dict[str, Any
     attachment_id = str(uuid.uuid4())
     name = display_name(upload.name)
     try:
-        inspected = await ctx.media.run(_check_and_store, ctx, attachment_id, upload)
+        inspected = await ctx.media.run(_check_and_store, store_of(ctx).root, attachment_id, upload,
+                                        ctx.settings.chat_attachment_max_side,
+                                        tuple(ctx.settings.chat_attachment_file_types))
     except Rejected as exc:
         if exc.unsupported:
             raise ApiError(415, str(exc)) from None

@@ -188,3 +188,29 @@ async def test_memory_does_not_grow_with_the_uploads_in_flight(live, mail_sink):
         assert leftovers == []
     finally:
         api.close()
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_uploads_go_on_after_a_media_worker_dies(runtime, user_factory, api):
+    """The media pool is processes (media_pool.py); one killed (out of memory, say) must not
+    leave every later upload failing."""
+    import signal
+    me = await user_factory("worker")
+    png = _png()
+    first = await api.post("/api/chat/attachments", token=me.access, files={"file": ("a.png", png, "image/png")})
+    assert first.status == 201, first.body
+    workers = list(runtime.ctx.media._executor._processes.values())
+    assert workers
+    for process in workers:
+        os.kill(process.pid, signal.SIGKILL)
+    again = await api.post("/api/chat/attachments", token=me.access, files={"file": ("b.png", png, "image/png")})
+    assert again.status == 201, again.body
+    assert again.data["kind"] == "image" and "thumbnailUrl" in again.data
+
+
+def _png() -> bytes:
+    import io
+    from PIL import Image
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
