@@ -1,4 +1,4 @@
-"""Lower CPU priority for the worker threads of the bcrypt and media pools.
+"""Lower CPU priority for the bcrypt pool's threads and the media pool's worker processes.
 
 Those threads release the GIL and keep a core busy each; on a busy box the scheduler then
 shares the cores between them and the event loop's thread, and every request waits its turn.
