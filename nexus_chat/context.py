@@ -64,7 +64,7 @@ class AppContext:
     search: MessageIndex = field(default_factory=FulltextIndex)   # message search engine
     cluster: Any = None       # the Redis room adapter (realtime.adapter = redis): .up, .url
     lease: Any = None         # lease.Lease: whether this process runs the sweeper and the outbox
-    media: MediaPool = field(default_factory=MediaPool)   # threads for Pillow and upload files
+    media: MediaPool = field(default_factory=MediaPool)   # worker processes for Pillow and upload files
     body_streams: BodyStreams = field(default_factory=BodyStreams)   # large bodies read at once
     # What this process delivered of each event-log writer (offsets.py): moved by the socket
     # delivery, read by the REST catch-up for where a reader starts.
