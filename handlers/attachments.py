@@ -25,7 +25,7 @@ INVALID_LINK = "This link is invalid or has expired"
 class AttachmentsHandler(BaseHandler):
     ops = {"POST": Op("Upload a photo, video or file to attach to a message (multipart `file`)",
                       body=attachments_schemas.UploadBody, multipart=True, files={"file": "The file (up to 20 MB)"},
-                      body_limit=MAX_REQUEST_BODY, status=201, errors=(400, 401, 413, 415),
+                      body_limit=MAX_REQUEST_BODY, status=201, errors=(400, 401, 413, 415, 429),
                       response=attachments_schemas.AttachmentSchema, tag=TAG)}
 
     def file_limit(self) -> int:

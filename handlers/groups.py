@@ -19,7 +19,7 @@ class GroupsHandler(BaseHandler):
     ops = {"POST": Op("Create a group; you become its owner (JSON, or multipart with an `icon`)",
                       body=groups_schemas.CreateGroupBody, multipart=True, files=ICON, body_limit=ICON_LIMIT,
                       file_limit=uploads.ICON_MAX, status=201,
-                      errors=(400, 401, 413), response=groups_schemas.GroupSchema, tag=TAG)}
+                      errors=(400, 401, 413, 429), response=groups_schemas.GroupSchema, tag=TAG)}
 
     async def post(self) -> None:
         body = await self.upload_args()
@@ -53,7 +53,7 @@ class GroupHandler(BaseHandler):
         "PATCH": Op("Update a group's name, description or icon (owner or admin)",
                     body=groups_schemas.UpdateGroupBody, multipart=True, files=ICON, body_limit=ICON_LIMIT,
                     file_limit=uploads.ICON_MAX,
-                    errors=(400, 401, 403, 404, 413), response=groups_schemas.GroupSchema, tag=TAG),
+                    errors=(400, 401, 403, 404, 413, 429), response=groups_schemas.GroupSchema, tag=TAG),
         "DELETE": Op("Delete a group with its messages and memberships (owner only)",
                      errors=(400, 401, 403, 404), tag=TAG),
     }

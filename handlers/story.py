@@ -15,7 +15,7 @@ class StoriesHandler(BaseHandler):
                    files={"image": "JPEG, PNG or WEBP image", "video": "MP4, MOV or MKV video"},
                    body_limit=uploads.STORY_MAX + uploads.MULTIPART_SLACK, file_limit=uploads.STORY_MAX,
                    status=201,
-                   errors=(400, 401, 413), response=stories_schemas.StorySchema, tag=TAG),
+                   errors=(400, 401, 413, 429), response=stories_schemas.StorySchema, tag=TAG),
         "GET": Op("Your active stories, oldest first, with view counts", errors=(401,),
                   response=[stories_schemas.OwnStorySchema], tag=TAG),
     }

@@ -23,7 +23,7 @@ class ProfileHandler(BaseHandler):
                        body=users_schemas.ProfileBody, multipart=True,
                        files={"avatar": "JPEG, PNG or WEBP image, at most 2 MB"},
                        body_limit=uploads.AVATAR_MAX + uploads.MULTIPART_SLACK, file_limit=uploads.AVATAR_MAX,
-                       errors=(400, 401, 409, 413), response=UserSchema, tag=TAG)}
+                       errors=(400, 401, 409, 413, 429), response=UserSchema, tag=TAG)}
 
     async def patch(self) -> None:
         body = await self.upload_args()
