@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from . import cluster, content, growth, idle, recovery, rest
-from .common import P99_LIMIT_MS, CpuMeter, box_busy_seconds, latency_summary, raise_nofile, rss_kib
+from .common import P99_LIMIT_MS, CpuMeter, box_busy_seconds, descendants, latency_summary, raise_nofile, rss_kib
 from .report import markdown_table, step_text, summary_text
 from .seed import PASSWORD, User, make_group, seed_users
 from .serverctl import BenchDatabase, ceiling_server, make_workdir, nexus_server
@@ -87,7 +87,9 @@ class Bench:
         return quick if self.quick else full
 
     def meter(self) -> CpuMeter:
-        groups = {"server": ([self.server.pid] if self.server else []) + [s.pid for s in self.extra_servers],
+        servers = ([self.server.pid] if self.server else []) + [s.pid for s in self.extra_servers]
+        # with their worker processes (the media pool: Pillow runs there, started by the first upload)
+        groups = {"server": servers + [kid for pid in servers for kid in descendants(pid)],
                   "db": self.db.pids() if (self.db and self.server and self.server.name.startswith("nexus")) else [],
                   "generator": list(self.pool.pids) if self.pool else [], **self.extra_pids}
         return CpuMeter(groups).start()
