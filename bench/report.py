@@ -77,7 +77,7 @@ def markdown_table(results: list[dict], meta: dict) -> str:
     lines = [f"Nexus Chat load benchmark — {meta['date']} — {meta['machine']}",
              "",
              "CPU columns: cores used during the measured window (1.00 = one core busy; the box has "
-             f"{meta['cores']}), server / database / load generator / everything else on the box "
+             f"{meta['cores']}), server (with its media worker processes) / database / load generator / everything else on the box "
              "(other users' processes, unattributed kernel work: noise).",
              "",
              "| scenario | target | result | latency | errors / loss | CPU srv / db / gen / other |",
