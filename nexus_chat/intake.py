@@ -23,6 +23,7 @@ upload route (JSON, url-encoded) is held to JSON_BODY_LIMIT.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from typing import Any, Awaitable
 
@@ -32,6 +33,8 @@ from tornado.ioloop import IOLoop
 from . import forms
 from .errors import ApiError, too_large
 from .spool import FormSpool
+
+log = logging.getLogger("nexus_chat.intake")
 
 JSON_BODY_LIMIT = 1 << 20  # 1 MiB: the largest JSON body (100 member ids) is a few KiB
 # The ceiling of any request body: a 20 MB story plus multipart framing. A refused request's
@@ -144,6 +147,9 @@ class BodyIntake:
             return await self._spool.finish()
         except forms.MalformedForm as exc:
             raise form_error(exc) from None
+        except OSError as exc:
+            log.warning("could not write an upload's temporary file: %s", exc)
+            raise store_failed() from None
 
     def close_spool(self) -> None:
         """Temporary files removed, the upload turn given back: at the end of the request,
@@ -198,7 +204,8 @@ class BodyIntake:
     def _feed_spool(self, chunk: bytes) -> Awaitable[None] | None:
         assert self._spool is not None
         try:
-            return self._spool.feed(chunk)
+            writing = self._spool.feed(chunk)
+            return None if writing is None else self._written(writing)
         except forms.MalformedForm as exc:
             self.refuse(form_error(exc))
         except ApiError as error:
@@ -212,6 +219,13 @@ class BodyIntake:
             self.request.connection.set_max_body_size(self._received + MAX_REQUEST_BODY)
             self.answer_early(error)
         return None
+
+    async def _written(self, writing: Awaitable[None]) -> None:
+        try:
+            await writing
+        except OSError as exc:   # the disk is full, or the directory not writable
+            log.warning("could not write an upload's temporary file: %s", exc)
+            self.refuse(store_failed())
 
     def close_intake(self) -> None:
         self._chunks = []
@@ -245,6 +259,10 @@ class BodyIntake:
         self._chunks = []
         self.send_error(error.status, exc_info=(type(error), error, None))
 
+
+# A temporary file could not be written (disk full): the client may try again later.
+def store_failed() -> ApiError:
+    return ApiError(503, "The upload could not be stored; try again later", headers={"Retry-After": "30"})
 
 # The text fields of a streamed form (a caption, a profile's name and bio: a few KiB).
 FIELDS_LIMIT = 64 * 1024

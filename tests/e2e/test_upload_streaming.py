@@ -214,3 +214,16 @@ def _png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (64, 48), (200, 30, 30)).save(out, "PNG")
     return out.getvalue()
+
+
+@pytest.mark.parametrize("setting_overrides", [{"chat_attachment_dir": "/dev/null/attachments"}])
+@pytest.mark.gen_test(timeout=60)
+async def test_an_upload_that_cannot_be_written_is_503_not_500(runtime, user_factory, api):
+    """Disk full, or a directory that cannot be written: a clear answer to retry later."""
+    me = await user_factory("full")
+    for size in (1000, 3 * MB):     # written at the end of the body, and while it streams
+        response = await api.post("/api/chat/attachments", token=me.access,
+                                  files={"file": ("a.pdf", b"%PDF-" + bytes(size), "application/pdf")})
+        assert_error(response, 503)
+        assert response.headers["Retry-After"] == "30"
+    assert runtime.ctx.upload_gate.count == 0
