@@ -7,14 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 
-from .thread_priority import lowered_by
-
 MAX_PASSWORD_BYTES = 72  # bcrypt's limit; bcrypt >= 5 raises past it
-# Added to the hashing threads' nice value: under a login storm on a busy box the event loop
-# gets the CPU first (CFS weight 1024 against 335 at +5), so other requests do not queue
-# behind hashes; a login takes a little longer. Less than the media pool's 10: a login is
-# what a user waits for.
-NICENESS = 5
 
 
 def hashing_threads() -> int:
@@ -25,8 +18,9 @@ def hashing_threads() -> int:
 class PasswordHasher:
     def __init__(self, rounds: int) -> None:
         self.rounds = rounds
-        self._executor = ThreadPoolExecutor(max_workers=hashing_threads(), thread_name_prefix="bcrypt",
-                                            initializer=lowered_by(NICENESS))
+        # At the process's priority: a niced thread can be descheduled while it holds the GIL
+        # (taking or returning a hash), and the event loop then waits for it (media_pool.py).
+        self._executor = ThreadPoolExecutor(max_workers=hashing_threads(), thread_name_prefix="bcrypt")
         # A fixed hash to compare against when the account does not exist, so a login for an
         # unknown e-mail costs the same time as one for a known e-mail.
         self._dummy = bcrypt.hashpw(b"timing-equaliser", bcrypt.gensalt(rounds)).decode()

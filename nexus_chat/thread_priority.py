@@ -1,9 +1,10 @@
-"""Lower CPU priority for the bcrypt pool's threads and the media pool's worker processes.
+"""Lower CPU priority for the media pool's worker processes.
 
-Those threads release the GIL and keep a core busy each; on a busy box the scheduler then
-shares the cores between them and the event loop's thread, and every request waits its turn.
-Linux schedules threads one by one, so a thread can lower its own priority (raise its nice
-value) and leave the event loop's thread at the process's."""
+They keep a core busy each; on a busy box the scheduler then shares the cores between them and
+the event loop, and every request waits its turn. Linux schedules threads one by one, so a
+worker can lower its own priority (raise its nice value) and leave the event loop at the
+process's. Not for threads of the server process itself: a niced thread descheduled while it
+holds the GIL makes the event loop wait for it (the reason the media pool became processes)."""
 from __future__ import annotations
 
 import functools
