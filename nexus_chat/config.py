@@ -138,7 +138,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds to let in-flight requests finish on SIGTERM/SIGINT.", ("NEXUS_SHUTDOWN_GRACE_S",)),
 
     Setting("database_host", None, lambda v: None if v is None else _str(v),
-            "MariaDB/MySQL host. Unset: use 127.0.0.1:3306 if it answers, else a private MariaDB under var/.",
+            ("MariaDB host (10.11 is what the tests run on; MySQL 8 is not supported: the schema and queries use"
+             " MariaDB's `JSON_COMPACT`/`JSON_QUERY`, `GROUP_CONCAT … LIMIT` and `JSON_ARRAYAGG … ORDER BY`)."
+             " Unset: use 127.0.0.1:3306 if it answers, else a private MariaDB under var/."),
             ("DB_HOST",)),
     Setting("database_port", 3306, _int(1, 65535), "Database port.", ("DB_PORT",)),
     Setting("database_name", "nexus_chat", _str, "Database (schema) name; created if missing.", ("DB_NAME",)),
