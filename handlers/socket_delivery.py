@@ -58,10 +58,21 @@ class SocketDelivery:
     def __call__(self, record: Record) -> None:
         # Room operations go through the adapter: with the Redis adapter they reach the
         # connections of every process (socketsJoin / socketsLeave / disconnectSockets).
-        adapter = self.server.adapter
         if isinstance(record, Emit):
             self.emit(record)
-        elif isinstance(record, MembershipChange):
+        else:
+            self._move(record, self.server.adapter)
+
+    def from_peer(self, record: Record) -> None:
+        """A membership record another process published (cluster/sync.py): applied to this
+        process's sockets before that process answers its request, so that a kicked member
+        here misses the group's next message whichever process sends it."""
+        adapter = self.server.adapter
+        self._move(record, getattr(adapter, "local", adapter))
+
+    @staticmethod
+    def _move(record: Record, adapter) -> None:
+        if isinstance(record, MembershipChange):
             users = [user_room(user_id) for user_id in record.user_ids]
             if record.joined:
                 adapter.add_sockets(CHAT, users, [group_room(record.group_id)])

@@ -124,13 +124,17 @@ class RevocationSync:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.poll_s)
-            try:
-                await self.load()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not db_unreachable(exc):   # an outage is logged once by the database tracker
-                    log.warning("loading revoked sessions failed", exc_info=True)
+            await self.poll()
+
+    async def poll(self) -> None:
+        """``load``, failures logged (also run when this process may have missed a push)."""
+        try:
+            await self.load()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not db_unreachable(exc):   # an outage is logged once by the database tracker
+                log.warning("loading revoked sessions failed", exc_info=True)
 
     async def stop(self) -> None:
         task, self._task = self._task, None

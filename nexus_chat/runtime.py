@@ -99,6 +99,7 @@ class Runtime:
             runtime.background.append(_Closing(adapter))
             runtime.background.append(_Closing(cluster))   # stopped first (reversed)
             ctx.events.add_stage(cluster.sync.stage)   # other processes' caches, before the answer
+            cluster.sync.listeners.append(runtime.sockets.delivery.from_peer)
         ctx.events.subscribe(ctx.chat_cache.on_record)
         ctx.events.subscribe(runtime.sockets.delivery)
         ctx.revoked_sessions.listeners.append(runtime.sockets.delivery.disconnect_sessions)
@@ -114,6 +115,8 @@ class Runtime:
         await revocations.load()   # sessions revoked by an earlier run or another process
         revocations.start()
         runtime.background.append(revocations)
+        if cluster is not None:   # notices may have been missed: read the revocations again now
+            cluster.bus.on_missed.append(revocations.poll)
         runtime.app.metrics = AppMetrics(ctx, runtime.sockets.server).start()   # read by /metrics and the access log
         runtime.background.append(runtime.app.metrics)
         return runtime

@@ -8,15 +8,24 @@ for dead once the key expires; every live process then runs the ``on_tick`` hook
 clean up after it (cluster/presence_ledger.py). If a beat finds its own key gone (Redis
 restarted, or this process was frozen longer than the TTL and was taken for dead), the
 ``on_rejoin`` hooks register this process's state again. After the subscription was lost
-(notices missed), the ``on_resubscribed`` hooks run.
+or the heartbeat lapsed (notices may have been missed), the ``on_missed`` hooks run.
 
-``publish`` waits (at most a second) until Redis has passed a notice on; while Redis is
-unreachable notices are dropped (counted in ``dropped``) and ``up`` is False.
+``publish`` returns once every other live process has *applied* the notice: each notice
+carries an id, the processes whose heartbeat is alive when Redis passes it on are the ones
+waited for, and each of them publishes an acknowledgement on the publisher's channel
+``<key>:nexus:ack:<uid>`` after its handler ran. The wait is bounded (``ACK_TIMEOUT_S``): a
+process that has not acknowledged by then is taken for dead, its heartbeat key is deleted
+(*fenced*), so that it is reaped and no later notice waits for it; if it was alive after all,
+its next beat finds the key gone and it runs the ``on_missed`` hooks and replays the notices
+kept in ``<key>:nexus:recent`` (those published with ``keep_s``: revocations, deleted
+accounts), as it does after a lost subscription. While Redis is unreachable notices are
+dropped (counted in ``dropped``) and ``up`` is False.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +36,12 @@ from redis.exceptions import RedisError
 log = logging.getLogger("nexus_chat.cluster")
 
 RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0)
+# How long a publisher waits for Redis to take a notice and every live process to apply it.
+# A healthy process acknowledges within milliseconds (one handler on its event loop, two
+# Redis hops); two seconds leaves room for a busy box before a late process is fenced (its
+# users flap offline and back). Only a process that really is dead costs this wait, and once:
+# fencing it removes it from the processes waited for.
+ACK_TIMEOUT_S = 2.0
 
 # KEYS: heartbeat key, process set; ARGV: ttl ms, uid. Returns 1 if the key was still there.
 _BEAT = """
@@ -36,7 +51,51 @@ redis.call('SADD', KEYS[2], ARGV[2])
 return existed
 """
 
+# ARGV: prefix, uid, channel, notice, keep until (epoch ms, 0: not kept), now (epoch ms).
+# Publishes the notice and returns the other processes whose heartbeat is alive, in one step:
+# a process that beats later subscribed before its first beat (ClusterBus.start) and so
+# receives the notice anyway.
+_PUBLISH = """
+local prefix = ARGV[1]
+local peers = {}
+for _, p in ipairs(redis.call('SMEMBERS', prefix .. ':procs')) do
+  if p ~= ARGV[2] and redis.call('EXISTS', prefix .. ':proc:' .. p) == 1 then
+    table.insert(peers, p)
+  end
+end
+if ARGV[5] ~= '0' then
+  redis.call('ZREMRANGEBYSCORE', prefix .. ':recent', '-inf', ARGV[6])
+  redis.call('ZADD', prefix .. ':recent', ARGV[5], ARGV[4])
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return peers
+"""
+
 Hook = Callable[[], Awaitable[None]]
+
+
+class _Waiter:
+    """The acknowledgements one published notice is waiting for."""
+
+    def __init__(self) -> None:
+        self.done = asyncio.get_running_loop().create_future()
+        self.acked: set[str] = set()
+        self.peers: set[str] | None = None    # known once Redis answered the publish
+
+    def ack(self, uid: str) -> None:
+        self.acked.add(uid)
+        self._check()
+
+    def expect(self, peers: set[str]) -> None:
+        self.peers = peers
+        self._check()
+
+    def missing(self) -> set[str]:
+        return set() if self.peers is None else self.peers - self.acked
+
+    def _check(self) -> None:
+        if self.peers is not None and not self.missing() and not self.done.done():
+            self.done.set_result(None)
 
 
 class ClusterBus:
@@ -47,13 +106,19 @@ class ClusterBus:
         self.process_ttl_ms = int(process_ttl_s * 1000)
         self.redis = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         self.channel = f"{self.prefix}:bus"
+        self.ack_channel = self.ack_channel_of(uid)
         self.handlers: dict[str, Callable[[dict], None]] = {}
         self.on_tick: list[Hook] = []
         self.on_rejoin: list[Hook] = []
-        self.on_resubscribed: list[Hook] = []
+        self.on_missed: list[Hook] = []     # notices may have been missed: caches start over
         self.up = False
         self.dropped = 0
+        self.fenced = 0      # processes taken for dead because they did not acknowledge
         self._beat = self.redis.register_script(_BEAT)
+        self._publish = self.redis.register_script(_PUBLISH)
+        self._sent = 0
+        self._waiting: dict[int, _Waiter] = {}
+        self._acking: set[asyncio.Task] = set()
         self._tasks: list[asyncio.Task] = []
         self._subscribed = asyncio.Event()
         self._beaten = False
@@ -61,19 +126,24 @@ class ClusterBus:
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
+    def ack_channel_of(self, uid: str) -> str:
+        return self.key("ack", uid)
+
     # ---------------------------------------------------------------- lifecycle
     async def start(self, wait_s: float = 5.0) -> None:
-        """Beats once (so that this process counts as alive before it serves anyone), then
-        runs the subscriber and the heartbeat."""
-        try:
-            await self.beat()
-        except (RedisError, OSError) as exc:
-            log.warning("cluster: %s not reachable yet (%s); shared state waits for it", self.url, exc)
-        self._tasks = [asyncio.create_task(self._subscriber()), asyncio.create_task(self._heartbeat())]
+        """Subscribes, then beats once (so that this process counts as alive before it
+        serves anyone, and only once it hears every notice a publisher waits for it to
+        apply), then runs the heartbeat."""
+        self._tasks = [asyncio.create_task(self._subscriber())]
         try:
             await asyncio.wait_for(self._subscribed.wait(), wait_s)
         except asyncio.TimeoutError:
             pass
+        try:
+            await self.beat()
+        except (RedisError, OSError) as exc:
+            log.warning("cluster: %s not reachable yet (%s); shared state waits for it", self.url, exc)
+        self._tasks.append(asyncio.create_task(self._heartbeat()))
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -107,7 +177,10 @@ class ClusterBus:
                 failing = True
                 continue
             if lapsed:
+                # Expired or fenced by a publisher that waited for it in vain: notices may
+                # have been missed.
                 log.warning("cluster: this process's heartbeat had lapsed; registering again uid=%s", self.uid)
+                await self._missed()
                 await self._run(self.on_rejoin)
             await self._run(self.on_tick)
 
@@ -124,21 +197,64 @@ class ClusterBus:
                 log.exception("cluster: %r failed", hook)
 
     # ---------------------------------------------------------------- notices
-    async def publish(self, kind: str, timeout_s: float = 1.0, **fields: Any) -> bool:
-        """Tells every other process and waits until Redis has passed the notice on (a
-        change must reach the other processes before its request is answered); False if
-        Redis did not take it (the notice is dropped, never raised)."""
+    async def publish(self, kind: str, timeout_s: float = ACK_TIMEOUT_S, keep_s: float = 0,
+                      **fields: Any) -> bool:
+        """Tells every other process and returns once each live one has applied the notice
+        (a change must hold everywhere before its request is answered), or after
+        ``timeout_s``, having fenced those that did not. ``keep_s``: the notice is also kept
+        that long for a process that missed it. False if Redis did not take it (the notice
+        is dropped, never raised)."""
         if not self.up:   # known to be unreachable: no wait
             self.dropped += 1
             return False
-        message = orjson.dumps({"from": self.uid, "kind": kind, **fields})
+        self._sent += 1
+        notice_id = self._sent
+        message = orjson.dumps({"from": self.uid, "kind": kind, "id": notice_id, **fields})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        waiter = self._waiting[notice_id] = _Waiter()
         try:
-            await asyncio.wait_for(self.redis.publish(self.channel, message), timeout_s)
+            now_ms = int(time.time() * 1000)
+            keep_until = now_ms + int(keep_s * 1000) if keep_s > 0 else 0
+            try:
+                peers = await asyncio.wait_for(
+                    self._publish(args=[self.prefix, self.uid, self.channel, message, keep_until, now_ms]),
+                    timeout_s)
+            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                self.dropped += 1
+                log.warning("cluster: a %s notice was dropped (%s)", kind, exc or "timeout")
+                return False
+            waiter.expect({_text(p) for p in peers})
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter.done), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                await self._fence(kind, waiter.missing())
             return True
+        finally:
+            del self._waiting[notice_id]
+
+    async def _fence(self, kind: str, silent: set[str]) -> None:
+        """Takes the processes that did not apply a notice in time for dead."""
+        if not silent:
+            return
+        self.fenced += len(silent)
+        log.warning("cluster: %s did not apply a %s notice within %.1f s; taken for dead",
+                    ", ".join(sorted(silent)), kind, ACK_TIMEOUT_S)
+        try:
+            await asyncio.wait_for(self.redis.delete(*(self.key("proc", p) for p in silent)), 1.0)
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            self.dropped += 1
-            log.warning("cluster: a %s notice was dropped (%s)", kind, exc or "timeout")
-            return False
+            log.warning("cluster: fencing failed (%s)", exc or "timeout")
+
+    async def _missed(self) -> None:
+        """Notices may have been missed: replays those still kept, then the hooks."""
+        try:
+            kept = await self.redis.zrangebyscore(self.key("recent"), int(time.time() * 1000), "+inf")
+        except (RedisError, OSError) as exc:
+            log.warning("cluster: kept notices not read (%s)", exc)
+            kept = []
+        for data in kept:
+            self._on_notice(data, acknowledge=False)
+        await self._run(self.on_missed)
 
     async def _subscriber(self) -> None:
         attempt = 0
@@ -147,17 +263,17 @@ class ClusterBus:
             client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2, health_check_interval=10)
             pubsub = client.pubsub()
             try:
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(self.channel, self.ack_channel)
                 self.up = True
                 attempt = 0
                 self._subscribed.set()
                 if lost:
                     lost = False
-                    await self._run(self.on_resubscribed)
+                    await self._missed()
                 while True:
                     message = await pubsub.get_message(timeout=5.0)
                     if message is not None and message.get("type") == "message":
-                        self._on_message(message.get("data"))
+                        self._on_message(message)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -175,7 +291,14 @@ class ClusterBus:
             await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
             attempt += 1
 
-    def _on_message(self, data: Any) -> None:
+    def _on_message(self, message: dict) -> None:
+        channel = _text(message.get("channel", b""))
+        if channel == self.ack_channel:
+            self._on_ack(message.get("data"))
+        else:
+            self._on_notice(message.get("data"))
+
+    def _on_notice(self, data: Any, acknowledge: bool = True) -> None:
         try:
             notice = orjson.loads(data)
         except (orjson.JSONDecodeError, TypeError):
@@ -183,9 +306,37 @@ class ClusterBus:
         if not isinstance(notice, dict) or notice.get("from") == self.uid:
             return
         handler = self.handlers.get(notice.get("kind"))
-        if handler is None:
-            return
+        if handler is not None:
+            try:
+                handler(notice)
+            except Exception:
+                log.exception("cluster: notice %s not handled", notice.get("kind"))
+        # Acknowledged once handled (or known to need nothing here): the publisher may answer.
+        sender, notice_id = notice.get("from"), notice.get("id")
+        if acknowledge and isinstance(sender, str) and isinstance(notice_id, int):
+            task = asyncio.get_running_loop().create_task(self._acknowledge(sender, notice_id))
+            self._acking.add(task)
+            task.add_done_callback(self._acking.discard)
+
+    async def _acknowledge(self, sender: str, notice_id: int) -> None:
         try:
-            handler(notice)
-        except Exception:
-            log.exception("cluster: notice %s not handled", notice.get("kind"))
+            await self.redis.publish(self.ack_channel_of(sender),
+                                     orjson.dumps({"from": self.uid, "id": notice_id}))
+        except (RedisError, OSError) as exc:   # the publisher fences this process: it replays
+            log.warning("cluster: an acknowledgement was not sent (%s)", exc)
+
+    def _on_ack(self, data: Any) -> None:
+        try:
+            ack = orjson.loads(data)
+        except (orjson.JSONDecodeError, TypeError):
+            return
+        if not isinstance(ack, dict) or not isinstance(ack.get("from"), str):
+            return
+        notice_id = ack.get("id")
+        waiter = self._waiting.get(notice_id) if isinstance(notice_id, int) else None
+        if waiter is not None:
+            waiter.ack(ack["from"])
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

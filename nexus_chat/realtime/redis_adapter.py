@@ -85,6 +85,12 @@ class RedisAdapter(InMemoryAdapter):
         self.mark_of: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None
         self.on_marks: Callable[[dict[str, str]], None] | None = None
 
+    @property
+    def local(self) -> "_ThisProcess":
+        """The room operations on this process's sockets only, told to nobody (for a change
+        another process has already sent to every process)."""
+        return _ThisProcess(self)
+
     # ---------------------------------------------------------------- channels
     def channel(self, namespace: str, room: str | None = None) -> str:
         base = f"{self.key}#{namespace}#"
@@ -345,6 +351,23 @@ class RedisAdapter(InMemoryAdapter):
         else:
             response.update(type=SERVER_SIDE_EMIT, data=None)
         self._publish(self.response_channel(namespace), orjson.dumps(response))
+
+
+class _ThisProcess:
+    def __init__(self, adapter: RedisAdapter) -> None:
+        self._adapter = adapter
+
+    def add_sockets(self, namespace: str, rooms: Iterable[str], add: Iterable[str],
+                    except_rooms: Iterable[str] = ()) -> None:
+        InMemoryAdapter.add_sockets(self._adapter, namespace, rooms, add, except_rooms)
+
+    def del_sockets(self, namespace: str, rooms: Iterable[str], remove: Iterable[str],
+                    except_rooms: Iterable[str] = ()) -> None:
+        InMemoryAdapter.del_sockets(self._adapter, namespace, rooms, remove, except_rooms)
+
+    def disconnect_sockets(self, namespace: str, rooms: Iterable[str], close: bool = False,
+                           except_rooms: Iterable[str] = ()) -> None:
+        InMemoryAdapter.disconnect_sockets(self._adapter, namespace, rooms, close, except_rooms)
 
 
 def _rooms(value: Any) -> list[str]:

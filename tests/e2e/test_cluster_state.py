@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import urllib.parse
 import uuid
 
 import pytest
@@ -42,10 +43,40 @@ def cluster(tmp_path, db_server, db_target, mail_sink, redis_server):
         return started[-count:]
 
     start.redis_key = key
+    start.redis_url = url
 
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def slow_link(cluster, io_loop):
+    """``await slow_link(**env)``: one more process whose link to Redis goes through a proxy;
+    setting its ``lag_s`` holds back what Redis sends it (notices among them), as a busy or
+    distant process would. What the cluster guarantees once a request is answered must hold
+    there too."""
+    proxies: list[TcpProxy] = []
+
+    async def start(**env: str) -> tuple[ServerProcess, TcpProxy]:
+        address = urllib.parse.urlsplit(cluster.redis_url)
+        proxy = await TcpProxy(address.port).start()
+        proxies.append(proxy)
+        [process] = cluster(1, NEXUS_REDIS_URL=f"redis://127.0.0.1:{proxy.port}{address.path}", **env)
+        return process, proxy
+
+    yield start
+
+    async def close_all() -> None:
+        for proxy in proxies:
+            await proxy.close()
+    io_loop.run_sync(close_all, timeout=15)
+
+
+# What Redis sends the slow process is held this long: far longer than a request to that process
+# takes, so that a change it had not applied when the request was answered would show, and well
+# inside the bus's wait for acknowledgements (cluster/bus.py ACK_TIMEOUT_S = 2 s).
+LAG_S = 0.5
 
 
 @pytest.fixture
@@ -159,23 +190,30 @@ async def test_a_process_that_stops_takes_its_users_offline_at_once(cluster, con
 
 # ---- caches and revocations ---------------------------------------------------------------------
 @pytest.mark.gen_test(timeout=120)
-async def test_a_kick_on_one_process_reaches_the_membership_checks_of_another(cluster, connect, apis,
-                                                                             mail_sink):
-    p1, p2 = cluster(2)
+async def test_a_kick_holds_on_every_process_once_answered(cluster, slow_link, connect, apis, mail_sink):
+    p1, p3 = cluster(2)
+    p2, link = await slow_link()
     api = apis(p1)
     owner, member = await make_user(api, mail_sink, "o"), await make_user(api, mail_sink, "m")
     group_id = await make_group(api, owner, [member])
     client = await connect(p2, member, ignore=("userStatusChanged",))
+    sender = await connect(p3, owner, ignore=("userStatusChanged",))
     await client.send("I am in", groupId=group_id)    # process 2 now knows the member
+    await client.wait_until(lambda: len(client.of("message")) == 1, what="the member's own message")
 
+    link.lag_s = LAG_S
     kicked = await api.delete(f"/api/groups/{group_id}/members/{member.id}", token=owner.access)
     assert kicked.status == 200, kicked.body
-
-    async def refused() -> bool:
-        ack = await client.call("sendMessage", {"content": "still in?", "groupId": group_id})
-        assert not (isinstance(ack, dict) and ack.get("id")), f"a kicked member could post on process 2: {ack}"
-        return ack["statusCode"] == 403
-    assert await refused()
+    # applied by every process before the kick was answered: no waiting from here on
+    await sender.send("after the kick", groupId=group_id)       # from a third process
+    ack = await client.call("sendMessage", {"content": "still in?", "groupId": group_id})
+    assert not (isinstance(ack, dict) and ack.get("id")), f"a kicked member could post on process 2: {ack}"
+    assert ack["statusCode"] == 403, ack
+    # The owner's next words reach the member after the group message, if it was delivered at all.
+    await sender.send("a word in private", recipientId=member.id)
+    await client.wait_until(lambda: any(m["content"] == "a word in private" for m in client.of("message")),
+                            what="the private message")
+    assert [m["content"] for m in client.of("message")] == ["I am in", "a word in private"]
 
     invited = await api.post("/api/groups/invite", token=owner.access,
                              json={"groupId": group_id, "memberIds": [member.id]})
@@ -189,28 +227,33 @@ async def _posts(client: ChatClient, group_id: str) -> bool:
 
 
 @pytest.mark.gen_test(timeout=120)
-async def test_a_deleted_account_is_refused_by_every_process_at_once(cluster, connect, apis, mail_sink):
-    p1, p2 = cluster(2)
+async def test_a_deleted_account_is_refused_by_every_process_at_once(cluster, slow_link, connect, apis,
+                                                                    mail_sink):
+    [p1] = cluster(1)
+    p2, link = await slow_link()
     api, api_two = apis(p1), apis(p2)
     victim, partner = await make_user(api, mail_sink, "v"), await make_user(api, mail_sink, "p")
     assert (await api_two.get("/api/groups/my-groups", token=victim.access)).status == 200
     socket_two = await connect(p2, victim)
     partner_two = await connect(p2, partner, ignore=("userStatusChanged",))
     await partner_two.send("hello", recipientId=victim.id)     # process 2 knows their conversation
+    link.lag_s = LAG_S
     deleted = await api.delete("/api/auth/delete-account", json={"password": victim.password},
                                token=victim.access)
     assert deleted.status == 200, deleted.body
-    # told before the deletion was answered: refused at once
+    # applied by every process before the deletion was answered: refused at once, no waiting
     assert (await api_two.get("/api/groups/my-groups", token=victim.access)).status == 401
-    await asyncio.wait_for(socket_two.disconnected.wait(), 5)
     ack = await partner_two.call("sendMessage", {"content": "are you there?", "recipientId": victim.id})
     assert ack["statusCode"] == 404, ack      # the conversation is gone on process 2 as well
+    # closed by process 2 before the answer; the close itself travels to the client
+    await asyncio.wait_for(socket_two.disconnected.wait(), 5)
 
 
 @pytest.mark.gen_test(timeout=120)
-async def test_a_revoked_session_is_pushed_to_every_process(cluster, connect, apis, mail_sink):
+async def test_a_revoked_session_is_pushed_to_every_process(cluster, slow_link, connect, apis, mail_sink):
     # the database poll is out of the picture: only the push can tell the other processes
-    p1, p2, p3 = cluster(3, NEXUS_REVOCATION_POLL_S="3600")
+    p1, p2 = cluster(2, NEXUS_REVOCATION_POLL_S="3600")
+    p3, link = await slow_link(NEXUS_REVOCATION_POLL_S="3600")
     api = apis(p1)
     user = await make_user(api, mail_sink, "r")
     other_session = await api.post("/api/auth/login", json={"email": user.email, "password": user.password})
@@ -220,9 +263,10 @@ async def test_a_revoked_session_is_pushed_to_every_process(cluster, connect, ap
     kept_socket = await connect(p2, user, auth={"token": kept_token})
     assert (await apis(p3).get("/api/groups/my-groups", token=user.access)).status == 200
 
+    link.lag_s = LAG_S
     logout = await api.post("/api/auth/logout", token=user.access)
     assert logout.status == 200, logout.body
-    # told before the logout was answered: refused at once
+    # applied by every process before the logout was answered: refused at once, no waiting
     assert (await apis(p3).get("/api/groups/my-groups", token=user.access)).status == 401
     await asyncio.wait_for(revoked_socket.disconnected.wait(), 5)
     assert (await apis(p3).get("/api/groups/my-groups", token=kept_token)).status == 200
