@@ -250,6 +250,43 @@ async def test_a_deleted_account_is_refused_by_every_process_at_once(cluster, sl
 
 
 @pytest.mark.gen_test(timeout=120)
+async def test_a_process_that_misses_a_deletion_is_fenced_and_catches_up(cluster, slow_link, apis,
+                                                                         mail_sink):
+    [p1] = cluster(1)
+    p2, link = await slow_link()
+    api, api_two = apis(p1), apis(p2)
+    victim = await make_user(api, mail_sink, "v")
+    assert (await api_two.get("/api/groups/my-groups", token=victim.access)).status == 200
+    ledger = redis.asyncio.Redis.from_url(cluster.redis_url)
+    try:
+        assert await _alive(ledger, cluster.redis_key) == 2
+
+        link.lag_s = 5.0        # past the bus's bound (2 s): process 2 does not acknowledge in time
+        deleted = await api.delete("/api/auth/delete-account", json={"password": victim.password},
+                                   token=victim.access)
+        assert deleted.status == 200, deleted.body          # answered after the bound, not never
+        assert await _alive(ledger, cluster.redis_key) == 1  # process 2 was taken for dead
+        link.lag_s = 0
+        link.cut()              # what it was sent is lost: only the kept notices can tell it now
+
+        async def refused() -> bool:
+            return (await api_two.get("/api/groups/my-groups", token=victim.access)).status == 401
+        await until(refused, "process 2 replays the deletion it missed", 20)
+        await until(lambda: _alive_count(ledger, cluster.redis_key, 2), "process 2 registered again", 20)
+    finally:
+        await ledger.aclose()
+
+
+async def _alive(ledger, key: str) -> int:
+    procs = await ledger.smembers(key + ":nexus:procs")
+    return sum([await ledger.exists(key + ":nexus:proc:" + p.decode()) for p in procs])
+
+
+async def _alive_count(ledger, key: str, count: int) -> bool:
+    return await _alive(ledger, key) == count
+
+
+@pytest.mark.gen_test(timeout=120)
 async def test_a_revoked_session_is_pushed_to_every_process(cluster, slow_link, connect, apis, mail_sink):
     # the database poll is out of the picture: only the push can tell the other processes
     p1, p2 = cluster(2, NEXUS_REVOCATION_POLL_S="3600")
