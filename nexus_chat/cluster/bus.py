@@ -33,9 +33,10 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ..redis_subscription import keep_subscribed
+
 log = logging.getLogger("nexus_chat.cluster")
 
-RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0)
 # How long a publisher waits for Redis to take a notice and every live process to apply it.
 # A healthy process acknowledges within milliseconds (one handler on its event loop, two
 # Redis hops); two seconds leaves room for a busy box before a late process is fenced (its
@@ -66,6 +67,7 @@ end
 if ARGV[5] ~= '0' then
   redis.call('ZREMRANGEBYSCORE', prefix .. ':recent', '-inf', ARGV[6])
   redis.call('ZADD', prefix .. ':recent', ARGV[5], ARGV[4])
+  redis.call('PEXPIREAT', prefix .. ':recent', ARGV[5])
 end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return peers
@@ -118,7 +120,7 @@ class ClusterBus:
         self._publish = self.redis.register_script(_PUBLISH)
         self._sent = 0
         self._waiting: dict[int, _Waiter] = {}
-        self._acking: set[asyncio.Task] = set()
+        self._acking: set[asyncio.Task] = set()     # acknowledgements and replays under way
         self._tasks: list[asyncio.Task] = []
         self._subscribed = asyncio.Event()
         self._beaten = False
@@ -257,41 +259,27 @@ class ClusterBus:
         await self._run(self.on_missed)
 
     async def _subscriber(self) -> None:
-        attempt = 0
-        lost = False
-        while True:
-            client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2, health_check_interval=10)
-            pubsub = client.pubsub()
-            try:
-                await pubsub.subscribe(self.channel, self.ack_channel)
-                self.up = True
-                attempt = 0
-                self._subscribed.set()
-                if lost:
-                    lost = False
-                    await self._missed()
-                while True:
-                    message = await pubsub.get_message(timeout=5.0)
-                    if message is not None and message.get("type") == "message":
-                        self._on_message(message)
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                if self.up:
-                    log.warning("cluster: lost %s (%s)", self.url, exc)
-                self.up = False
-                lost = True
-                self._subscribed.clear()
-            finally:
-                try:
-                    await pubsub.aclose()
-                    await client.aclose()
-                except Exception:
-                    pass
-            await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
-            attempt += 1
+        await keep_subscribed(self.url, channels=(self.channel, self.ack_channel),
+                              on_message=self._on_message, on_subscribed=self._on_subscribed,
+                              on_lost=self._on_lost)
+
+    async def _on_subscribed(self, again: bool, client: aioredis.Redis) -> None:
+        self.up = True
+        self._subscribed.set()
+        if again:   # beside the subscriber, which goes on reading (and acknowledging) notices
+            task = asyncio.get_running_loop().create_task(self._missed())
+            self._acking.add(task)
+            task.add_done_callback(self._acking.discard)
+
+    def _on_lost(self, exc: Exception) -> None:
+        if self.up:
+            log.warning("cluster: lost %s (%s)", self.url, exc)
+        self.up = False
+        self._subscribed.clear()
 
     def _on_message(self, message: dict) -> None:
+        if message.get("type") != "message":
+            return
         channel = _text(message.get("channel", b""))
         if channel == self.ack_channel:
             self._on_ack(message.get("data"))

@@ -45,6 +45,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ..redis_subscription import keep_subscribed
 from . import notepack
 from . import socketio_packets as sio
 from .rooms import InMemoryAdapter
@@ -55,7 +56,6 @@ log = logging.getLogger("nexus_chat.realtime.redis")
 # RequestType of @socket.io/redis-adapter (lib/index.ts)
 SOCKETS, ALL_ROOMS, REMOTE_JOIN, REMOTE_LEAVE, REMOTE_DISCONNECT, REMOTE_FETCH, SERVER_SIDE_EMIT = range(7)
 QUEUE_LIMIT = 10_000          # messages waiting for Redis; past it new ones are dropped
-RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 # KEYS: marks hash, channel; ARGV: source, value, message. The mark and the publish at once.
 _PUBLISH_MARKED = """
@@ -80,7 +80,6 @@ class RedisAdapter(InMemoryAdapter):
         self._queue: asyncio.Queue[tuple[str, bytes, tuple[str, str] | None]] = asyncio.Queue(QUEUE_LIMIT)
         self._tasks: list[asyncio.Task] = []
         self._subscribed = asyncio.Event()
-        self._closing = False
         self.on_remote_event: Callable[[list, dict], list] | None = None
         self.mark_of: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None
         self.on_marks: Callable[[dict[str, str]], None] | None = None
@@ -122,7 +121,6 @@ class RedisAdapter(InMemoryAdapter):
         await self._subscribed.wait()
 
     async def close(self) -> None:
-        self._closing = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -207,39 +205,19 @@ class RedisAdapter(InMemoryAdapter):
 
     # ---------------------------------------------------------------- incoming
     async def _subscriber(self) -> None:
-        attempt = 0
-        while not self._closing:
-            client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2,
-                                             health_check_interval=10)
-            pubsub = client.pubsub()
-            try:
-                await pubsub.psubscribe(*(self.channel(nsp) + "*" for nsp in self.namespaces))
-                await pubsub.subscribe(self.marks_channel(),
-                                       *(c for nsp in self.namespaces
-                                         for c in (self.request_channel(nsp), self.response_channel(nsp))))
-                if not self.up:
-                    log.info("redis adapter: subscribed at %s uid=%s", self.url, self.uid)
-                self.up = True
-                attempt = 0
-                # Subscribed: what was published before is in the marks this sends us.
-                await client.register_script(_SEND_MARKS)(keys=[self.marks_hash(), self.marks_channel()],
-                                                          args=[self.uid])
-                while True:
-                    message = await pubsub.get_message(timeout=5.0)
-                    if message is not None:
-                        self._on_message(message)
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                self._went_down(exc)
-            finally:
-                try:
-                    await pubsub.aclose()
-                    await client.aclose()
-                except Exception:
-                    pass
-            await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
-            attempt += 1
+        await keep_subscribed(
+            self.url, patterns=[self.channel(nsp) + "*" for nsp in self.namespaces],
+            channels=[self.marks_channel(), *(c for nsp in self.namespaces
+                                              for c in (self.request_channel(nsp), self.response_channel(nsp)))],
+            on_message=self._on_message, on_subscribed=self._on_subscribed, on_lost=self._went_down)
+
+    async def _on_subscribed(self, again: bool, client: aioredis.Redis) -> None:
+        if not self.up:
+            log.info("redis adapter: subscribed at %s uid=%s", self.url, self.uid)
+        self.up = True
+        # Subscribed: what was published before is in the marks this sends us.
+        await client.register_script(_SEND_MARKS)(keys=[self.marks_hash(), self.marks_channel()],
+                                                  args=[self.uid])
 
     def _went_down(self, exc: Exception) -> None:
         if self.up:
