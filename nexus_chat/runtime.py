@@ -187,6 +187,7 @@ async def _cluster(settings, ctx: AppContext, adapter) -> _Cluster:
     recovery = (SharedRecoverySessions(bus, settings.realtime_recovery_window_s)
                 if settings.realtime_recovery else None)
     sync = StateSync(bus, ctx.chat_cache, ctx.revoked_sessions, ctx.revoked_users)
+    await bus.replay_kept()   # deletions and revocations made before this process started
     ctx.rate_limiter = SharedRateLimiter(bus, settings.server_rate_limits)
     bus.on_tick.append(presence.tick)
     if recovery is not None:

@@ -247,15 +247,21 @@ class ClusterBus:
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
             log.warning("cluster: fencing failed (%s)", exc or "timeout")
 
-    async def _missed(self) -> None:
-        """Notices may have been missed: replays those still kept, then the hooks."""
+    async def replay_kept(self) -> None:
+        """Applies the notices still kept (``keep_s``): after notices may have been missed,
+        and once at start, when the handlers are in place (a process that starts after a
+        deletion refuses the account's tokens too)."""
         try:
             kept = await self.redis.zrangebyscore(self.key("recent"), int(time.time() * 1000), "+inf")
         except (RedisError, OSError) as exc:
             log.warning("cluster: kept notices not read (%s)", exc)
-            kept = []
+            return
         for data in kept:
             self._on_notice(data, acknowledge=False)
+
+    async def _missed(self) -> None:
+        """Notices may have been missed: replays those still kept, then the hooks."""
+        await self.replay_kept()
         await self._run(self.on_missed)
 
     async def _subscriber(self) -> None:

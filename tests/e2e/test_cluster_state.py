@@ -287,6 +287,18 @@ async def _alive_count(ledger, key: str, count: int) -> bool:
 
 
 @pytest.mark.gen_test(timeout=120)
+async def test_a_process_started_after_a_deletion_refuses_the_account(cluster, apis, mail_sink):
+    [p1] = cluster(1)
+    api = apis(p1)
+    victim = await make_user(api, mail_sink, "v")
+    deleted = await api.delete("/api/auth/delete-account", json={"password": victim.password},
+                               token=victim.access)
+    assert deleted.status == 200, deleted.body
+    [p2] = cluster(1)                 # nobody told it: it reads the deletions kept in Redis
+    assert (await apis(p2).get("/api/groups/my-groups", token=victim.access)).status == 401
+
+
+@pytest.mark.gen_test(timeout=120)
 async def test_a_revoked_session_is_pushed_to_every_process(cluster, slow_link, connect, apis, mail_sink):
     # the database poll is out of the picture: only the push can tell the other processes
     p1, p2 = cluster(2, NEXUS_REVOCATION_POLL_S="3600")
