@@ -44,6 +44,7 @@ def cluster(tmp_path, db_server, db_target, mail_sink, redis_server):
 
     start.redis_key = key
     start.redis_url = url
+    start.started = started
 
     yield start
     for process in started:
@@ -62,7 +63,16 @@ def slow_link(cluster, io_loop):
         address = urllib.parse.urlsplit(cluster.redis_url)
         proxy = await TcpProxy(address.port).start()
         proxies.append(proxy)
-        [process] = cluster(1, NEXUS_REDIS_URL=f"redis://127.0.0.1:{proxy.port}{address.path}", **env)
+        # Started in a thread: the proxy runs on this loop, and the process talks to Redis
+        # through it while it starts.
+        [process] = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: cluster(1, NEXUS_REDIS_URL=f"redis://127.0.0.1:{proxy.port}{address.path}", **env))
+        ledger = redis.asyncio.Redis.from_url(cluster.redis_url)
+        try:   # every process beats (is waited for) before the test begins
+            await until(lambda: _alive_count(ledger, cluster.redis_key, len(cluster.started)),
+                        "every process alive in the ledger")
+        finally:
+            await ledger.aclose()
         return process, proxy
 
     yield start
