@@ -7,8 +7,8 @@ Redis sent them. When the connection fails it tells ``on_lost`` and connects aga
 ``RETRY_S`` (growing), for as long as its task runs; ``on_subscribed`` is awaited after each
 subscription, with True when it follows a lost one (messages may have been missed) and the
 subscription's client (for commands whose answers must come after the subscription; a
-failure there counts as a lost connection). It stops only when its task is cancelled. It imports nothing of the project, so that the protocol layer
-may use it.
+failure there counts as a lost connection). It stops only when its task is cancelled.
+It imports nothing of the project, so that the protocol layer may use it.
 """
 from __future__ import annotations
 
