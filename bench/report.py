@@ -126,7 +126,7 @@ def markdown_table(results: list[dict], meta: dict) -> str:
                          f"errors {r['me']['errors']} / {r['logins']['errors']} | {cpu_text(r['cpu'])} |")
         elif s == "search":
             for name, c in r["classes"].items():
-                lines.append(f"| {s} | {t} | {name} words at {r['rate_per_class']:.0f} req/s over "
+                lines.append(f"| {s} | {t} | {name} words at {r['rate_per_class'][name]:.0f} req/s over "
                              f"{r['messages']:,} messages ({c['mean_hits_per_page']} hits/page) | "
                              f"p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms | errors {c['errors']} | "
                              f"{cpu_text(r['cpu'])} |")
