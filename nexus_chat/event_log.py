@@ -49,6 +49,7 @@ class EventLog:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.writer: int | None = None    # this run's id in event_writers
+        self.head_at_start = 0
         self._queue: list[_Pending] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task | None = None
@@ -56,6 +57,8 @@ class EventLog:
     async def start(self) -> "EventLog":
         async with self.db.transaction() as tx:
             self.writer = await event_log_queries.new_writer(tx, utcnow())
+        # Every event of this writer will be numbered after the log's newest now.
+        self.head_at_start = await event_log_queries.head(self.db)
         self._writer = asyncio.ensure_future(self._write_forever())
         return self
 

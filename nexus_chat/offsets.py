@@ -131,6 +131,13 @@ class Progress:
         self._last: dict[int, tuple[int, float]] = {}   # writer -> (offset, when it came)
         self._waiters: list[tuple[Position, asyncio.Future]] = []
         self._next_forget = 0.0
+        self._done_below = 0     # writers numbered below this are finished runs (one process)
+
+    def done_below(self, writer: int) -> None:
+        """One process: the writers numbered below its own are its earlier runs, finished;
+        whatever a client has of theirs was delivered (or never will be) as far as this
+        process is concerned."""
+        self._done_below = writer
 
     def advance(self, writer: int, offset: int, at: float | None = None) -> None:
         """An event of ``writer`` at ``offset`` is being delivered. (Or, with ``at``, when it
@@ -180,7 +187,8 @@ class Progress:
         return any(w not in floor.writers and at >= horizon for w, (_o, at) in self._last.items())
 
     def covers(self, position: Position) -> bool:
-        return all(self._last.get(w, (0, 0.0))[0] >= o for w, o in position.writers.items())
+        return all(w < self._done_below or self._last.get(w, (0, 0.0))[0] >= o
+                   for w, o in position.writers.items())
 
     async def reached(self, position: Position, timeout: float) -> bool:
         """Waits (up to ``timeout`` s) until every event ``position`` names was delivered

@@ -93,6 +93,13 @@ class Runtime:
             since = utcnow() - dt.timedelta(seconds=RECENT_S + settings.realtime_recovery_window_s)
             for writer, offset, stored in await runtime.event_log.earlier_writers(since):
                 ctx.progress.advance(writer, offset, at=epoch(stored))
+            # This run's own writer is named from the start (nothing of it up to the log's head),
+            # so a session that starts before its first event does not leave it unnamed: an
+            # unnamed writer is owed by time, and recovering then reads every writer's events
+            # of the last minutes (after a busy spell, a thousand recoveries took minutes). Not
+            # with Redis: the other processes learn a writer from its published events only.
+            ctx.progress.advance(runtime.event_log.writer, runtime.event_log.head_at_start)
+            ctx.progress.done_below(runtime.event_log.writer)
         if cluster is not None:   # the Redis adapter: shared rooms, reported by /api/health
             await adapter.start()
             ctx.cluster = adapter
