@@ -257,3 +257,19 @@ def migrations_before(tmp_path, number: int):
         if int(path.name[:3]) < number:
             shutil.copy(path, earlier / path.name)
     return earlier
+
+
+def seed_users_and_conversation(cur, t0, count: int = 12) -> tuple[list[str], str]:
+    """For the migration tests: ``count`` users (ids sorted) and a conversation of the first
+    two, written straight into the schema at ``t0``. Returns (user ids, conversation id)."""
+    users = sorted(str(uuid.uuid4()) for _ in range(count))
+    for uid in users:
+        cur.execute("INSERT INTO users (id, username, full_name, email, password_hash, created_at,"
+                    " updated_at) VALUES (%s, %s, 'U', %s, 'x', %s, %s)",
+                    (uid, f"u_{uid[:12]}", f"{uid}@example.test", t0, t0))
+    low, high = users[0], users[1]
+    conv = str(uuid.uuid4())
+    cur.execute("INSERT INTO conversations (id, creator_id, recipient_id, user_low_id, user_high_id,"
+                " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (conv, low, high, low, high, t0, t0))
+    return users, conv

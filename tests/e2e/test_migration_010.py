@@ -12,7 +12,7 @@ import pymysql
 
 from nexus_chat.migrate import apply_migrations
 
-from .support import drop_database, migrations_before
+from .support import drop_database, migrations_before, seed_users_and_conversation
 
 SUMMARY = "010_history_page.sql"
 THUMBS, HEART = "\U0001F44D", "\u2764\uFE0F"
@@ -28,17 +28,9 @@ def test_summaries_are_built_from_the_stored_reactions(db_server, tmp_path):
         conn = pymysql.connect(host=host, port=port, user=user, password=password, database=name,
                                autocommit=True, init_command="SET time_zone = '+00:00'", charset="utf8mb4")
         t0 = dt.datetime(2026, 1, 2, 3, 4, 5)
-        users = sorted(str(uuid.uuid4()) for _ in range(12))
         with conn.cursor() as cur:
-            for uid in users:
-                cur.execute("INSERT INTO users (id, username, full_name, email, password_hash, created_at,"
-                            " updated_at) VALUES (%s, %s, 'U', %s, 'x', %s, %s)",
-                            (uid, f"u_{uid[:12]}", f"{uid}@example.test", t0, t0))
-            low, high = users[0], users[1]
-            conv = str(uuid.uuid4())
-            cur.execute("INSERT INTO conversations (id, creator_id, recipient_id, user_low_id, user_high_id,"
-                        " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                        (conv, low, high, low, high, t0, t0))
+            users, conv = seed_users_and_conversation(cur, t0)
+            low = users[0]
             seqs, message_ids = [], []
             for i in range(2):
                 message_ids.append(str(uuid.uuid4()))
