@@ -7,6 +7,7 @@ id, which the server generated.
 """
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -21,7 +22,7 @@ from typing import Iterable, Iterator
 
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
-from .uploads import video_extension
+from .uploads import fill_atomically, video_extension, write_new
 
 log = logging.getLogger("nexus_chat.attachments")
 
@@ -238,15 +239,7 @@ class AttachmentStore:
         for content, is_thumb in ((data, False), (thumbnail, True)):
             if content is None:
                 continue
-            target = self.path(attachment_id, is_thumb)
-            tmp = target.with_name(f".{target.name}.part")
-            try:
-                with open(tmp, "xb") as fh:
-                    fh.write(content)
-                os.replace(tmp, target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            fill_atomically(self.path(attachment_id, is_thumb), functools.partial(write_new, content))
 
     def move_in(self, attachment_id: str, source: Path) -> None:
         """A streamed upload's temporary file (in this directory: a rename) becomes the file."""

@@ -18,6 +18,11 @@ class ApiError(Exception):
         self.errors = errors
         self.headers = headers or {}
 
+    def __reduce__(self) -> tuple:
+        # Raised in a media worker process and re-raised here: pickled with all its fields
+        # (Exception's default keeps only the message).
+        return (type(self), (self.status, self.message, self.errors, self.headers))
+
     @property
     def reason(self) -> str:
         return reason_phrase(self.status)

@@ -4,22 +4,25 @@
 The client's file name is never used: the type is decided by the bytes (Pillow for images,
 the container header for videos) and the stored name is a fresh uuid4. Stored URLs are
 ``/uploads/<folder>/<uuid>.<ext>``; they are served at ``/api/public/uploads/…``.
-Pillow, writes and deletes run in the default executor so the event loop never blocks.
+Pillow and the writes of new files run in the media worker processes, deletes in the default
+executor, so the event loop never blocks.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from PIL import Image, UnidentifiedImageError
 
 from .errors import too_large, validation_failed
+from .media_pool import MediaPool
 
 log = logging.getLogger("nexus_chat.uploads")
 
@@ -86,6 +89,23 @@ def video_extension(data: bytes) -> str | None:
     return None
 
 
+def write_new(data: bytes, path: Path) -> None:
+    with open(path, "xb") as fh:
+        fh.write(data)
+
+
+def fill_atomically(target: Path, put: Callable[[Path], object]) -> None:
+    """Create ``target``: ``put`` fills a hidden temporary file beside it, which is then
+    renamed into place, so a reader never sees half a file; the temporary goes on any failure."""
+    tmp = target.with_name(f".{target.name}.part")
+    try:
+        put(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class Storage:
     """Files below ``<public_dir>/uploads``; only URLs of that shape are ever deleted."""
 
@@ -111,31 +131,17 @@ class Storage:
         return self.root / parts[0] / name
 
     def write(self, folder: str, ext: str, data: bytes) -> str:
-        directory = self.root / folder
-        directory.mkdir(parents=True, exist_ok=True)
-        name = f"{uuid.uuid4()}.{ext}"
-        tmp = directory / f".{name}.part"
-        try:
-            with open(tmp, "xb") as fh:
-                fh.write(data)
-            os.replace(tmp, directory / name)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return f"/uploads/{folder}/{name}"
+        return self._place(folder, ext, functools.partial(write_new, data))
 
     def move_in(self, folder: str, ext: str, source: Path) -> str:
         """Store a streamed upload's temporary file (moved: renamed when on the same disk)."""
+        return self._place(folder, ext, lambda tmp: shutil.move(source, tmp))
+
+    def _place(self, folder: str, ext: str, put: Callable[[Path], object]) -> str:
         directory = self.root / folder
         directory.mkdir(parents=True, exist_ok=True)
         name = f"{uuid.uuid4()}.{ext}"
-        tmp = directory / f".{name}.part"
-        try:
-            shutil.move(source, tmp)
-            os.replace(tmp, directory / name)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        fill_atomically(directory / name, put)
         return f"/uploads/{folder}/{name}"
 
     def store(self, folder: str, ext: str, data: bytes, source: Path | None) -> str:
@@ -213,19 +219,19 @@ def _size(source: Source) -> int:
     return len(source) if isinstance(source, bytes) else source.stat().st_size
 
 
-async def save_image(public_dir: Path, folder: str, field: str, source: Source, limit: int,
+async def save_image(media: MediaPool, public_dir: Path, folder: str, field: str, source: Source, limit: int,
                      max_side: int) -> str:
     """Check the bytes are a JPEG/PNG/WEBP image of at most ``max_side`` pixels a side and
-    store them; returns the stored URL. Pillow and the disk run in the executor."""
-    loop = asyncio.get_running_loop()
-    _check_size(field, await loop.run_in_executor(None, _size, source), limit)
-    return await loop.run_in_executor(None, _store_image, public_dir, folder, field, source, max_side)
+    store them; returns the stored URL. Pillow and the disk run in a media worker process
+    (media_pool.py), never in the event loop's process."""
+    _check_size(field, await asyncio.get_running_loop().run_in_executor(None, _size, source), limit)
+    return await media.run(_store_image, public_dir, folder, field, source, max_side)
 
 
-async def save_video(public_dir: Path, folder: str, field: str, source: Source, limit: int) -> str:
-    loop = asyncio.get_running_loop()
-    _check_size(field, await loop.run_in_executor(None, _size, source), limit)
-    return await loop.run_in_executor(None, _store_video, public_dir, folder, field, source)
+async def save_video(media: MediaPool, public_dir: Path, folder: str, field: str, source: Source,
+                     limit: int) -> str:
+    _check_size(field, await asyncio.get_running_loop().run_in_executor(None, _size, source), limit)
+    return await media.run(_store_video, public_dir, folder, field, source)
 
 
 async def remove(public_dir: Path, *urls: str | None) -> None:

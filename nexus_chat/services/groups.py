@@ -58,7 +58,7 @@ async def _lock(tx, group_id: str, user_id: str) -> tuple[Row, str | None]:
 async def _save_icon(ctx: AppContext, icon: uploads.Source | None) -> str | None:
     if icon is None:
         return None
-    return await uploads.save_image(ctx.public_dir, uploads.ICONS, "icon", icon, uploads.ICON_MAX,
+    return await uploads.save_image(ctx.media, ctx.public_dir, uploads.ICONS, "icon", icon, uploads.ICON_MAX,
                                     ctx.settings.uploads_image_max_px)
 
 

@@ -45,10 +45,10 @@ async def create(ctx: AppContext, user_id: str, *, caption: str | None, image: u
         raise not_found("User not found")
     image_url = video_url = None
     if image is not None:
-        image_url = await uploads.save_image(ctx.public_dir, uploads.STORIES, "image", image, uploads.STORY_MAX,
+        image_url = await uploads.save_image(ctx.media, ctx.public_dir, uploads.STORIES, "image", image, uploads.STORY_MAX,
                                              ctx.settings.uploads_story_image_max_px)
     if video is not None:
-        video_url = await uploads.save_video(ctx.public_dir, uploads.STORIES, "video", video, uploads.STORY_MAX)
+        video_url = await uploads.save_video(ctx.media, ctx.public_dir, uploads.STORIES, "video", video, uploads.STORY_MAX)
     story_id = str(uuid.uuid4())
     now = utcnow()
     expires_at = now + dt.timedelta(seconds=ctx.settings.stories_ttl_s)

@@ -41,7 +41,7 @@ async def update_profile(ctx: AppContext, user_id: str, *, username: str | None 
         changes["send_read_receipts"] = send_read_receipts
     new_avatar = None
     if avatar is not None:
-        new_avatar = await uploads.save_image(ctx.public_dir, uploads.AVATARS, "avatar", avatar,
+        new_avatar = await uploads.save_image(ctx.media, ctx.public_dir, uploads.AVATARS, "avatar", avatar,
                                               uploads.AVATAR_MAX, ctx.settings.uploads_image_max_px)
         changes["avatar_url"] = new_avatar
     try:

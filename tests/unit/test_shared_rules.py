@@ -78,3 +78,14 @@ def test_mysql_error_codes(exc, duplicate, missing_parent, contention, unreachab
         assert mapped.status == 503 and mapped.headers == {"Retry-After": "1"}
     else:
         assert mapped is None
+
+
+def test_an_api_error_raised_in_a_worker_process_keeps_its_status_and_errors():
+    # Upload checks run in media worker processes; their refusals cross back pickled.
+    import pickle
+    error = ApiError(400, "Validation failed", ["avatar: Must be a JPEG, PNG or WEBP image."], {"X-A": "1"})
+    back = pickle.loads(pickle.dumps(error))
+    assert (back.status, back.message, back.errors, back.headers) == (400, "Validation failed",
+                                                                      ["avatar: Must be a JPEG, PNG or WEBP image."],
+                                                                      {"X-A": "1"})
+    assert isinstance(back, ApiError) and str(back) == "Validation failed"
