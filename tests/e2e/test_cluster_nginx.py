@@ -16,11 +16,7 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,17 +26,15 @@ import pytest
 import redis.asyncio as aioredis
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from nexus_chat.embedded_db import free_port
 from nexus_chat.lease import lease_key
 
 from .chat_support import JS_DIR, ChatClient, make_group
+from .nginx_support import DEPLOY, render_site, running_nginx
 from .redis_support import private_redis_fixture
 from .server_process import ServerProcess
 from .support import Api, drop_database, make_user, register
 from .test_chat_js_client import SCRIPT, NodeClient
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 PROCESSES = 3
 IGNORED = ("userStatusChanged", "typing", "messagesRead", "messageDelivered")
@@ -140,80 +134,18 @@ def cluster(db_server, mail_sink, redis_url, tmp_path):
         drop_database(db_server, database)
 
 
-def render_cluster_site(app_ports: list[int], nginx_port: int, public_dir: Path,
-                        attachment_dir: Path) -> str:
-    """deploy/nginx-cluster.conf with this test's ports and paths, changing nothing else."""
-    site = (DEPLOY / "nginx-cluster.conf").read_text()
-    replacements = [(f"server 127.0.0.1:{3000 + i} ", f"server 127.0.0.1:{port} ")
-                    for i, port in enumerate(app_ports)]
-    replacements += [
-        ("    listen 80;\n", f"    listen 127.0.0.1:{nginx_port};\n"),
-        ("    listen [::]:80;\n", ""),
-        ("alias /srv/nexus-chat/public/;", f"alias {public_dir}/;"),
-        ("alias /srv/nexus-chat/var/attachments/;", f"alias {attachment_dir}/;"),
-    ]
-    for old, new in replacements:
-        assert site.count(old) == 1, f"deploy/nginx-cluster.conf no longer contains {old!r}"
-        site = site.replace(old, new)
-    return site
-
-
-def render_main(prefix: Path, site: str) -> str:
-    temp = "\n".join(f"    {kind}_temp_path {prefix}/{kind};" for kind in
-                     ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    return f"""user root;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 1024; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    log_format cluster '$remote_addr|$upstream_addr|$request';
-    access_log {prefix}/access.log cluster;
-{temp}
-{site}
-}}
-"""
-
-
 @pytest.fixture
 def nginx(cluster, tmp_path):
-    if NGINX is None:
-        pytest.skip("nginx is not installed (apt-get install -y nginx)")
-    prefix = Path(tempfile.mkdtemp(prefix="nexus-nginx-cluster-"))
-    port = free_port()
-    config = prefix / "nginx.conf"
     attachments = tmp_path / "var" / "attachments"
     attachments.mkdir(parents=True, exist_ok=True)
-    config.write_text(render_main(prefix, render_cluster_site(
-        [p.port for p in cluster.processes], port, tmp_path / "public", attachments)))
-    check = subprocess.run([NGINX, "-t", "-p", str(prefix), "-c", str(config)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr
-    process = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(config), "-g", "daemon off;"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TZ": "UTC"})
-    try:
-        for _ in range(200):
-            if process.poll() is not None:
-                raise AssertionError("nginx exited: " + process.stderr.read().decode())
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.025)
-        else:
-            raise AssertionError("nginx did not start listening")
-        cluster.nginx_url = f"http://127.0.0.1:{port}"
+    upstreams = [(f"server 127.0.0.1:{3000 + i} ", f"server 127.0.0.1:{p.port} ")
+                 for i, p in enumerate(cluster.processes)]
+    with running_nginx(lambda port: render_site("nginx-cluster.conf", upstreams, port, tmp_path / "public",
+                                                attachments),
+                       log_format="$remote_addr|$upstream_addr|$request") as (url, prefix):
+        cluster.nginx_url = url
         cluster.access_log = prefix / "access.log"
         yield cluster
-    finally:
-        process.send_signal(signal.SIGQUIT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(prefix, ignore_errors=True)
 
 
 @pytest.fixture

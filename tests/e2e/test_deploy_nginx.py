@@ -6,63 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from nexus_chat.embedded_db import free_port
 from nexus_chat.services import attachments as attachment_service
+
+from .nginx_support import DEPLOY, render_site, running_nginx
 
 from .chat_support import ChatClient
 from .support import Api, assert_error
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
-
-
-def render_site(app_port: int, nginx_port: int, public_dir: Path, attachment_dir: Path) -> str:
-    """deploy/nginx.conf with this test's ports and paths, changing nothing else."""
-    site = (DEPLOY / "nginx.conf").read_text()
-    replacements = [
-        ("server 127.0.0.1:3000;", f"server 127.0.0.1:{app_port};"),
-        ("    listen 80;\n", f"    listen 127.0.0.1:{nginx_port};\n"),
-        ("    listen [::]:80;\n", ""),
-        ("alias /srv/nexus-chat/public/;", f"alias {public_dir}/;"),
-        ("alias /srv/nexus-chat/var/attachments/;", f"alias {attachment_dir}/;"),
-    ]
-    for old, new in replacements:
-        assert site.count(old) == 1, f"deploy/nginx.conf no longer contains {old!r}"
-        site = site.replace(old, new)
-    return site
-
-
-def render_main(prefix: Path, site: str) -> str:
-    temp = "\n".join(f"    {kind}_temp_path {prefix}/{kind};" for kind in
-                     ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    return f"""user root;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 512; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log {prefix}/access.log;
-{temp}
-{site}
-}}
-"""
 
 
 def png(size: int = 32) -> bytes:
@@ -73,40 +33,12 @@ def png(size: int = 32) -> bytes:
 
 @pytest.fixture
 def nginx(runtime):
-    if NGINX is None:
-        pytest.skip("nginx is not installed (apt-get install -y nginx)")
-    prefix = Path(tempfile.mkdtemp(prefix="nexus-nginx-"))
-    port = free_port()
-    config = prefix / "nginx.conf"
     attachment_dir = attachment_service.store_of(runtime.ctx).root
     attachment_dir.mkdir(parents=True, exist_ok=True)
-    config.write_text(render_main(prefix, render_site(runtime.port, port, runtime.ctx.public_dir,
-                                                      attachment_dir)))
-    check = subprocess.run([NGINX, "-t", "-p", str(prefix), "-c", str(config)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr
-    # TZ=UTC: nginx's own 413 envelope carries the app's `…Z` timestamps (see the config).
-    process = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(config), "-g", "daemon off;"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TZ": "UTC"})
-    try:
-        for _ in range(200):
-            if process.poll() is not None:
-                raise AssertionError("nginx exited: " + process.stderr.read().decode())
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.025)
-        else:
-            raise AssertionError("nginx did not start listening")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.send_signal(signal.SIGQUIT)   # graceful: lets open connections finish
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(prefix, ignore_errors=True)
+    upstream = [("server 127.0.0.1:3000;", f"server 127.0.0.1:{runtime.port};")]
+    with running_nginx(lambda port: render_site("nginx.conf", upstream, port, runtime.ctx.public_dir,
+                                                attachment_dir)) as (url, _prefix):
+        yield url
 
 
 @pytest.fixture
