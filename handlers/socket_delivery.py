@@ -105,10 +105,18 @@ class SocketDelivery:
         return self.server.emit(CHAT, record.event, *args, room=rooms, skip_sid=skip,
                                 meta={ORIGIN: [record.writer, offset]})
 
-    def remote_event(self, args: list, opts: dict[str, Any]) -> list:
+    def emit_here(self, record: Emit) -> int:
+        """A stored event of another process that did not come through Redis (read from the
+        event log after an outage, socket_gap_fill.py): to this process's sockets only."""
+        rooms, skip = rooms_of(record.audience)
+        self.progress.advance(record.writer, int(record.offset))
+        args = (record.payload, self.progress.stamp()) if self.with_offsets else (record.payload,)
+        return self.server.emit(CHAT, record.event, *args, room=rooms, skip_sid=skip, local=True)
+
+    def remote_event(self, args: list, opts: dict[str, Any]) -> list | None:
         """An event from another process (through the Redis adapter), before it is encoded
         for the sockets here: this process's progress moves on and replaces the sender's
-        stamp."""
+        stamp. None (dropped) for one delivered here already, read from the event log."""
         origin = opts.get(ORIGIN)
         if not (isinstance(origin, list) and len(origin) == 2
                 and all(type(n) is int and 0 < n < 2 ** 63 for n in origin)):
@@ -117,6 +125,9 @@ class SocketDelivery:
                 # would count as none here; this process's position is the next best thing.
                 return [*args[:-1], self.progress.stamp()]
             return args
+        last = self.progress.last(origin[0])
+        if last is not None and origin[1] <= last:
+            return None
         self.progress.advance(origin[0], origin[1])
         if self.with_offsets and len(args) > 2 and isinstance(args[-1], str):
             return [*args[:-1], self.progress.stamp()]
@@ -126,9 +137,11 @@ class SocketDelivery:
         """Subscribed (again) to Redis: each writer's last event published before; those
         that did not reach this process never will."""
         for writer, value in marks.items():
-            offset, _, at = value.partition(".")
-            if all(part.isascii() and part.isdigit() for part in (writer, offset, at)):
-                self.progress.advance(int(writer), int(offset), at=float(at))
+            parts = value.split(".")     # <offset>.<unix time>[.<where the writer started>]
+            if len(parts) in (2, 3) and all(part.isascii() and part.isdigit() for part in (writer, *parts)):
+                if len(parts) == 3 and self.progress.last(int(writer)) is None:
+                    self.progress.started(int(writer), int(parts[2]))
+                self.progress.advance(int(writer), int(parts[0]), at=float(parts[1]))
 
 
 def mark_of(meta: dict[str, Any]) -> tuple[str, str] | None:

@@ -115,9 +115,15 @@ class Recovery:
                      claim.sid, user_id)
             return False
         events = await events_owed(self.ctx.db, user_id, group_ids, floor=claim.floor, base=claim.base,
-                                   ceiling=None, limit=self.max_events + 1, socket_id=claim.sid,
-                                   unnamed=self.progress.unnamed_may_owe(claim.floor))
+                                   ceiling=self.progress.snapshot(), limit=self.max_events + 1,
+                                   socket_id=claim.sid, **self._unnamed(claim.floor))
         return len(events) <= self.max_events
+
+    def _unnamed(self, floor: Position) -> dict[str, Any]:
+        """What the writers ``floor`` does not name may owe it: nothing, or the events of
+        each after where it started (known from its announcement), else those by time."""
+        unnamed = self.progress.unnamed_may_owe(floor)
+        return {"unnamed": unnamed, "starts": self.progress.unnamed_starts(floor) if unnamed else None}
 
     def restore(self, socket: Socket, claim: Claim) -> None:
         """Before joining rooms: the socket takes its old id."""
@@ -139,7 +145,7 @@ class Recovery:
         if claim is not None:
             events = await events_owed(self.ctx.db, user_id, group_ids, floor=claim.floor, base=claim.base,
                                        ceiling=up_to, limit=self.max_events + 1, socket_id=claim.sid,
-                                       unnamed=self.progress.unnamed_may_owe(claim.floor))
+                                       **self._unnamed(claim.floor))
             # Read first: the sweep deletes oldest first, so if nothing after the floor is gone
             # now, nothing was before the read either.
             swept = await position_swept(self.ctx.db, claim.floor)

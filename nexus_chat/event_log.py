@@ -20,10 +20,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+import orjson
+
 from .db import Database, Row
-from .events import Emit, Record, with_offset
+from .events import Audience, Emit, Record, with_offset
 from .jsonutil import dumps, utcnow
 from .offsets import MARGIN_S, Position, utc_at
 from .queries import event_log as event_log_queries
@@ -172,7 +175,8 @@ async def events_after(db: Database, user_id: str, group_ids: list[str], *, afte
 
 async def events_owed(db: Database, user_id: str, group_ids: list[str], *, floor: Position,
                       base: Position | None, ceiling: Position | None, limit: int,
-                      socket_id: str | None = None, unnamed: bool = True) -> list[LoggedEvent]:
+                      socket_id: str | None = None, unnamed: bool = True,
+                      starts: Mapping[int, int] | None = None) -> list[LoggedEvent]:
     """The user's events a client at ``floor`` has not received, oldest first, at most
     ``limit``: of each writer the floor names, those after its offset there; of any other
     writer, those stored after the floor's time less the margin (offsets.py). ``base`` (where
@@ -180,8 +184,12 @@ async def events_owed(db: Database, user_id: str, group_ids: list[str], *, floor
     forged, fetches nothing older. With a ``ceiling`` (what the delivering process had
     delivered when the socket joined its rooms) only what it includes: the rest reaches the
     socket live. ``unnamed=False``: the caller knows that no writer the floor does not name
-    owes anything (`Progress.unnamed_may_owe`)."""
-    after = await _below(db, floor, unnamed)
+    owes anything (`Progress.unnamed_may_owe`); ``starts``: those that may, each with the
+    offset it started after (`Progress.unnamed_starts`), so they need no reading by time."""
+    if unnamed and starts is None:
+        after = await _below(db, floor, True)
+    else:
+        after = await _first_owed(db, floor, starts or {}, ceiling)
     if base is not None:
         after = max(after, await _below(db, base, True))
     up_to = None if ceiling is None else max(ceiling.writers.values(), default=0)
@@ -192,7 +200,8 @@ async def events_owed(db: Database, user_id: str, group_ids: list[str], *, floor
         for row in rows:
             writer = None if row["writer"] is None else int(row["writer"])
             offset, created = int(row["offset"]), row["created"]
-            if not floor.owes(writer, offset, created) or (not unnamed and writer not in floor.writers):
+            if not floor.owes(writer, offset, created) or (not unnamed and writer not in floor.writers) \
+                    or (starts is not None and writer not in floor.writers and writer not in starts):
                 continue
             if base is not None and not base.owes(writer, offset, created):
                 continue
@@ -208,6 +217,24 @@ async def events_owed(db: Database, user_id: str, group_ids: list[str], *, floor
     return found
 
 
+async def writer_events(db: Database, writer: int, *, after: int, up_to: int, limit: int) -> list[Emit]:
+    """``writer``'s events with ``after`` < offset ≤ ``up_to``, oldest first, at most ``limit``,
+    as they were published (audience, offset and writer; the payload as stored)."""
+    rows = await event_log_queries.writer_events(db, writer, after=after, up_to=up_to, limit=limit)
+    audiences: dict[int, tuple[set[str], set[str]]] = {}
+    for target in await event_log_queries.targets_of(db, [int(row["offset"]) for row in rows]):
+        users, groups = audiences.setdefault(int(target["offset"]), (set(), set()))
+        (users if target["kind"] == "u" else groups).add(target["target_id"])
+    events = []
+    for row in rows:
+        users, groups = audiences.get(int(row["offset"]), (set(), set()))
+        audience = Audience(frozenset(users), frozenset(groups),
+                            frozenset((row["except_users"] or "").split(",")) - {""}, row["except_socket"])
+        events.append(Emit(row["event"], orjson.loads(row["payload"]), audience, offset=str(row["offset"]),
+                           writer=writer))
+    return events
+
+
 async def _below(db: Database, position: Position, unnamed: bool) -> int:
     """An offset below every event ``position`` owes: its lowest named offset and, for the
     writers it does not name, the newest event stored a margin before their start (an event
@@ -215,6 +242,24 @@ async def _below(db: Database, position: Position, unnamed: bool) -> int:
     bounds = list(position.writers.values())
     if unnamed:
         bounds.append(await event_log_queries.offset_before(db, utc_at(position.at - 2 * MARGIN_S)))
+    return min(bounds, default=2 ** 63 - 1)
+
+
+async def _first_owed(db: Database, floor: Position, starts: Mapping[int, int],
+                      ceiling: Position | None) -> int:
+    """An offset below every event ``floor`` owes when no writer is owed by time: for each
+    writer it names (and each of ``starts``, from where it started), just below that
+    writer's first event after it, one seek each; a writer of which the ceiling holds
+    nothing more is skipped. The read then starts at the first event really owed, not at the
+    oldest offset the floor names (a quiet writer's, perhaps minutes of other writers' events
+    before)."""
+    bounds = []
+    for writer, offset in {**starts, **floor.writers}.items():
+        if ceiling is not None and ceiling.writers.get(writer, 0) <= offset:
+            continue
+        first = await event_log_queries.first_after(db, writer, offset)
+        if first is not None:
+            bounds.append(first - 1)
     return min(bounds, default=2 ** 63 - 1)
 
 

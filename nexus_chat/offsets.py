@@ -132,6 +132,7 @@ class Progress:
         self._waiters: list[tuple[Position, asyncio.Future]] = []
         self._next_forget = 0.0
         self._done_below = 0     # writers numbered below this are finished runs (one process)
+        self._start: dict[int, int] = {}    # writer -> the log's head when it started
 
     def done_below(self, writer: int) -> None:
         """One process: the writers numbered below its own are its earlier runs, finished;
@@ -149,6 +150,18 @@ class Progress:
             self._last[writer] = (offset, now if at is None else min(at, now))
             if self._waiters:
                 self._wake()
+
+    def started(self, writer: int, head: int) -> None:
+        """``writer`` began after the log's offset ``head``: every event of it is numbered
+        after (a process announces its writer when it starts, docs/scaling.md). Named from
+        now on, so that a session starting before its first event names it too."""
+        self._start[writer] = head
+        self.advance(writer, head)
+
+    def last(self, writer: int) -> int | None:
+        """The last offset of ``writer`` delivered here (None: none heard of)."""
+        last = self._last.get(writer)
+        return None if last is None else last[0]
 
     def stamp(self, now: float | None = None) -> str:
         """This process's progress as a client's position: the writers heard from lately.
@@ -186,6 +199,15 @@ class Progress:
         horizon = floor.at - 2 * MARGIN_S
         return any(w not in floor.writers and at >= horizon for w, (_o, at) in self._last.items())
 
+    def unnamed_starts(self, floor: Position) -> dict[int, int] | None:
+        """The writers `unnamed_may_owe` is about, each with where it started, or None if
+        the start of one of them is not known here (its events are then owed by time)."""
+        horizon = floor.at - 2 * MARGIN_S
+        owing = [w for w, (_o, at) in self._last.items() if w not in floor.writers and at >= horizon]
+        if any(w not in self._start for w in owing):
+            return None
+        return {w: self._start[w] for w in owing}
+
     def covers(self, position: Position) -> bool:
         return all(w < self._done_below or self._last.get(w, (0, 0.0))[0] >= o
                    for w, o in position.writers.items())
@@ -216,3 +238,4 @@ class Progress:
         self._next_forget = now + 60     # a writer forgotten a minute late costs nothing
         for writer in [w for w, (_o, at) in self._last.items() if now - at >= FORGET_S]:
             del self._last[writer]
+            self._start.pop(writer, None)

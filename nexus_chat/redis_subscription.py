@@ -3,7 +3,7 @@
 
 ``keep_subscribed`` connects, subscribes to the channels and patterns, then hands every
 message (subscribe confirmations included) to ``on_message``, synchronously and in the order
-Redis sent them. When the connection fails it tells ``on_lost`` and connects again after
+Redis sent them; when it returns an awaitable, the next message is read once that is done. When the connection fails it tells ``on_lost`` and connects again after
 ``RETRY_S`` (growing), for as long as its task runs; ``on_subscribed`` is awaited after each
 subscription, with True when it follows a lost one (messages may have been missed) and the
 subscription's client (for commands whose answers must come after the subscription; a
@@ -28,7 +28,7 @@ READ_TIMEOUT_S = 5.0
 
 
 async def keep_subscribed(url: str, *, channels: Iterable[str] = (), patterns: Iterable[str] = (),
-                          on_message: Callable[[dict], None],
+                          on_message: Callable[[dict], Awaitable[None] | None],
                           on_subscribed: Callable[[bool, aioredis.Redis], Awaitable[None]],
                           on_lost: Callable[[Exception], None]) -> None:
     channels, patterns = tuple(channels), tuple(patterns)
@@ -48,7 +48,9 @@ async def keep_subscribed(url: str, *, channels: Iterable[str] = (), patterns: I
             while True:
                 message = await pubsub.get_message(timeout=READ_TIMEOUT_S)
                 if message is not None:
-                    on_message(message)
+                    pending = on_message(message)
+                    if pending is not None:    # later messages wait for it (order is kept)
+                        await pending
         except asyncio.CancelledError:
             raise
         except (RedisError, OSError) as exc:

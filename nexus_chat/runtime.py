@@ -23,6 +23,7 @@ from .db import Database
 from .event_log import EventLog
 from .jsonutil import utcnow
 from .handlers.realtime import SocketLayer, room_adapter, socket_layer
+from .handlers.socket_gap_fill import GapFill
 from .lease import AlwaysHeld, RedisLease, lease_key
 from .mail import OutboxSender
 from .web import HEADER_READ_LIMIT, MAX_REQUEST_BODY
@@ -96,11 +97,16 @@ class Runtime:
             # This run's own writer is named from the start (nothing of it up to the log's head),
             # so a session that starts before its first event does not leave it unnamed: an
             # unnamed writer is owed by time, and recovering then reads every writer's events
-            # of the last minutes (after a busy spell, a thousand recoveries took minutes). Not
-            # with Redis: the other processes learn a writer from its published events only.
+            # of the last minutes (after a busy spell, a thousand recoveries took minutes).
             ctx.progress.advance(runtime.event_log.writer, runtime.event_log.head_at_start)
             ctx.progress.done_below(runtime.event_log.writer)
         if cluster is not None:   # the Redis adapter: shared rooms, reported by /api/health
+            # The same with Redis, and every process announces its writer (where it started)
+            # when it subscribes, so the others name it too; after an outage each process
+            # delivers what the others stored meanwhile (handlers/socket_gap_fill.py).
+            ctx.progress.started(runtime.event_log.writer, runtime.event_log.head_at_start)
+            GapFill(ctx, runtime.sockets.delivery, runtime.event_log.writer,
+                    runtime.event_log.head_at_start).attach(adapter)
             await adapter.start()
             ctx.cluster = adapter
             runtime.background.append(_Closing(adapter))

@@ -51,6 +51,31 @@ async def writer_heads(db: Executor, since: dt.datetime, other_than: int) -> lis
         (since, other_than))
 
 
+async def first_after(db: Executor, writer: int, after: int) -> int | None:
+    """The offset of ``writer``'s first event after ``after`` (None for none yet): one seek
+    in ix_event_log_writer."""
+    row = await db.fetch_one("SELECT MIN(`offset`) AS first FROM event_log WHERE writer = %s AND `offset` > %s",
+                             (writer, after))
+    return None if row["first"] is None else int(row["first"])
+
+
+async def writer_events(db: Executor, writer: int, *, after: int, up_to: int, limit: int) -> list[Row]:
+    """``writer``'s events with ``after`` < offset ≤ ``up_to``, oldest first, at most ``limit``."""
+    return await db.fetch_all(
+        "SELECT `offset`, event, payload, except_users, except_socket FROM event_log"
+        " WHERE writer = %s AND `offset` > %s AND `offset` <= %s ORDER BY `offset` LIMIT %s",
+        (writer, after, up_to, limit))
+
+
+async def targets_of(db: Executor, offsets: list[int]) -> list[Row]:
+    """The targets (``offset``, ``kind``, ``target_id``) of the events at ``offsets``."""
+    if not offsets:
+        return []
+    marks = ", ".join(["%s"] * len(offsets))
+    return await db.fetch_all(
+        f"SELECT `offset`, kind, target_id FROM event_log_targets WHERE `offset` IN ({marks})", tuple(offsets))
+
+
 async def oldest(db: Executor) -> int | None:
     row = await db.fetch_one("SELECT MIN(`offset`) AS first FROM event_log")
     return None if row["first"] is None else int(row["first"])

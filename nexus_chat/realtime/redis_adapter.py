@@ -26,7 +26,17 @@ value as the source's latest in the hash ``<key>-marks``, in the same Lua script
 with it. After each subscription a script reads that hash and publishes it to this process
 alone, on ``<key>-marks#``; when it arrives (``on_marks``), every message published before it
 was either received here already or published before the subscription and never will be.
-That is what a process that has just started or subscribed again knows of each source.
+That is what a process that has just started knows of each source.
+
+Heads (the gaps of an outage): a broadcast dropped while Redis was unreachable never reaches the
+other processes. So after each subscription a process announces its own source's head
+(``head_of()``: source, mark value, where the source started) on ``<key>-heads#``, marked like
+a broadcast and queued behind everything it published before; every process hands it to
+``on_head``, whose awaitable (filling the gap from the application's own store) is awaited
+before the next message is read, so that the source's later broadcasts come after it. A
+process that subscribes *again* first reads the marks hash and awaits ``on_resubscribed(marks)``
+(the same filling for what the others published while it was away) before it reads any
+message. ``on_remote_event`` returning None drops a broadcast (already delivered that way).
 
 Local delivery never waits for Redis: a broadcast is delivered here at once and queued for one
 publisher task (order kept). While Redis is unreachable, queued messages are dropped (counted),
@@ -38,7 +48,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
@@ -83,6 +93,9 @@ class RedisAdapter(InMemoryAdapter):
         self.on_remote_event: Callable[[list, dict], list] | None = None
         self.mark_of: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None
         self.on_marks: Callable[[dict[str, str]], None] | None = None
+        self.head_of: Callable[[], tuple[str, str, str] | None] | None = None
+        self.on_head: Callable[[str, str, str], Awaitable[None] | None] | None = None
+        self.on_resubscribed: Callable[[dict[str, str]], Awaitable[None]] | None = None
 
     @property
     def local(self) -> "_ThisProcess":
@@ -106,6 +119,9 @@ class RedisAdapter(InMemoryAdapter):
 
     def marks_channel(self) -> str:
         return f"{self.key}-marks#"
+
+    def heads_channel(self) -> str:
+        return f"{self.key}-heads#"
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self, wait_s: float = 5.0) -> None:
@@ -192,6 +208,8 @@ class RedisAdapter(InMemoryAdapter):
                             await client.publish(channel, message)
                         else:
                             await marked(keys=[self.marks_hash(), channel], args=[mark[0], mark[1], message])
+                        if failing:     # something was dropped: the others fill the gap
+                            self._announce()
                         failing = False
                         break
                     except (RedisError, OSError) as exc:
@@ -207,7 +225,7 @@ class RedisAdapter(InMemoryAdapter):
     async def _subscriber(self) -> None:
         await keep_subscribed(
             self.url, patterns=[self.channel(nsp) + "*" for nsp in self.namespaces],
-            channels=[self.marks_channel(), *(c for nsp in self.namespaces
+            channels=[self.marks_channel(), self.heads_channel(), *(c for nsp in self.namespaces
                                               for c in (self.request_channel(nsp), self.response_channel(nsp)))],
             on_message=self._on_message, on_subscribed=self._on_subscribed, on_lost=self._went_down)
 
@@ -215,9 +233,22 @@ class RedisAdapter(InMemoryAdapter):
         if not self.up:
             log.info("redis adapter: subscribed at %s uid=%s", self.url, self.uid)
         self.up = True
+        self._announce()
+        if again and self.on_resubscribed is not None:
+            # What the others published while this process was away, before any message.
+            marks = await client.hgetall(self.marks_hash())
+            await self.on_resubscribed({_text(k): _text(v) for k, v in marks.items()})
         # Subscribed: what was published before is in the marks this sends us.
         await client.register_script(_SEND_MARKS)(keys=[self.marks_hash(), self.marks_channel()],
                                                   args=[self.uid])
+
+    def _announce(self) -> None:
+        """This process's head: whatever of its own it published or dropped before comes
+        before it (the others fill what they missed)."""
+        head = self.head_of() if self.head_of is not None else None
+        if head is not None:
+            source, value, start = head
+            self._publish(self.heads_channel(), orjson.dumps([self.uid, source, value, start]), (source, value))
 
     def _went_down(self, exc: Exception) -> None:
         if self.up:
@@ -229,7 +260,7 @@ class RedisAdapter(InMemoryAdapter):
             self._queue.get_nowait()
             self.dropped += 1
 
-    def _on_message(self, message: dict) -> None:
+    def _on_message(self, message: dict) -> Awaitable[None] | None:
         kind = message.get("type")
         channel = message.get("channel", b"")
         channel = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else str(channel)
@@ -241,12 +272,25 @@ class RedisAdapter(InMemoryAdapter):
                 self._on_broadcast(channel, data)
             elif kind == "message" and channel == self.marks_channel():
                 self._on_marks(data)
+            elif kind == "message" and channel == self.heads_channel():
+                return self._on_head(data)
             elif kind == "message":
                 for namespace in self.namespaces:
                     if channel == self.request_channel(namespace):
                         self._on_request(namespace, data)
         except Exception:
             log.exception("redis adapter: message on %s not handled", channel)
+        return None
+
+    def _on_head(self, data: bytes) -> Awaitable[None] | None:
+        """Another process's head (a new process, or one back from an outage)."""
+        try:
+            uid, source, value, start = orjson.loads(data)
+        except (ValueError, TypeError):
+            return None
+        if uid == self.uid or self.on_head is None:
+            return None
+        return self.on_head(str(source), str(value), str(start))
 
     def _on_marks(self, data: bytes) -> None:
         """The marks this process asked for after subscribing (others' are ignored)."""
@@ -285,6 +329,8 @@ class RedisAdapter(InMemoryAdapter):
             return
         if self.on_remote_event is not None:
             args = self.on_remote_event(args, opts)
+            if args is None:
+                return
         frames = encode_frames(sio.event(namespace, args[0], args[1:]))
         rooms = _rooms(opts.get("rooms"))
         super().broadcast(namespace, frames, rooms or None, _rooms(opts.get("except")))
@@ -346,6 +392,10 @@ class _ThisProcess:
     def disconnect_sockets(self, namespace: str, rooms: Iterable[str], close: bool = False,
                            except_rooms: Iterable[str] = ()) -> None:
         InMemoryAdapter.disconnect_sockets(self._adapter, namespace, rooms, close, except_rooms)
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _rooms(value: Any) -> list[str]:

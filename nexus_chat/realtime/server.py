@@ -457,14 +457,17 @@ class SocketServer:
         room: str | list[str] | None = None,
         skip_sid: str | set[str] | None = None,
         meta: dict[str, Any] | None = None,
+        local: bool = False,
     ) -> int:
         """Encode once and queue to every matching socket; return how many got it. ``meta``
-        travels with the event to other processes (the adapter's ``on_remote_event``)."""
+        travels with the event to other processes (the adapter's ``on_remote_event``);
+        ``local``: to this process's sockets only (the adapter is given no packet to send)."""
         packet = sio.event(namespace, event, args)
         frames = encode_frames(packet)
         rooms = [room] if isinstance(room, str) else room
         skip = [skip_sid] if isinstance(skip_sid, str) else (skip_sid or ())
-        return self.adapter.broadcast(namespace, frames, rooms, skip, packet=packet, meta=meta)
+        return self.adapter.broadcast(namespace, frames, rooms, skip, packet=None if local else packet,
+                                      meta=meta)
 
     def sockets_in_room(self, namespace: str, room: str) -> list[Socket]:
         sockets = self._sockets.get(namespace, {})

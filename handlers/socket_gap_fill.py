@@ -1,0 +1,117 @@
+"""Events another process stored while Redis did not carry them, delivered to this process's
+sockets from the event log (docs/scaling.md#when-redis-is-down-or-restarts).
+
+While Redis is unreachable each process delivers only to its own sockets, and the live sockets
+of the others never learn of those events (they are not disconnected, so they do not
+recover). Each writer's head travels in Redis (realtime/redis_adapter.py, "Heads"): a process
+announces its own after every subscription, and one that subscribes again reads the others'
+from the marks hash. Whenever a head is past what this process delivered of that writer, the
+events in between are read from the event log, writer by writer in offset order, and
+delivered here in order before the next Redis message is read; a later copy of any of them
+from Redis is dropped (`SocketDelivery.remote_event`), so each arrives once.
+
+A new process's announcement also says where its writer started (the log's head then): every
+process names the writer from then on, and what a position that does not name it owes is read
+from there, not by time (event_log.events_owed).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import replace
+from typing import Any
+
+from nexus_chat.context import AppContext
+from nexus_chat.event_log import writer_events
+from nexus_chat.services import attachments
+
+from .socket_delivery import SocketDelivery, mark_of
+
+log = logging.getLogger("nexus_chat.realtime.gap_fill")
+
+BATCH = 500     # events read per query
+
+
+class GapFill:
+    def __init__(self, ctx: AppContext, delivery: SocketDelivery, writer: int, head_at_start: int) -> None:
+        self.ctx = ctx
+        self.delivery = delivery
+        self.progress = delivery.progress
+        self.writer = writer
+        self.head_at_start = head_at_start
+        self.filled = 0      # events delivered from the event log (reported by the log line)
+
+    def attach(self, adapter) -> None:
+        adapter.head_of = self.head_of
+        adapter.mark_of = self.mark_of
+        adapter.on_head = self.head
+        adapter.on_resubscribed = self.resubscribed
+
+    def mark_of(self, meta: dict[str, Any]) -> tuple[str, str] | None:
+        """The mark of a broadcast (`socket_delivery.mark_of`) with where this writer started."""
+        mark = mark_of(meta)
+        return None if mark is None else (mark[0], f"{mark[1]}.{self.head_at_start}")
+
+    def head_of(self) -> tuple[str, str, str]:
+        """This process's writer: the last offset it delivered (published or dropped) and
+        when, as a mark, and where it started."""
+        last = self.progress.last(self.writer)
+        offset = self.head_at_start if last is None else last
+        return str(self.writer), f"{offset}.{int(time.time())}.{self.head_at_start}", str(self.head_at_start)
+
+    def head(self, source: str, value: str, start: str) -> Awaitable[None] | None:
+        """Another process's head (announced on its subscription)."""
+        return self._learn(source, f"{value.partition('.')[0]}.0.{start}")
+
+    async def resubscribed(self, marks: dict[str, str]) -> None:
+        """Subscribed again after losing Redis: every writer's events up to its mark."""
+        for source, value in marks.items():
+            pending = self._learn(source, value)
+            if pending is not None:
+                await pending
+
+    def _learn(self, source: str, value: str) -> Awaitable[None] | None:
+        """A writer's mark (``<offset>.<time>[.<start>]``): the events of it after what this
+        process delivered, up to the mark, if any, to be delivered from the event log."""
+        parts = value.split(".")
+        if not (len(parts) in (2, 3) and all(p.isascii() and p.isdigit() for p in (source, *parts))):
+            return None
+        writer, offset = int(source), int(parts[0])
+        if writer == self.writer:
+            return None
+        last = self.progress.last(writer)
+        if last is None:
+            if len(parts) < 3:
+                return None     # an unknown writer of an older version: the marks settle it
+            start = int(parts[2])
+            self.progress.started(writer, start)
+            if start < self.head_at_start:
+                # Began before this process: what it stored before this process had sockets is
+                # none of theirs, and this process cannot tell where it stopped delivering.
+                self.progress.advance(writer, offset)
+                return None
+            last = start
+        return self._fill(writer, last, offset) if offset > last else None
+
+    async def _fill(self, writer: int, after: int, up_to: int) -> None:
+        delivered = 0
+        try:
+            expires = attachments.url_expiry(self.ctx)
+            while after < up_to:
+                events = await writer_events(self.ctx.db, writer, after=after, up_to=up_to, limit=BATCH)
+                for event in events:
+                    self.delivery.emit_here(replace(event, payload=attachments.fresh_urls(self.ctx, event.payload,
+                                                                                          expires)))
+                delivered += len(events)
+                if len(events) < BATCH:
+                    break
+                after = int(events[-1].offset)
+        except Exception:
+            log.warning("gap fill: events of writer %s after %s not read; they reach this process's"
+                        " clients by recovery or REST only", writer, after, exc_info=True)
+        self.progress.advance(writer, up_to)
+        self.filled += delivered
+        log.info("gap fill: writer=%s delivered=%d from the event log (up to %s)", writer, delivered, up_to)
+
+
