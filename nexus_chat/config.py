@@ -300,6 +300,10 @@ SETTINGS: tuple[Setting, ...] = (
             "With realtime.adapter = redis, a process that has not renewed its heartbeat in Redis for "
             "this long is taken for dead: its users that no other process holds go offline (seconds).",
             ("NEXUS_REDIS_PROCESS_TTL_S",)),
+    Setting("redis_ack_timeout_ms", 2000, _int(100, 60000),
+            "With realtime.adapter = redis, a membership change, deleted account or revoked session is "
+            "answered once every other process has applied it; one that has not acknowledged it within "
+            "this long is taken for dead (milliseconds).", ("NEXUS_REDIS_ACK_TIMEOUT_MS",)),
 
     Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Log level.", ("NEXUS_LOG_LEVEL",)),
     Setting("log_format", "kv", _choice("kv", "json"), "Log line format: key=value or JSON.", ("NEXUS_LOG_FORMAT",)),

@@ -107,6 +107,9 @@ class Runtime:
             ctx.progress.started(runtime.event_log.writer, runtime.event_log.head_at_start)
             GapFill(ctx, runtime.sockets.delivery, runtime.event_log.writer,
                     runtime.event_log.head_at_start).attach(adapter)
+            # A writer's mark matters while a client's position may name it: a stamp names it
+            # up to RECENT_S after its last event, and a position is recovered within the window.
+            adapter.marks_keep_s = RECENT_S + settings.realtime_recovery_window_s + 60
             await adapter.start()
             ctx.cluster = adapter
             runtime.background.append(_Closing(adapter))
@@ -190,7 +193,8 @@ class _Cluster:
 async def _cluster(settings, ctx: AppContext, adapter) -> _Cluster:
     """realtime.adapter = redis: presence, caches, revocations, rate limits and recoverable
     sessions shared through Redis (docs/scaling.md). Starts even if Redis is down."""
-    bus = ClusterBus(settings.redis_url, settings.redis_key, adapter.uid, settings.redis_process_ttl_s)
+    bus = ClusterBus(settings.redis_url, settings.redis_key, adapter.uid, settings.redis_process_ttl_s,
+                     ack_timeout_s=settings.redis_ack_timeout_ms / 1000)
     await bus.start()
     presence = SharedPresence(ctx, PresenceLedger(bus))
     try:

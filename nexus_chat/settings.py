@@ -96,6 +96,7 @@ class Settings:
     redis_key: str
     redis_lease_ttl_s: int
     redis_process_ttl_s: int
+    redis_ack_timeout_ms: int
 
     log_level: Literal["debug", "info", "warning", "error"]
     log_format: Literal["kv", "json"]

@@ -13,7 +13,7 @@ or the heartbeat lapsed (notices may have been missed), the ``on_missed`` hooks 
 ``publish`` returns once every other live process has *applied* the notice: each notice
 carries an id, the processes whose heartbeat is alive when Redis passes it on are the ones
 waited for, and each of them publishes an acknowledgement on the publisher's channel
-``<key>:nexus:ack:<uid>`` after its handler ran. The wait is bounded (``ACK_TIMEOUT_S``): a
+``<key>:nexus:ack:<uid>`` after its handler ran. The wait is bounded (``redis.ack_timeout_ms``): a
 process that has not acknowledged by then is taken for dead, its heartbeat key is deleted
 (*fenced*), so that it is reaped and no later notice waits for it; if it was alive after all,
 its next beat finds the key gone and it runs the ``on_missed`` hooks and replays the notices
@@ -37,11 +37,11 @@ from ..redis_subscription import keep_subscribed
 
 log = logging.getLogger("nexus_chat.cluster")
 
-# How long a publisher waits for Redis to take a notice and every live process to apply it.
-# A healthy process acknowledges within milliseconds (one handler on its event loop, two
-# Redis hops); two seconds leaves room for a busy box before a late process is fenced (its
-# users flap offline and back). Only a process that really is dead costs this wait, and once:
-# fencing it removes it from the processes waited for.
+# How long a publisher waits for Redis to take a notice and every live process to apply it, by
+# default (redis.ack_timeout_ms). A healthy process acknowledges within milliseconds (one
+# handler on its event loop, two Redis hops); two seconds leaves room for a busy box before a
+# late process is fenced (its users flap offline and back). Only a process that really is dead
+# costs this wait, and once: fencing it removes it from the processes waited for.
 ACK_TIMEOUT_S = 2.0
 
 # KEYS: heartbeat key, process set; ARGV: ttl ms, uid. Returns 1 if the key was still there.
@@ -101,11 +101,13 @@ class _Waiter:
 
 
 class ClusterBus:
-    def __init__(self, url: str, key: str, uid: str, process_ttl_s: float) -> None:
+    def __init__(self, url: str, key: str, uid: str, process_ttl_s: float,
+                 ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
         self.url = url
         self.prefix = f"{key}:nexus"
         self.uid = uid
         self.process_ttl_ms = int(process_ttl_s * 1000)
+        self.ack_timeout_s = ack_timeout_s
         self.redis = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         self.channel = f"{self.prefix}:bus"
         self.ack_channel = self.ack_channel_of(uid)
@@ -199,16 +201,17 @@ class ClusterBus:
                 log.exception("cluster: %r failed", hook)
 
     # ---------------------------------------------------------------- notices
-    async def publish(self, kind: str, timeout_s: float = ACK_TIMEOUT_S, keep_s: float = 0,
+    async def publish(self, kind: str, timeout_s: float | None = None, keep_s: float = 0,
                       **fields: Any) -> bool:
         """Tells every other process and returns once each live one has applied the notice
         (a change must hold everywhere before its request is answered), or after
-        ``timeout_s``, having fenced those that did not. ``keep_s``: the notice is also kept
+        ``timeout_s`` (the bus's ``ack_timeout_s``), having fenced those that did not. ``keep_s``: the notice is also kept
         that long for a process that missed it. False if Redis did not take it (the notice
         is dropped, never raised)."""
         if not self.up:   # known to be unreachable: no wait
             self.dropped += 1
             return False
+        timeout_s = self.ack_timeout_s if timeout_s is None else timeout_s
         self._sent += 1
         notice_id = self._sent
         message = orjson.dumps({"from": self.uid, "kind": kind, "id": notice_id, **fields})
@@ -230,18 +233,18 @@ class ClusterBus:
             try:
                 await asyncio.wait_for(asyncio.shield(waiter.done), max(0.0, deadline - loop.time()))
             except asyncio.TimeoutError:
-                await self._fence(kind, waiter.missing())
+                await self._fence(kind, waiter.missing(), timeout_s)
             return True
         finally:
             del self._waiting[notice_id]
 
-    async def _fence(self, kind: str, silent: set[str]) -> None:
+    async def _fence(self, kind: str, silent: set[str], waited_s: float) -> None:
         """Takes the processes that did not apply a notice in time for dead."""
         if not silent:
             return
         self.fenced += len(silent)
         log.warning("cluster: %s did not apply a %s notice within %.1f s; taken for dead",
-                    ", ".join(sorted(silent)), kind, ACK_TIMEOUT_S)
+                    ", ".join(sorted(silent)), kind, waited_s)
         try:
             await asyncio.wait_for(self.redis.delete(*(self.key("proc", p) for p in silent)), 1.0)
         except (RedisError, OSError, asyncio.TimeoutError) as exc:

@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -72,9 +73,23 @@ _PUBLISH_MARKED = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('PUBLISH', KEYS[2], ARGV[3])
 """
-# KEYS: marks hash, marks channel; ARGV: uid. Sends [uid, [source, value, ...]] to the channel.
+# KEYS: marks hash, marks channel; ARGV: uid, cutoff (unix s). Removes the marks of sources whose
+# last value ("<value>.<unix time>...") is older than the cutoff (one field per process start
+# would pile up otherwise), then sends [uid, [source, value, ...]] to the channel.
 _SEND_MARKS = """
-return redis.call('PUBLISH', KEYS[2], cjson.encode({ARGV[1], redis.call('HGETALL', KEYS[1])}))
+local cutoff = tonumber(ARGV[2])
+local kept = {}
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  local at = tonumber(string.match(flat[i + 1], '^%d+%.(%d+)'))
+  if at and at < cutoff then
+    redis.call('HDEL', KEYS[1], flat[i])
+  else
+    table.insert(kept, flat[i])
+    table.insert(kept, flat[i + 1])
+  end
+end
+return redis.call('PUBLISH', KEYS[2], cjson.encode({ARGV[1], kept}))
 """
 
 
@@ -96,6 +111,7 @@ class RedisAdapter(InMemoryAdapter):
         self.head_of: Callable[[], tuple[str, str, str] | None] | None = None
         self.on_head: Callable[[str, str, str], Awaitable[None] | None] | None = None
         self.on_resubscribed: Callable[[dict[str, str]], Awaitable[None]] | None = None
+        self.marks_keep_s: int | None = None    # marks older than this are removed (None: kept)
 
     @property
     def local(self) -> "_ThisProcess":
@@ -239,8 +255,9 @@ class RedisAdapter(InMemoryAdapter):
             marks = await client.hgetall(self.marks_hash())
             await self.on_resubscribed({_text(k): _text(v) for k, v in marks.items()})
         # Subscribed: what was published before is in the marks this sends us.
+        cutoff = 0 if self.marks_keep_s is None else int(time.time()) - self.marks_keep_s
         await client.register_script(_SEND_MARKS)(keys=[self.marks_hash(), self.marks_channel()],
-                                                  args=[self.uid])
+                                                  args=[self.uid, cutoff])
 
     def _announce(self) -> None:
         """This process's head: whatever of its own it published or dropped before comes

@@ -5,13 +5,16 @@ processes, a real Redis and real sockets:
   back, once each, in order, without a reconnection;
 * a session that starts before a process's writer stored anything names that writer, so a
   recovery reads only what the client missed, not every event of the last minutes (counted
-  in the database's own table statistics)."""
+  in the database's own table statistics);
+* the marks hash in Redis does not grow with every process start."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import pytest
+import redis.asyncio
 
 from .chat_support import NO_PRESENCE, QUIET_S, make_group
 from .recovery_support import RecoveringClient, connection, hold, resume
@@ -166,3 +169,24 @@ async def test_a_process_started_after_the_session_is_named_and_recovers_cheaply
             assert read_rows < BUSY // 4, read_rows
         finally:
             await client.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_marks_of_writers_quiet_longer_than_the_recovery_window_are_removed(cluster):  # noqa: F811
+    """The marks hash gets a field per process start: a process that subscribes removes those
+    of writers that published nothing for longer than any position can name them."""
+    marks = redis.asyncio.Redis.from_url(cluster.redis_url)
+    key = f"{cluster.redis_key}-marks"
+    now = int(time.time())
+    try:
+        await marks.hset(key, mapping={"900001": f"5.{now - 86400}", "900002": f"6.{now - 60}.4"})
+        [a] = cluster(1)
+        await until(lambda: _fields_are(marks, key, 2), "a's own mark")
+        fields = {k.decode() for k in await marks.hkeys(key)}
+        assert "900001" not in fields and "900002" in fields      # and a's own writer
+    finally:
+        await marks.aclose()
+
+
+async def _fields_are(marks, key: str, count: int) -> bool:
+    return await marks.hlen(key) == count

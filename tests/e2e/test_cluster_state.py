@@ -85,7 +85,7 @@ def slow_link(cluster, io_loop):
 
 # What Redis sends the slow process is held this long: far longer than a request to that process
 # takes, so that a change it had not applied when the request was answered would show, and well
-# inside the bus's wait for acknowledgements (cluster/bus.py ACK_TIMEOUT_S = 2 s).
+# inside the bus's wait for acknowledgements (redis.ack_timeout_ms, 2 s by default).
 LAG_S = 0.5
 
 

@@ -93,3 +93,17 @@ def test_unnamed_writers_owe_only_if_their_events_came_lately():
     assert not progress.unnamed_may_owe(floor)
     progress.advance(3, 7)
     assert progress.unnamed_may_owe(floor) and not progress.unnamed_may_owe(Position(floor.at, {1: 10, 3: 7}))
+
+
+def test_a_writer_announced_at_its_start_is_named_and_owed_from_its_start():
+    now = [100_000.0]
+    progress = Progress(clock=lambda: now[0])
+    progress.advance(1, 10)
+    floor = progress.position()
+    progress.started(4, 50)                  # a new process's writer: nothing of it up to 50
+    assert progress.last(4) == 50 and progress.last(9) is None
+    assert Position.parse(progress.stamp()).writers == {1: 10, 4: 50}
+    progress.advance(4, 60)                  # its first event
+    assert progress.unnamed_may_owe(floor) and progress.unnamed_starts(floor) == {4: 50}
+    progress.advance(5, 70)                  # a writer whose start this process never heard
+    assert progress.unnamed_starts(floor) is None
