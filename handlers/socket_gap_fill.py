@@ -40,7 +40,6 @@ class GapFill:
         self.progress = delivery.progress
         self.writer = writer
         self.head_at_start = head_at_start
-        self.filled = 0      # events delivered from the event log (reported by the log line)
 
     def attach(self, adapter) -> None:
         adapter.head_of = self.head_of
@@ -111,7 +110,6 @@ class GapFill:
             log.warning("gap fill: events of writer %s after %s not read; they reach this process's"
                         " clients by recovery or REST only", writer, after, exc_info=True)
         self.progress.advance(writer, up_to)
-        self.filled += delivered
         log.info("gap fill: writer=%s delivered=%d from the event log (up to %s)", writer, delivered, up_to)
 
 

@@ -105,7 +105,7 @@ class RedisAdapter(InMemoryAdapter):
         self._queue: asyncio.Queue[tuple[str, bytes, tuple[str, str] | None]] = asyncio.Queue(QUEUE_LIMIT)
         self._tasks: list[asyncio.Task] = []
         self._subscribed = asyncio.Event()
-        self.on_remote_event: Callable[[list, dict], list] | None = None
+        self.on_remote_event: Callable[[list, dict], list | None] | None = None
         self.mark_of: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None
         self.on_marks: Callable[[dict[str, str]], None] | None = None
         self.head_of: Callable[[], tuple[str, str, str] | None] | None = None

@@ -287,6 +287,30 @@ async def test_a_process_that_misses_a_deletion_is_fenced_and_catches_up(cluster
         await ledger.aclose()
 
 
+@pytest.mark.gen_test(timeout=120)
+async def test_the_wait_for_acknowledgements_is_the_setting(cluster, slow_link, apis, mail_sink):
+    """redis.ack_timeout_ms = 500: a process whose link lags 1.5 s (acknowledged in time with the
+    default 2 s) is taken for dead after half a second, and the deletion answered then."""
+    [p1] = cluster(1, NEXUS_REDIS_ACK_TIMEOUT_MS="500")
+    p2, link = await slow_link()
+    api = apis(p1)
+    victim = await make_user(api, mail_sink, "v")
+    ledger = redis.asyncio.Redis.from_url(cluster.redis_url)
+    try:
+        assert await _alive(ledger, cluster.redis_key) == 2
+        link.lag_s = 1.5
+        started = asyncio.get_running_loop().time()
+        deleted = await api.delete("/api/auth/delete-account", json={"password": victim.password},
+                                   token=victim.access)
+        took = asyncio.get_running_loop().time() - started
+        assert deleted.status == 200, deleted.body
+        assert took < 1.4, took
+        assert await _alive(ledger, cluster.redis_key) == 1  # process 2 was taken for dead
+        link.lag_s = 0
+    finally:
+        await ledger.aclose()
+
+
 async def _alive(ledger, key: str) -> int:
     procs = await ledger.smembers(key + ":nexus:procs")
     return sum([await ledger.exists(key + ":nexus:proc:" + p.decode()) for p in procs])

@@ -29,8 +29,8 @@ def test_the_writer_index_applies_to_a_log_with_events(db_server, tmp_path):
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO event_writers (started_at) VALUES (%s)", [(t0,), (t0,)])
             writers = [None, 1, 2, 1, 2, 2, 1]
-            cur.executemany("INSERT INTO event_log (writer, event, payload, created_at) VALUES (%s, 'message', '{}', %s)",
-                            [(w, t0) for w in writers])
+            cur.executemany("INSERT INTO event_log (writer, event, payload, created_at)"
+                            " VALUES (%s, 'message', '{}', %s)", [(w, t0) for w in writers])
             cur.execute("INSERT INTO event_log_targets (`offset`, kind, target_id) SELECT `offset`, 'u', 'x'"
                         " FROM event_log")
         after = asyncio.run(apply_migrations(**kwargs))
