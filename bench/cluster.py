@@ -18,15 +18,11 @@ scenario is skipped (recorded as an error saying why) without one.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import sys
-import time
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nexus_chat.embedded_db import free_port, port_answers
+from nexus_chat.embedded_db import PrivateRedis
 
 from .serverctl import nexus_server
 
@@ -36,44 +32,9 @@ if TYPE_CHECKING:
 TARGET = "nexus×2 (redis)"
 
 
-class BenchRedis:
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def pids(self) -> list[int]:
-        return [self.proc.pid] if self.proc is not None else []
-
-    def start(self) -> "BenchRedis":
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        if not Path(binary).exists():
-            raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir), "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not port_answers("127.0.0.1", self.port, 0.2):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.05)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
-
-
 async def phase(bench: Bench) -> None:
     """Two processes on one Redis; runs `cluster-dm`, then stops them."""
-    redis = BenchRedis(bench.workdir)
+    redis = PrivateRedis(bench.workdir)
     env = {"NEXUS_REALTIME_ADAPTER": "redis", "NEXUS_REDIS_KEY": f"nexus-bench-{uuid.uuid4().hex[:8]}"}
     try:
         await asyncio.to_thread(redis.start)

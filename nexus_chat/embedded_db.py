@@ -1,4 +1,5 @@
-"""A private MariaDB server for the quick start and the tests (no system service needed).
+"""A private MariaDB server for the quick start and the tests (no system service needed), and
+a private Redis server for the scale-out tests and bench runs.
 
 The recipe: install-db into an absolute datadir, start mariadbd with --no-defaults on a free
 loopback port, poll until it answers, SIGTERM to stop.
@@ -115,3 +116,41 @@ class PrivateMariaDB:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+
+class PrivateRedis:
+    """A private redis-server (the tests' and the bench's scale-out runs): a free port,
+    nothing saved to disk; it can be stopped and started again on the same port."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid] if self.proc is not None else []
+
+    def start(self) -> "PrivateRedis":
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(binary).exists():
+            raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder), "--daemonize", "no",
+             "--protected-mode", "yes", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not port_answers("127.0.0.1", self.port, 0.2):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -19,23 +18,13 @@ from nexus_chat.embedded_db import free_port
 from nexus_chat.runtime import Runtime
 
 from .chat_support import NO_PRESENCE, ChatClient, make_group
-from .redis_support import PrivateRedis
+from .redis_support import private_redis_fixture
 from .support import Api
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
 
 
-@pytest.fixture(scope="session")
-def redis_server():
-    if os.environ.get("NEXUS_TEST_REDIS_URL"):
-        yield None
-        return
-    with tempfile.TemporaryDirectory(prefix="nexus-test-redis-") as tmp:
-        server = PrivateRedis(Path(tmp)).start()
-        try:
-            yield server
-        finally:
-            server.stop()
+redis_server = pytest.fixture(scope="session")(private_redis_fixture)
 
 
 @pytest.fixture
