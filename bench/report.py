@@ -40,7 +40,10 @@ def summary_text(r: dict) -> str:
         return (f"held {r['held_deliveries_s']} deliveries/s ({r['held_sender_msg_s']} msg/s × {r['receivers_counted']})"
                 + (f"; failed at {f['rate']} msg/s: p99 {f['delivery']['p99_ms']} ms, missing {f['missing']}" if f else ""))
     if s == "idle-conns":
-        text = "; ".join(f"{lv['sockets']}: {lv['connects_per_s']} conn/s, {lv['rss_per_socket_kib']} KiB, "
+        first = r.get("first_sockets")
+        text = (f"first sockets of {first['sockets']} users: {first['connects_per_s']} conn/s, "
+                f"{first['server_cpu_ms_per_connect']} ms server CPU each; " if first else "")
+        text += "; ".join(f"{lv['sockets']}: {lv['connects_per_s']} conn/s, {lv['rss_per_socket_kib']} KiB, "
                          f"alive {lv['alive_after_ping_interval']}" for lv in r["levels"])
         big = r.get("big")
         if big:
@@ -106,8 +109,14 @@ def markdown_table(results: list[dict], meta: dict) -> str:
             lines.append(f"| **{s}** | {t} | **held {r['held_deliveries_s'] or 0:,} deliveries/s** | "
                          f"200 members, {r.get('connects_per_s')} connects/s | | |")
         elif s == "idle-conns":
+            first = r.get("first_sockets")
+            if first:
+                lines.append(f"| {s} | {t} | first socket of each of {first['sockets']} users (a presence change each): "
+                             f"{first['connects_per_s']} connects/s, {first['server_cpu_ms_per_connect']} ms server CPU "
+                             f"a connect | | failed {first['connect_failed']} | {cpu_text(first['cpu_connect'])} (connect) |")
             for lv in r["levels"]:
-                lines.append(f"| {s} | {t} | {lv['sockets']:,} sockets: {lv['connects_per_s']} connects/s, "
+                lines.append(f"| {s} | {t} | {lv['sockets']:,} sockets: {lv['connects_per_s']} connects/s "
+                             f"({lv.get('server_cpu_ms_per_connect')} ms server CPU a connect), "
                              f"{lv['rss_per_socket_kib']} KiB RSS/socket | alive after ping interval "
                              f"{lv['alive_after_ping_interval']:,}/{lv['sockets']:,} | failed {lv['connect_failed']} | "
                              f"{cpu_text(lv['cpu_connect'])} (connect) |")
