@@ -1,38 +1,32 @@
-"""Engine.IO WebSocket transport on Tornado's WebSocketHandler.
+"""Engine.IO WebSocket transport: Tornado answers the HTTP upgrade (``EngineWebSocketHandler``),
+then the socket is handed to our own framing (``wsframes.WebSocketConnection``) and nothing of
+the HTTP request is kept: a Tornado ``WebSocketHandler`` kept ~12 KiB a socket for its life
+(handler, request, headers, ``IOStream``, a suspended coroutine chain), most of an idle socket.
 
-A handler either carries a session from the start (no ``sid``), or probes an
-existing polling session (``sid`` given): ``2probe`` -> ``3probe``, then ``5``
-moves the session over.
+A socket either carries a session from the start (no ``sid``), or probes an existing polling
+session (``sid`` given): ``2probe`` -> ``3probe``, then ``5`` moves the session over.
 """
 
 from __future__ import annotations
 
-
-from tornado import websocket
-from tornado.iostream import IOStream, StreamClosedError
+from tornado import web
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketProtocol13
 
 from . import engineio_packets as eio
 from . import tornado_private
 from .engine import EngineServer, Handshake, Session, log
 from .refusals import BAD_REQUEST, UNKNOWN_SID, Refusal
 from .reasons import CloseReason
+from .wsframes import WebSocketConnection
 
 
-class EngineWebSocketHandler(websocket.WebSocketHandler):
+class EngineWebSocketHandler(web.RequestHandler):
+    """The upgrade request: refusals in the protocol's terms, the WebSocket handshake checks
+    as Tornado's ``WebSocketHandler`` makes them (same statuses), the 101, then the hand-over."""
+
     def initialize(self, engine: EngineServer) -> None:
         self.engine = engine
-        self.session: Session | None = None  # set once this socket carries the session
-        self.probing: Session | None = None  # set while probing an upgrade
-
-    @property
-    def max_message_size(self) -> int:
-        return self.engine.max_payload
-
-    def check_origin(self, origin: str) -> bool:
-        return self.engine.origin_allowed(origin)
-
-    def get_compression_options(self) -> None:
-        return None
 
     async def get(self, *args: object, **kwargs: object) -> None:
         refusal = self._refusal()
@@ -43,7 +37,38 @@ class EngineWebSocketHandler(websocket.WebSocketHandler):
             self.set_header("Content-Type", "application/json")
             self.finish(self.engine.error_body(refusal, self.request))
             return
-        await super().get(*args, **kwargs)
+        headers = self.request.headers
+        if "upgrade" not in (s.strip().lower() for s in headers.get("Connection", "").split(",")):
+            self.set_status(400)
+            self.finish('"Connection" must be "Upgrade".')
+            return
+        if headers.get("Sec-WebSocket-Version") not in ("7", "8", "13"):
+            self.set_status(426, "Upgrade Required")
+            self.set_header("Sec-WebSocket-Version", "13")
+            return
+        if not (headers.get("Host") and headers.get("Sec-WebSocket-Key")):
+            self.set_status(400)
+            self.finish()
+            return
+        self.clear_header("Content-Type")
+        self.set_status(101)
+        self.set_header("Upgrade", "websocket")
+        self.set_header("Connection", "Upgrade")
+        self.set_header("Sec-WebSocket-Accept",
+                        WebSocketProtocol13.compute_accept_value(headers["Sec-WebSocket-Key"]))
+        written = self.finish()   # the 101 (and its access-log line)
+        stream = self.detach()
+        ws = EngineWebSocket(self.engine)
+        # Right after the admission check, with no await in between: no other handshake can
+        # slip past a cap before this one's session is counted. Its first frames wait in ``ws``.
+        ws.begin(self.get_query_argument("sid", None), Handshake.from_request(self.request))
+        try:
+            await written
+        except StreamClosedError:
+            stream.close()
+            ws.abort()
+            return
+        await tornado_private.hand_over(stream, ws)
 
     def _refusal(self) -> Refusal | None:
         refusal = self.engine.check_request(self.request, "websocket")
@@ -55,20 +80,22 @@ class EngineWebSocketHandler(websocket.WebSocketHandler):
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             return Refusal.protocol(BAD_REQUEST)
         if not sid:
-            # open() runs right after the upgrade, with no await in between: no other
-            # handshake can slip past a cap before this one's session is counted.
             return self.engine.admit(Handshake.from_request(self.request))
         return None
 
-    def _detach_stream(self) -> IOStream:   # Tornado's, minus seven attributes per socket (tornado_private)
-        return tornado_private.detach_stream(self)
 
-    def open(self, *args: object, **kwargs: object) -> None:
-        # Small frames must not wait for the peer's delayed ACK (Nagle): without this, delivery
-        # p99 was ~35 ms at a few hundred messages/s, against ~5 ms with it.
-        self.set_nodelay(True)
-        tornado_private.shed_http_state(self)   # the 101 answer is written: its headers are done
-        sid = self.get_query_argument("sid", None)
+class EngineWebSocket(WebSocketConnection):
+    """An upgraded socket carrying a session, or probing one (the engine's ``FrameTransport``)."""
+
+    __slots__ = ("engine", "session", "probing")
+
+    def __init__(self, engine: EngineServer) -> None:
+        super().__init__(engine.max_payload)
+        self.engine = engine
+        self.session: Session | None = None  # set once this socket carries the session
+        self.probing: Session | None = None  # set while probing an upgrade
+
+    def begin(self, sid: str | None, handshake: Handshake) -> None:
         if sid:
             session = self.engine.lookup(sid)
             # A second websocket, or one for an upgraded session, is accepted
@@ -79,7 +106,7 @@ class EngineWebSocketHandler(websocket.WebSocketHandler):
             self.probing = session
             session.begin_probe(self)
             return
-        session = self.engine.open_session(Handshake.from_request(self.request), "websocket")
+        session = self.engine.open_session(handshake, "websocket")
         session.ws = self
         self.session = session
         self.send_frame(session.open_packet())
@@ -121,15 +148,6 @@ class EngineWebSocketHandler(websocket.WebSocketHandler):
         elif self.session is not None:
             self.session.close(CloseReason.TRANSPORT_CLOSE, graceful=False)
 
-    # ------------------------------------------------------------------
+    # ------------------------------------------------------------------ FrameTransport
     def send_frame(self, frame: eio.Frame) -> None:
-        conn = self.ws_connection
-        if conn is None or conn.is_closing():
-            return
-        try:
-            tornado_private.write_frame(conn, frame.data, binary=frame.binary)
-        except StreamClosedError:
-            return
-
-    def unsent_bytes(self) -> int:
-        return tornado_private.unsent_bytes(self.ws_connection)
+        self.send(frame.data, frame.binary)
