@@ -16,6 +16,7 @@ import struct
 from . import tornado_private
 
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+MESSAGE_TOO_BIG = 1009, "message too big"   # the close frame's code and text (RFC 6455 7.4.1)
 CLOSE_WAIT_S = 5.0   # after our close frame, how long the client has to answer with its own
 
 _H16 = struct.Struct("!BBH")
@@ -159,7 +160,7 @@ class WebSocketConnection(asyncio.Protocol):
                 length = int.from_bytes(buf[pos + 2:pos + 10], "big")
                 head = 10
             if length + (len(self._frag) if self._frag is not None else 0) > self.max_message_size:
-                self.close(1009, "message too big")
+                self.close(*MESSAGE_TOO_BIG)
                 self.abort()
                 return
             masked = b1 & 0x80
