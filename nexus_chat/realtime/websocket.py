@@ -29,7 +29,8 @@ class EngineWebSocketHandler(web.RequestHandler):
         self.engine = engine
 
     async def get(self, *args: object, **kwargs: object) -> None:
-        refusal = self._refusal()
+        handshake = Handshake.from_request(self.request)
+        refusal = self._refusal(handshake)
         if refusal is not None:
             self.set_status(refusal.status)
             if refusal.retry_after_s is not None:
@@ -61,7 +62,7 @@ class EngineWebSocketHandler(web.RequestHandler):
         ws = EngineWebSocket(self.engine)
         # Right after the admission check, with no await in between: no other handshake can
         # slip past a cap before this one's session is counted. Its first frames wait in ``ws``.
-        ws.begin(self.get_query_argument("sid", None), Handshake.from_request(self.request))
+        ws.begin(self.get_query_argument("sid", None), handshake)
         try:
             await written
         except StreamClosedError:
@@ -70,7 +71,7 @@ class EngineWebSocketHandler(web.RequestHandler):
             return
         await tornado_private.hand_over(stream, ws)
 
-    def _refusal(self) -> Refusal | None:
+    def _refusal(self, handshake: Handshake) -> Refusal | None:
         refusal = self.engine.check_request(self.request, "websocket")
         if refusal is not None:
             return refusal
@@ -80,7 +81,7 @@ class EngineWebSocketHandler(web.RequestHandler):
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             return Refusal.protocol(BAD_REQUEST)
         if not sid:
-            return self.engine.admit(Handshake.from_request(self.request))
+            return self.engine.admit(handshake)
         return None
 
 
