@@ -16,7 +16,7 @@ import asyncio
 
 import tornado
 import tornado.util
-from tornado.iostream import BaseIOStream, IOStream
+from tornado.iostream import BaseIOStream, IOStream, StreamClosedError
 
 TESTED = ((6, 4), (7, 0))    # [from, to)
 
@@ -46,7 +46,10 @@ def websocket_mask(mask: bytes, data: bytes) -> bytes:
 async def hand_over(stream: IOStream, protocol: asyncio.Protocol) -> None:
     """Moves a detached, flushed stream's connection to an asyncio transport driving
     ``protocol`` (which gets any bytes already read through ``protocol.early``); the stream
-    is closed, its socket's descriptor duplicated first so that the connection stays open."""
+    is closed, its socket's descriptor duplicated first so that the connection stays open.
+    StreamClosedError when the client is already gone."""
+    if stream.closed():
+        raise StreamClosedError()
     leftover = bytes(stream._read_buffer[:stream._read_buffer_size])   # type: ignore[attr-defined]
     if leftover:
         protocol.early(leftover)   # type: ignore[attr-defined]

@@ -65,11 +65,10 @@ class EngineWebSocketHandler(web.RequestHandler):
         ws.begin(self.get_query_argument("sid", None), handshake)
         try:
             await written
-        except StreamClosedError:
+            await tornado_private.hand_over(stream, ws)
+        except (StreamClosedError, OSError):   # the client went away before the hand-over
             stream.close()
             ws.abort()
-            return
-        await tornado_private.hand_over(stream, ws)
 
     def _refusal(self, handshake: Handshake) -> Refusal | None:
         refusal = self.engine.check_request(self.request, "websocket")
