@@ -111,7 +111,7 @@ def markdown_table(results: list[dict], meta: dict) -> str:
         elif s == "idle-conns":
             first = r.get("first_sockets")
             if first:
-                lines.append(f"| {s} | {t} | first socket of each of {first['sockets']} users (a presence change each): "
+                lines.append(f"| {s} | {t} | first socket of each of {first['sockets']} users: "
                              f"{first['connects_per_s']} connects/s, {first['server_cpu_ms_per_connect']} ms server CPU "
                              f"a connect | | failed {first['connect_failed']} | {cpu_text(first['cpu_connect'])} (connect) |")
             for lv in r["levels"]:
