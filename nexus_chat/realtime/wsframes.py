@@ -97,7 +97,12 @@ class WebSocketConnection(asyncio.Protocol):
         if self._client_closed:
             self._end()
         elif self._abort_timer is None:
-            self._abort_timer = asyncio.get_running_loop().call_later(CLOSE_WAIT_S, self.abort)
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:   # closing while the loop is stopped (shutdown): nothing to wait on
+                self.abort()
+                return
+            self._abort_timer = loop.call_later(CLOSE_WAIT_S, self.abort)
 
     def abort(self) -> None:
         self._abort_timer = None
