@@ -32,7 +32,15 @@ def format_errors(messages: Any, prefix: str = "") -> list[str]:
 
 
 def load_schema(schema_cls: type[Schema], data: Any) -> dict[str, Any]:
-    """The validated data, or the 400 `Validation failed` envelope listing what is wrong."""
+    """The validated data, or the 400 `Validation failed` envelope listing what is wrong.
+
+    A schema may have an ``accept_plain(data)`` shortcut (hot paths such as `sendMessage`):
+    the same result for the inputs it accepts, None to leave the rest to marshmallow."""
+    accept_plain = getattr(schema_cls, "accept_plain", None)
+    if accept_plain is not None:
+        loaded = accept_plain(data)
+        if loaded is not None:
+            return loaded
     schema = _instances.get(schema_cls)
     if schema is None:
         schema = _instances[schema_cls] = schema_cls()
