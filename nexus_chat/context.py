@@ -70,6 +70,7 @@ class AppContext:
     # delivery, read by the REST catch-up for where a reader starts.
     progress: Progress = field(default_factory=Progress)
     upload_gate: UploadGate = field(default_factory=lambda: UploadGate(3, 128))   # from settings in create()
+    profile_reads: Any = None   # services/chat.py: profiles missing from the chat cache, read together
 
     @classmethod
     def create(cls, settings: Any, db: Database, *, chat_cache: ChatCache) -> "AppContext":

@@ -81,6 +81,12 @@ async def public_user(db: Executor, user_id: str) -> Row | None:
     return await db.fetch_one(f"SELECT {PUBLIC_USER} FROM users WHERE id = %s", (user_id,))
 
 
+async def public_users(db: Executor, user_ids: list[str]) -> list[Row]:
+    """The UserPublic columns of those of ``user_ids`` that exist (any order)."""
+    marks = ", ".join(["%s"] * len(user_ids))
+    return await db.fetch_all(f"SELECT {PUBLIC_USER} FROM users WHERE id IN ({marks})", tuple(user_ids))
+
+
 # ---- conversations -------------------------------------------------------------------------
 async def conversation_for_pair(db: Executor, low_id: str, high_id: str) -> Row | None:
     return await db.fetch_one(

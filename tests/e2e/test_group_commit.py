@@ -224,3 +224,25 @@ async def test_the_ack_waits_for_the_commit_and_a_blocked_batch_holds_up_no_othe
     late = await late
     assert query(db_target, "SELECT id FROM messages WHERE content = 'held back'") == [(late["id"],)]
     assert [m["id"] for m in await ca.wait_for("message", 2, timeout=30)] == [early["id"], late["id"]]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_senders_profiles_missing_from_the_cache_are_read_together(user_factory, runtime, db_target):
+    """The sender's profile in each message is the stored one, and when the cache no longer
+    holds the senders' profiles, concurrent sends read them in one or two queries, not one each."""
+    users = [await user_factory(f"p{i}") for i in range(8)]
+    ctx = runtime.ctx
+    pairs = [(users[i], users[(i + 1) % 8]) for i in range(8)]
+    for sender, recipient in pairs:   # conversations exist and are cached
+        await chat_service.send_message(ctx, sender.id, recipient_id=recipient.id, content="warm")
+    query(db_target, "UPDATE users SET bio = CONCAT('bio of ', username) WHERE id IN (%s, %s, %s, %s, %s, %s, %s, %s)",
+          tuple(u.id for u in users))
+    for user in users:
+        ctx.chat_cache.forget_profile(user.id)
+    reads = chat_service._profile_reads(ctx).batches
+    sent = await asyncio.gather(*[chat_service.send_message(ctx, s.id, recipient_id=r.id, content="hi")
+                                  for s, r in pairs])
+    assert chat_service._profile_reads(ctx).batches - reads <= 2
+    for (sender, _), message in zip(pairs, sent):
+        assert message.message["sender"]["id"] == sender.id
+        assert message.message["sender"]["bio"] == f"bio of {message.message['sender']['username']}"
