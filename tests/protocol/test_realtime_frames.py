@@ -1,5 +1,6 @@
-"""WebSocket framing as the server reads it (nexus_chat/realtime/frame_reader.py), over a raw
-TCP socket to the Engine.IO echo server: frames sharing one TCP write, a frame split over many,
+"""WebSocket framing as the server reads it (nexus_chat/realtime/wsframes.py), over a raw
+TCP socket to the Engine.IO echo server, beside test_realtime_wsframes.py (the upgrade, the close
+handshake, one message over the limit): frames sharing one TCP write, a frame split over many,
 fragmented messages with a control frame inside, the 16- and 64-bit lengths, and the limits."""
 
 import asyncio
@@ -102,15 +103,6 @@ async def test_64_bit_length(fx):
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_message_over_the_limit_closes_with_1009(fx):
-    reader, writer = await open_raw(fx)
-    writer.write(frame(TEXT, b"4", length=MAX_PAYLOAD + 1))   # only its header: refused at once
-    assert await read_frame(reader) == (CLOSE, struct.pack("!H", 1009) + b"message too big")
-    assert await read_frame(reader) is None
-    writer.close()
-
-
-@pytest.mark.gen_test(timeout=TIMEOUT)
 async def test_fragments_adding_up_over_the_limit_close_with_1009(fx):
     reader, writer = await open_raw(fx)
     half = b"z" * (MAX_PAYLOAD // 2 + 1)
@@ -125,22 +117,12 @@ async def test_fragments_adding_up_over_the_limit_close_with_1009(fx):
 @pytest.mark.gen_test(timeout=TIMEOUT)
 @pytest.mark.parametrize("bad", [
     frame(TEXT, b"4x", rsv=0x40),                 # an extension nobody negotiated
-    frame(CONT, b"4x"),                           # a continuation of nothing
     frame(PING, b"p", fin=False),                 # a fragmented control frame
     frame(TEXT, b"4a", fin=False) + frame(TEXT, b"4b"),   # a new message inside a fragmented one
     frame(PING, b"p" * 126),                      # a control frame too long
-], ids=["rsv", "lone-continuation", "fragmented-control", "interleaved", "long-control"])
+], ids=["rsv", "fragmented-control", "interleaved", "long-control"])
 async def test_protocol_violations_drop_the_connection(fx, bad):
     reader, writer = await open_raw(fx)
     writer.write(bad + frame(TEXT, b"4after"))
     assert await read_frame(reader) is None   # closed, and nothing after the bad frame handled
-    writer.close()
-
-
-@pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_close_frame_is_echoed(fx):
-    reader, writer = await open_raw(fx)
-    writer.write(frame(CLOSE, struct.pack("!H", 1000)) + frame(TEXT, b"4after"))
-    assert await read_frame(reader) == (CLOSE, struct.pack("!H", 1000))
-    assert await read_frame(reader) is None
     writer.close()
