@@ -22,7 +22,7 @@ from aiosmtpd.controller import Controller
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from nexus_chat.config import SETTINGS
-from nexus_chat.migrate import migration_files
+from nexus_chat.migrate import apply_migrations, migration_files
 
 
 @dataclass
@@ -248,15 +248,51 @@ def db_env(db_server, name: str) -> dict[str, str]:
             "DB_NAME": name}
 
 
-def migrations_before(tmp_path, number: int):
+def migrations_before(folder: Path, number: int) -> Path:
     """sql/ as a previous version had it: every migration numbered below ``number``, copied
-    into ``tmp_path/sql`` (for the tests that a migration applies on top of older data)."""
-    earlier = tmp_path / "sql"
-    earlier.mkdir()
+    into ``folder/sql`` (for the tests that a migration applies on top of older data)."""
+    earlier = folder / "sql"
+    earlier.mkdir(parents=True)
     for path in migration_files():
         if int(path.name[:3]) < number:
             shutil.copy(path, earlier / path.name)
     return earlier
+
+
+class EarlierSchema:
+    """For the tests that a migration applies on top of older data: a database of its own as
+    a previous version left it (every migration numbered below ``number`` applied: their names
+    in ``applied``), a connection to it (``conn``: autocommit, UTC, utf8mb4) to write that
+    version's rows, and ``upgrade()`` to apply what came after. Dropped at the end of the
+    ``with`` block."""
+
+    def __init__(self, db_server: tuple[str, int, str, str], tmp_path: Path, number: int) -> None:
+        host, port, user, password = db_server
+        self.db_server, self.tmp_path = db_server, tmp_path
+        self.kwargs = dict(host=host, port=port, user=user, password=password,
+                           database=f"nexus_migrate_{uuid.uuid4().hex[:8]}")
+        self.number = number
+
+    def upgrade(self, below: int | None = None) -> list[str]:
+        """Apply the pending migrations (only those numbered below ``below`` when given);
+        returns the names applied."""
+        sql_dir = None if below is None else migrations_before(self.tmp_path / f"below_{below}", below)
+        return asyncio.run(apply_migrations(**self.kwargs, sql_dir=sql_dir))
+
+    def __enter__(self) -> "EarlierSchema":
+        self.applied = asyncio.run(apply_migrations(**self.kwargs,
+                                                    sql_dir=migrations_before(self.tmp_path, self.number)))
+        try:
+            self.conn = pymysql.connect(**self.kwargs, autocommit=True, init_command="SET time_zone = '+00:00'",
+                                        charset="utf8mb4")
+        except BaseException:
+            drop_database(self.db_server, self.kwargs["database"])
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()
+        drop_database(self.db_server, self.kwargs["database"])
 
 
 def seed_users_and_conversation(cur, t0, count: int = 12) -> tuple[list[str], str]:

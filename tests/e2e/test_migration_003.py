@@ -2,15 +2,12 @@
 version: messages keep their content and read state, read pointers are seeded from it."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 
 import pymysql
 
-from nexus_chat.migrate import apply_migrations
-
-from .support import drop_database, migrations_before
+from .support import EarlierSchema
 
 LIFECYCLE = "003_message_lifecycle.sql"
 
@@ -52,17 +49,12 @@ def _seed(cur) -> dict:
 
 
 def test_applies_on_top_of_the_previous_versions_data(db_server, tmp_path):
-    host, port, user, password = db_server
-    name = f"nexus_migrate_{uuid.uuid4().hex[:8]}"
-    kwargs = dict(host=host, port=port, user=user, password=password, database=name)
-    try:
-        before = asyncio.run(apply_migrations(**kwargs, sql_dir=migrations_before(tmp_path, 3)))
+    with EarlierSchema(db_server, tmp_path, 3) as schema:
+        before, conn = schema.applied, schema.conn
         assert LIFECYCLE not in before and before
-        conn = pymysql.connect(host=host, port=port, user=user, password=password, database=name,
-                               autocommit=True, init_command="SET time_zone = '+00:00'")
         with conn.cursor() as cur:
             ids = _seed(cur)
-        after = asyncio.run(apply_migrations(**kwargs))
+        after = schema.upgrade()
         assert LIFECYCLE in after
         with conn.cursor(pymysql.cursors.DictCursor) as cur:
             cur.execute("SELECT content, is_read, edited_at, deleted_at, deleted_by, reply_to_id FROM messages"
@@ -85,6 +77,3 @@ def test_applies_on_top_of_the_previous_versions_data(db_server, tmp_path):
             assert len(pointers) == 3
             cur.execute("SELECT COUNT(*) AS n FROM users WHERE send_read_receipts = 1")
             assert cur.fetchone()["n"] == 3
-        conn.close()
-    finally:
-        drop_database(db_server, name)

@@ -3,30 +3,21 @@ each gets the scope word of its conversation or group, and the rebuilt full-text
 the old messages with a scope-first query (and matches nothing elsewhere)."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 
-import pymysql
-
-from nexus_chat.migrate import apply_migrations
 from nexus_chat.searchtext import scope_token
 
-from .support import drop_database, migrations_before
+from .support import EarlierSchema
 
 SCOPE = "009_search_scope.sql"
 
 
 def test_old_messages_get_their_scope_word_and_are_found(db_server, tmp_path):
-    host, port, user, password = db_server
-    name = f"nexus_migrate_{uuid.uuid4().hex[:8]}"
-    kwargs = dict(host=host, port=port, user=user, password=password, database=name)
     now = dt.datetime(2026, 11, 1, 12, 0, 0)
-    try:
-        before = asyncio.run(apply_migrations(**kwargs, sql_dir=migrations_before(tmp_path, 9)))
+    with EarlierSchema(db_server, tmp_path, 9) as schema:
+        before, conn = schema.applied, schema.conn
         assert SCOPE not in before and before
-        conn = pymysql.connect(host=host, port=port, user=user, password=password, database=name,
-                               autocommit=True)
         ids = {key: str(uuid.uuid4()) for key in ("a", "b", "c", "conv", "other", "group")}
         with conn.cursor() as cur:
             for key in ("a", "b", "c"):
@@ -45,7 +36,7 @@ def test_old_messages_get_their_scope_word_and_are_found(db_server, tmp_path):
                 cur.execute("INSERT INTO messages (id, conversation_id, group_id, sender_id, content, created_at,"
                             " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                             (str(uuid.uuid4()), conv, group, ids["b"], text, now, now))
-        after = asyncio.run(apply_migrations(**kwargs))
+        after = schema.upgrade()
         assert SCOPE in after
         with conn.cursor() as cur:
             cur.execute("SELECT content, search_scope FROM messages ORDER BY seq")
@@ -56,6 +47,3 @@ def test_old_messages_get_their_scope_word_and_are_found(db_server, tmp_path):
             cur.execute("SELECT content FROM messages WHERE MATCH (content, search_scope)"
                         " AGAINST (%s IN BOOLEAN MODE) ORDER BY seq", (query,))
             assert cur.fetchall() == (("harvest moon",), ("harvest party",))
-        conn.close()
-    finally:
-        drop_database(db_server, name)

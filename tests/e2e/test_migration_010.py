@@ -3,30 +3,20 @@ attachments: each message's reaction summary is built from the stored reactions 
 first-use order, the first ten users), and messages with attachments are marked so."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import uuid
 
-import pymysql
-
-from nexus_chat.migrate import apply_migrations
-
-from .support import drop_database, migrations_before, seed_users_and_conversation
+from .support import EarlierSchema, seed_users_and_conversation
 
 SUMMARY = "010_history_page.sql"
 THUMBS, HEART = "\U0001F44D", "\u2764\uFE0F"
 
 
 def test_summaries_are_built_from_the_stored_reactions(db_server, tmp_path):
-    host, port, user, password = db_server
-    name = f"nexus_migrate_{uuid.uuid4().hex[:8]}"
-    kwargs = dict(host=host, port=port, user=user, password=password, database=name)
-    try:
-        before = asyncio.run(apply_migrations(**kwargs, sql_dir=migrations_before(tmp_path, 10)))
+    with EarlierSchema(db_server, tmp_path, 10) as schema:
+        before, conn = schema.applied, schema.conn
         assert SUMMARY not in before and before
-        conn = pymysql.connect(host=host, port=port, user=user, password=password, database=name,
-                               autocommit=True, init_command="SET time_zone = '+00:00'", charset="utf8mb4")
         t0 = dt.datetime(2026, 1, 2, 3, 4, 5)
         with conn.cursor() as cur:
             users, conv = seed_users_and_conversation(cur, t0)
@@ -47,19 +37,15 @@ def test_summaries_are_built_from_the_stored_reactions(db_server, tmp_path):
             cur.executemany("INSERT INTO message_reactions (message_seq, emoji, user_id, created_at)"
                             " VALUES (%s, %s, %s, %s)", reactions)
         # 010 alone: 013 rewrites the summaries into another form (test_migration_013.py)
-        (tmp_path / "upto010").mkdir()
-        after = asyncio.run(apply_migrations(**kwargs, sql_dir=migrations_before(tmp_path / "upto010", 11)))
+        after = schema.upgrade(below=11)
         assert after == [SUMMARY]
         with conn.cursor() as cur:
             cur.execute("SELECT seq, reactions_summary FROM messages ORDER BY seq")
             summaries = dict(cur.fetchall())
             cur.execute("SELECT seq, has_attachments FROM messages ORDER BY seq")
             assert dict(cur.fetchall()) == {seqs[0]: 0, seqs[1]: 1}
-        conn.close()
         assert summaries[seqs[1]] is None                 # no reactions, no summary
         heart, thumb = json.loads(summaries[seqs[0]])
         assert heart[:3] == [HEART, 1, users[5]]
         assert thumb[:3] == [THUMBS, 11, ",".join(thumbs[:10])]   # the first ten, oldest first
         assert heart[3] < thumb[3]
-    finally:
-        drop_database(db_server, name)

@@ -4,29 +4,20 @@ still reads them, and a position owes them by time), and the sessions have no po
 they are not recovered (nexus_chat/offsets.Position.parse(None) is None)."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 
-import pymysql
-
-from nexus_chat.migrate import apply_migrations
 from nexus_chat.offsets import Position
 
-from .support import drop_database, migrations_before
+from .support import EarlierSchema
 
 OFFSETS = "011_cluster_offsets.sql"
 
 
 def test_events_and_sessions_of_the_previous_version_survive(db_server, tmp_path):
-    host, port, user, password = db_server
-    name = f"nexus_migrate_{uuid.uuid4().hex[:8]}"
-    kwargs = dict(host=host, port=port, user=user, password=password, database=name)
-    try:
-        before = asyncio.run(apply_migrations(**kwargs, sql_dir=migrations_before(tmp_path, 11)))
+    with EarlierSchema(db_server, tmp_path, 11) as schema:
+        before, conn = schema.applied, schema.conn
         assert OFFSETS not in before and before
-        conn = pymysql.connect(host=host, port=port, user=user, password=password, database=name,
-                               autocommit=True, init_command="SET time_zone = '+00:00'", charset="utf8mb4")
         t0 = dt.datetime(2026, 1, 2, 3, 4, 5)
         uid = str(uuid.uuid4())
         with conn.cursor() as cur:
@@ -39,7 +30,7 @@ def test_events_and_sessions_of_the_previous_version_survive(db_server, tmp_path
                         (offset, uid))
             cur.execute("INSERT INTO recovery_sessions (pid_hash, sid, user_id, base_offset, expires_at)"
                         " VALUES (%s, 'sid', %s, %s, %s)", ("a" * 64, uid, offset, t0))
-        after = asyncio.run(apply_migrations(**kwargs))
+        after = schema.upgrade()
         assert after == [OFFSETS] or OFFSETS in after
         with conn.cursor() as cur:
             cur.execute("SELECT `offset`, writer, event FROM event_log")
@@ -48,7 +39,4 @@ def test_events_and_sessions_of_the_previous_version_survive(db_server, tmp_path
             [(base_offset, base_position)] = cur.fetchall()
             cur.execute("INSERT INTO event_writers (started_at) VALUES (%s)", (t0,))
             assert cur.lastrowid >= 1
-        conn.close()
         assert base_offset == offset and Position.parse(base_position) is None    # not recovered
-    finally:
-        drop_database(db_server, name)

@@ -4,30 +4,20 @@ react (emoji in first-use order, the first ten users, oldest first), rebuilt fro
 reactions; a message without reactions keeps none. History then answers with them."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import uuid
 
-import pymysql
-
-from nexus_chat.migrate import apply_migrations
-
-from .support import drop_database, migrations_before, seed_users_and_conversation
+from .support import EarlierSchema, seed_users_and_conversation
 
 WIRE = "013_reactions_wire.sql"
 THUMBS, HEART = "\U0001F44D", "\u2764\uFE0F"
 
 
 def test_summaries_become_the_answers_reactions(db_server, tmp_path):
-    host, port, user, password = db_server
-    name = f"nexus_migrate_{uuid.uuid4().hex[:8]}"
-    kwargs = dict(host=host, port=port, user=user, password=password, database=name)
-    try:
-        before = asyncio.run(apply_migrations(**kwargs, sql_dir=migrations_before(tmp_path, 13)))
+    with EarlierSchema(db_server, tmp_path, 13) as schema:
+        before, conn = schema.applied, schema.conn
         assert WIRE not in before and "010_history_page.sql" in before
-        conn = pymysql.connect(host=host, port=port, user=user, password=password, database=name,
-                               autocommit=True, init_command="SET time_zone = '+00:00'", charset="utf8mb4")
         t0 = dt.datetime(2026, 1, 2, 3, 4, 5)
         with conn.cursor() as cur:
             users, conv = seed_users_and_conversation(cur, t0)
@@ -47,15 +37,12 @@ def test_summaries_become_the_answers_reactions(db_server, tmp_path):
             old = [[THUMBS, 11, ",".join(thumbs[:10]), "2026-01-02 03:04:05.000"],
                    [HEART, 1, users[5], "2026-01-02 03:04:35.000"]]
             cur.execute("UPDATE messages SET reactions_summary = %s WHERE seq = %s", (json.dumps(old), seqs[0]))
-        after = asyncio.run(apply_migrations(**kwargs))
+        after = schema.upgrade()
         assert WIRE in after
         with conn.cursor() as cur:
             cur.execute("SELECT seq, reactions_summary FROM messages ORDER BY seq")
             summaries = dict(cur.fetchall())
-        conn.close()
         assert summaries[seqs[1]] is None                 # no reactions, no summary
         assert json.loads(summaries[seqs[0]]) == [
             {"emoji": THUMBS, "count": 11, "userIds": thumbs[:10], "reactedByMe": False},   # the first ten, oldest first
             {"emoji": HEART, "count": 1, "userIds": [users[5]], "reactedByMe": False}]
-    finally:
-        drop_database(db_server, name)

@@ -3,28 +3,17 @@
 event after an offset is then one seek in the new index."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import uuid
 
-import pymysql
-
-from nexus_chat.migrate import apply_migrations
-
-from .support import drop_database, migrations_before
+from .support import EarlierSchema
 
 INDEX = "015_event_log_writer_index.sql"
 
 
 def test_the_writer_index_applies_to_a_log_with_events(db_server, tmp_path):
-    host, port, user, password = db_server
-    name = f"nexus_migrate_{uuid.uuid4().hex[:8]}"
-    kwargs = dict(host=host, port=port, user=user, password=password, database=name)
-    try:
-        before = asyncio.run(apply_migrations(**kwargs, sql_dir=migrations_before(tmp_path, 15)))
+    with EarlierSchema(db_server, tmp_path, 15) as schema:
+        before, conn = schema.applied, schema.conn
         assert INDEX not in before and "011_cluster_offsets.sql" in before
-        conn = pymysql.connect(host=host, port=port, user=user, password=password, database=name,
-                               autocommit=True, charset="utf8mb4")
         t0 = dt.datetime(2026, 1, 2, 3, 4, 5)
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO event_writers (started_at) VALUES (%s)", [(t0,), (t0,)])
@@ -33,7 +22,7 @@ def test_the_writer_index_applies_to_a_log_with_events(db_server, tmp_path):
                             " VALUES (%s, 'message', '{}', %s)", [(w, t0) for w in writers])
             cur.execute("INSERT INTO event_log_targets (`offset`, kind, target_id) SELECT `offset`, 'u', 'x'"
                         " FROM event_log")
-        after = asyncio.run(apply_migrations(**kwargs))
+        after = schema.upgrade()
         assert INDEX in after
         with conn.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM event_log")
@@ -42,8 +31,5 @@ def test_the_writer_index_applies_to_a_log_with_events(db_server, tmp_path):
             plan = " ".join(str(v) for v in cur.fetchone())
             cur.execute("SELECT MIN(`offset`) FROM event_log WHERE writer = 2 AND `offset` > 3")
             first = cur.fetchone()[0]
-        conn.close()
         assert "ix_event_log_writer" in plan or "Select tables optimized away" in plan, plan
         assert first == 5
-    finally:
-        drop_database(db_server, name)
