@@ -1,12 +1,14 @@
 """What the application owns, handed to handlers, services and the Socket.IO layer."""
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .coalesce import Coalescer
 from .db import Database
 from .events import Events
 from .intake import BodyStreams
@@ -14,6 +16,7 @@ from .media_pool import MediaPool
 from .message_writer import MessageWriter
 from .offsets import Progress
 from .passwords import PasswordHasher
+from .queries import chat as chat_queries
 from .ratelimit import RateLimiter
 from .revocation import RevokedSessions
 from .search_index import FulltextIndex, MessageIndex
@@ -70,7 +73,10 @@ class AppContext:
     # delivery, read by the REST catch-up for where a reader starts.
     progress: Progress = field(default_factory=Progress)
     upload_gate: UploadGate = field(default_factory=lambda: UploadGate(3, 128))   # from settings in create()
-    profile_reads: Any = None   # services/chat.py: profiles missing from the chat cache, read together
+    # Senders' profiles the chat cache no longer holds, read together (services/chat.py): when
+    # sends wait longer than the cache keeps a profile (a backlog), every send misses it, and one
+    # query per send made the backlog grow. Set in create() (it reads through ``db``).
+    profile_reads: Coalescer | None = None
 
     @classmethod
     def create(cls, settings: Any, db: Database, *, chat_cache: ChatCache) -> "AppContext":
@@ -88,6 +94,7 @@ class AppContext:
             trusted_networks=tuple(ipaddress.ip_network(n, strict=False)
                                    for n in settings.server_trusted_proxies),
             upload_gate=UploadGate(settings.uploads_concurrent_per_user, settings.uploads_concurrent_max),
+            profile_reads=Coalescer(functools.partial(chat_queries.public_users_by_id, db)),
         )
 
     def wake_mail(self) -> None:

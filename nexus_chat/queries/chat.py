@@ -81,10 +81,11 @@ async def public_user(db: Executor, user_id: str) -> Row | None:
     return await db.fetch_one(f"SELECT {PUBLIC_USER} FROM users WHERE id = %s", (user_id,))
 
 
-async def public_users(db: Executor, user_ids: list[str]) -> list[Row]:
-    """The UserPublic columns of those of ``user_ids`` that exist (any order)."""
+async def public_users_by_id(db: Executor, user_ids: list[str]) -> dict[str, Row]:
+    """The UserPublic columns of those of ``user_ids`` that exist, by id."""
     marks = ", ".join(["%s"] * len(user_ids))
-    return await db.fetch_all(f"SELECT {PUBLIC_USER} FROM users WHERE id IN ({marks})", tuple(user_ids))
+    rows = await db.fetch_all(f"SELECT {PUBLIC_USER} FROM users WHERE id IN ({marks})", tuple(user_ids))
+    return {row["id"]: row for row in rows}
 
 
 # ---- conversations -------------------------------------------------------------------------

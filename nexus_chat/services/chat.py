@@ -15,9 +15,8 @@ from typing import Any
 
 import pymysql
 
-from ..coalesce import Coalescer
 from ..context import AppContext
-from ..db import Executor, Row, is_duplicate_key, is_missing_parent
+from ..db import Executor, is_duplicate_key, is_missing_parent
 from ..errors import (ApiError, bad_request, conflict, forbidden, not_found, unauthorized,
                       validation_failed)
 from ..events import Audience
@@ -88,22 +87,11 @@ async def _sender(ctx: AppContext, user_id: str) -> dict:
     cache = ctx.chat_cache
     row = cache.profile(user_id)
     if row is None:
-        row = await _profile_reads(ctx).get(user_id)
+        row = await ctx.profile_reads.get(user_id)
         if row is None:
             raise unauthorized()   # the account is gone
         cache.remember_profile(user_id, row)
     return user_public(row)
-
-
-def _profile_reads(ctx: AppContext) -> Coalescer[str, Row]:
-    """Senders' profiles the cache no longer holds (it keeps them briefly), read together while
-    a read is in flight: when sends wait longer than the cache keeps a profile (a backlog), every
-    send misses it, and one query per send made the backlog grow."""
-    if ctx.profile_reads is None:
-        async def read(user_ids: list[str]) -> dict[str, Row]:
-            return {row["id"]: row for row in await chat_queries.public_users(ctx.db, user_ids)}
-        ctx.profile_reads = Coalescer(read)
-    return ctx.profile_reads
 
 
 # ---- sending -------------------------------------------------------------------------------

@@ -239,10 +239,10 @@ async def test_senders_profiles_missing_from_the_cache_are_read_together(user_fa
           tuple(u.id for u in users))
     for user in users:
         ctx.chat_cache.forget_profile(user.id)
-    reads = chat_service._profile_reads(ctx).batches
+    reads = ctx.profile_reads.batches
     sent = await asyncio.gather(*[chat_service.send_message(ctx, s.id, recipient_id=r.id, content="hi")
                                   for s, r in pairs])
-    assert chat_service._profile_reads(ctx).batches - reads <= 2
+    assert ctx.profile_reads.batches - reads <= 2
     for (sender, _), message in zip(pairs, sent):
         assert message.message["sender"]["id"] == sender.id
         assert message.message["sender"]["bio"] == f"bio of {message.message['sender']['username']}"
