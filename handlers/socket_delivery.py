@@ -8,11 +8,10 @@ session its token belongs to, and in ``group:<id>`` for each group the user belo
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from nexus_chat.events import Audience, Emit, GroupDeleted, MembershipChange, Record, UserDeleted
-from nexus_chat.offsets import Progress
+from nexus_chat.offsets import Progress, WriterMark
 from nexus_chat.realtime.server import Socket, SocketServer
 
 CHAT = "/chat"
@@ -49,7 +48,6 @@ class SocketDelivery:
         self.progress = progress if progress is not None else Progress()
         if hasattr(server.adapter, "on_remote_event"):     # events of the other processes
             server.adapter.on_remote_event = self.remote_event
-            server.adapter.mark_of = mark_of
             server.adapter.on_marks = self.marks
 
     def sockets_of(self, user_id: str) -> list[Socket]:
@@ -136,20 +134,13 @@ class SocketDelivery:
     def marks(self, marks: dict[str, str]) -> None:
         """Subscribed (again) to Redis: each writer's last event published before; those
         that did not reach this process never will."""
-        for writer, value in marks.items():
-            parts = value.split(".")     # <offset>.<unix time>[.<where the writer started>]
-            if len(parts) in (2, 3) and all(part.isascii() and part.isdigit() for part in (writer, *parts)):
-                if len(parts) == 3 and self.progress.last(int(writer)) is None:
-                    self.progress.started(int(writer), int(parts[2]))
-                self.progress.advance(int(writer), int(parts[0]), at=float(parts[1]))
-
-
-def mark_of(meta: dict[str, Any]) -> tuple[str, str] | None:
-    """The Redis adapter's mark of a broadcast: its writer, and "<offset>.<unix time>"."""
-    origin = meta.get(ORIGIN)
-    if origin is None:
-        return None
-    return str(origin[0]), f"{origin[1]}.{int(time.time())}"
+        for source, value in marks.items():
+            mark = WriterMark.parse(source, value)
+            if mark is None:
+                continue
+            if mark.start is not None and self.progress.last(mark.writer) is None:
+                self.progress.started(mark.writer, mark.start)
+            self.progress.advance(mark.writer, mark.offset, at=float(mark.at))
 
 
 def rooms_of(audience: Audience) -> tuple[list[str], set[str]]:

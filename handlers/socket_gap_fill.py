@@ -24,9 +24,10 @@ from typing import Any
 
 from nexus_chat.context import AppContext
 from nexus_chat.event_log import writer_events
+from nexus_chat.offsets import WriterMark
 from nexus_chat.services import attachments
 
-from .socket_delivery import SocketDelivery, mark_of
+from .socket_delivery import ORIGIN, SocketDelivery
 
 log = logging.getLogger("nexus_chat.realtime.gap_fill")
 
@@ -48,50 +49,52 @@ class GapFill:
         adapter.on_resubscribed = self.resubscribed
 
     def mark_of(self, meta: dict[str, Any]) -> tuple[str, str] | None:
-        """The mark of a broadcast (`socket_delivery.mark_of`) with where this writer started."""
-        mark = mark_of(meta)
-        return None if mark is None else (mark[0], f"{mark[1]}.{self.head_at_start}")
+        """The Redis adapter's mark of a broadcast: its writer, and the writer's mark value."""
+        origin = meta.get(ORIGIN)
+        if origin is None:
+            return None
+        return str(origin[0]), WriterMark(origin[0], origin[1], int(time.time()), self.head_at_start).value()
 
     def head_of(self) -> tuple[str, str, str]:
         """This process's writer: the last offset it delivered (published or dropped) and
         when, as a mark, and where it started."""
         last = self.progress.last(self.writer)
-        offset = self.head_at_start if last is None else last
-        return str(self.writer), f"{offset}.{int(time.time())}.{self.head_at_start}", str(self.head_at_start)
+        mark = WriterMark(self.writer, self.head_at_start if last is None else last, int(time.time()),
+                          self.head_at_start)
+        return str(self.writer), mark.value(), str(self.head_at_start)
 
     def head(self, source: str, value: str, start: str) -> Awaitable[None] | None:
         """Another process's head (announced on its subscription)."""
-        return self._learn(source, f"{value.partition('.')[0]}.0.{start}")
+        mark = WriterMark.parse(source, value)
+        if mark is None or not (start.isascii() and start.isdigit()):
+            return None
+        return self._learn(replace(mark, start=int(start)))
 
     async def resubscribed(self, marks: dict[str, str]) -> None:
         """Subscribed again after losing Redis: every writer's events up to its mark."""
         for source, value in marks.items():
-            pending = self._learn(source, value)
+            mark = WriterMark.parse(source, value)
+            pending = None if mark is None else self._learn(mark)
             if pending is not None:
                 await pending
 
-    def _learn(self, source: str, value: str) -> Awaitable[None] | None:
-        """A writer's mark (``<offset>.<time>[.<start>]``): the events of it after what this
-        process delivered, up to the mark, if any, to be delivered from the event log."""
-        parts = value.split(".")
-        if not (len(parts) in (2, 3) and all(p.isascii() and p.isdigit() for p in (source, *parts))):
+    def _learn(self, mark: WriterMark) -> Awaitable[None] | None:
+        """A writer's mark: the events of it after what this process delivered, up to the
+        mark, if any, to be delivered from the event log."""
+        if mark.writer == self.writer:
             return None
-        writer, offset = int(source), int(parts[0])
-        if writer == self.writer:
-            return None
-        last = self.progress.last(writer)
+        last = self.progress.last(mark.writer)
         if last is None:
-            if len(parts) < 3:
+            if mark.start is None:
                 return None     # an unknown writer of an older version: the marks settle it
-            start = int(parts[2])
-            self.progress.started(writer, start)
-            if start < self.head_at_start:
+            self.progress.started(mark.writer, mark.start)
+            if mark.start < self.head_at_start:
                 # Began before this process: what it stored before this process had sockets is
                 # none of theirs, and this process cannot tell where it stopped delivering.
-                self.progress.advance(writer, offset)
+                self.progress.advance(mark.writer, mark.offset)
                 return None
-            last = start
-        return self._fill(writer, last, offset) if offset > last else None
+            last = mark.start
+        return self._fill(mark.writer, last, mark.offset) if mark.offset > last else None
 
     async def _fill(self, writer: int, after: int, up_to: int) -> None:
         delivered = 0

@@ -113,6 +113,27 @@ class Position:
         return min(self.writers.values(), default=0)
 
 
+@dataclass(frozen=True)
+class WriterMark:
+    """A writer's entry in Redis (realtime/redis_adapter.py, "Marks" and "Heads"): under the
+    writer's number, ``<offset>.<unix time>[.<where the writer started>]``, the start being
+    left out by processes of the version before it."""
+    writer: int
+    offset: int
+    at: int
+    start: int | None = None
+
+    def value(self) -> str:
+        return f"{self.offset}.{self.at}" + ("" if self.start is None else f".{self.start}")
+
+    @classmethod
+    def parse(cls, source: str, value: str) -> WriterMark | None:
+        parts = value.split(".")
+        if not (len(parts) in (2, 3) and all(p.isascii() and p.isdigit() for p in (source, *parts))):
+            return None
+        return cls(int(source), int(parts[0]), int(parts[1]), int(parts[2]) if len(parts) == 3 else None)
+
+
 def epoch(value: dt.datetime) -> float:
     return value.replace(tzinfo=dt.timezone.utc).timestamp()
 

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from nexus_chat.offsets import MARGIN_S, MAX_WRITERS, RECENT_S, Position, Progress, utc_at
+from nexus_chat.offsets import MARGIN_S, MAX_WRITERS, RECENT_S, Position, Progress, WriterMark, utc_at
 
 
 def test_a_position_round_trips_and_anything_else_is_none():
@@ -107,3 +107,12 @@ def test_a_writer_announced_at_its_start_is_named_and_owed_from_its_start():
     assert progress.unnamed_may_owe(floor) and progress.unnamed_starts(floor) == {4: 50}
     progress.advance(5, 70)                  # a writer whose start this process never heard
     assert progress.unnamed_starts(floor) is None
+
+
+def test_a_writer_mark_reads_back_what_it_wrote_and_refuses_anything_else():
+    for mark in (WriterMark(7, 42, 1_700_000_000, 40), WriterMark(7, 42, 1_700_000_000)):
+        assert WriterMark.parse("7", mark.value()) == mark
+    assert WriterMark.parse("7", "42.1700000000").start is None          # a previous version's mark
+    for source, value in (("7", "42"), ("7", "42.1.2.3"), ("x", "42.1"), ("7", "-1.1"), ("7", "4².1"),
+                          ("7", "42..1")):
+        assert WriterMark.parse(source, value) is None
