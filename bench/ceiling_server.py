@@ -4,7 +4,10 @@ It speaks the same Engine.IO v4 / Socket.IO v5 framing as Nexus Chat over WebSoc
 (`GET /socket.io/?EIO=4&transport=websocket`): open packet, server pings, `40/chat` CONNECT
 (the user id is read from the JWT's `sub` without checking it: no database, no secrets),
 `sendMessage` → ack with a Message-shaped dict + `message` to the recipient's sockets (and the
-sender's other sockets), encoded once per broadcast. No database, no validation, no presence.
+sender's other sockets), or to every member's sockets but the sender's for a `groupId`, encoded
+once per broadcast. Over HTTP: `GET /api/auth/me` answers a user-shaped envelope for the
+token's `sub`, and `POST /api/groups` / `POST /api/groups/invite` keep a group's members in
+memory (what `group-max` needs to set up). No database, no validation, no presence.
 Everything the real server does beyond this is the cost of the product.
 
     python bench/ceiling_server.py --port 3999 [--ping-interval-ms 25000]
@@ -65,6 +68,7 @@ class Hub:
         self.ping_interval = ping_interval_ms / 1000
         self.ping_timeout = ping_timeout_ms / 1000
         self.users: dict[str, set["ChatSocket"]] = {}
+        self.groups: dict[str, set[str]] = {}   # group id -> member user ids
         self.open_packet = None
 
     def open(self, sid: str) -> str:
@@ -160,16 +164,19 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             "conversationId": str(uuid.uuid4()), "groupId": None, "isRead": False, "readAt": None,
             "clientMessageId": payload.get("clientMessageId"), "createdAt": stamp, "updatedAt": stamp,
         }
+        group_id = payload.get("groupId")
+        if group_id is not None:
+            message["conversationId"], message["groupId"] = None, group_id
         encoded = dumps(message)
         if ack_id:
             self.send(f"43/chat,{ack_id}[{encoded}]")
         packet = f'42/chat,["message",{encoded}]'  # encoded once for every receiver
-        recipient = payload.get("recipientId")
-        for sock in self.hub.users.get(recipient, ()):
-            sock.send(packet)
-        for sock in self.hub.users.get(self.user_id, ()):
-            if sock is not self:
-                sock.send(packet)
+        receivers = (self.hub.groups.get(group_id, ()) if group_id is not None
+                     else (payload.get("recipientId"), self.user_id))
+        for user_id in receivers:
+            for sock in self.hub.users.get(user_id, ()):
+                if sock is not self:
+                    sock.send(packet)
 
     def _leave(self) -> None:
         if self.user_id is not None:
@@ -198,6 +205,54 @@ class Health(tornado.web.RequestHandler):
         self.write({"success": True, "statusCode": 200, "data": {"status": "ok", "database": "none"}})
 
 
+class ApiHandler(tornado.web.RequestHandler):
+    """The envelope around ``data``, for the token's user (401 without one)."""
+
+    def initialize(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def prepare(self) -> None:
+        header = self.request.headers.get("Authorization", "")
+        self.user_id = jwt_sub(header[7:]) if header.lower().startswith("bearer ") else None
+        if self.user_id is None:
+            self.set_status(401)
+            self.finish({"success": False, "statusCode": 401, "message": "Unauthorized"})
+
+    def answer(self, data: dict, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps({"success": True, "statusCode": status, "data": data,
+                           "timestamp": now_iso(), "path": self.request.path}))
+
+
+class Me(ApiHandler):
+    def get(self) -> None:
+        stamp = now_iso()
+        self.answer({"id": self.user_id, "email": f"{self.user_id}@ceiling.example.com",
+                     "username": "ceiling", "fullName": "Ceiling", "avatarUrl": None, "bio": None,
+                     "status": "online", "lastSeenAt": stamp, "isEmailVerified": True,
+                     "createdAt": stamp, "updatedAt": stamp})
+
+
+class Groups(ApiHandler):
+    def post(self) -> None:
+        group_id = str(uuid.uuid4())
+        self.hub.groups[group_id] = {self.user_id}
+        self.answer({"id": group_id, **loads(self.request.body or b"{}")}, 201)
+
+
+class GroupInvite(ApiHandler):
+    def post(self) -> None:
+        body = loads(self.request.body or b"{}")
+        members = self.hub.groups.get(body.get("groupId"))
+        if members is None:
+            self.set_status(404)
+            self.finish({"success": False, "statusCode": 404, "message": "Group not found"})
+            return
+        members.update(body.get("memberIds") or ())
+        self.answer({"groupId": body["groupId"], "memberIds": sorted(members)})
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3999)
@@ -210,6 +265,9 @@ async def main() -> None:
     app = tornado.web.Application([
         (r"/socket.io/", ChatSocket, {"hub": hub}),
         (r"/api/health", Health),
+        (r"/api/auth/me", Me, {"hub": hub}),
+        (r"/api/groups", Groups, {"hub": hub}),
+        (r"/api/groups/invite", GroupInvite, {"hub": hub}),
     ])
     server = app.listen(args.port, args.host)  # default backlog, like the product
     stop = asyncio.Event()

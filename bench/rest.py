@@ -28,13 +28,13 @@ def log(msg: str) -> None:
     runner_log(msg)
 
 
-async def rest_me(bench: "Bench") -> None:
+async def rest_me(bench: "Bench", target: str = "nexus") -> None:
     tokens = [user.token for user in bench.users[:TOKEN_USERS]]
     m = bench.meter()
     r = await bench.run_wrk(bench.server.url + "/api/auth/me", tokens, bench.dur(15, 5))
     cpu = m.stop()
-    bench.add({"scenario": "rest-me", "connections": 32, "users": len(tokens), **r, "cpu": cpu,
-               "ok": r["non_2xx"] == 0})
+    bench.add({"scenario": "rest-me", "target": target, "connections": 32, "users": len(tokens), **r,
+               "cpu": cpu, "ok": r["non_2xx"] == 0})
 
 
 async def _connect_sender(bench: "Bench", key: str, token: str) -> None:
