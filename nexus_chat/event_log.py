@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from .db import Database, Row
+from .db import Database, Row, db_unreachable, is_contention
 from .events import Audience, Emit, Record, with_offset
 from .jsonutil import dumps, utcnow
 from .offsets import MARGIN_S, Position, utc_at
@@ -36,6 +36,15 @@ log = logging.getLogger("nexus_chat.event_log")
 # Events appended per transaction. Under load a batch fills while the previous one commits;
 # 200 rows of a few hundred bytes each stay far below max_allowed_packet.
 MAX_BATCH = 200
+
+# A batch that failed to store for a reason a retry may fix (the database unreachable, a
+# deadlock) is tried again, backing off from 50 ms to 1 s, for up to STORE_RETRY_S: its change
+# has committed, so an event missing from the log would be missing from every recovery and
+# every REST catch-up. The events behind it wait (offsets stay in order); during an outage long
+# enough for that to matter, sending fails anyway. Past it, the batch goes out without offsets.
+STORE_RETRY_S = 10.0
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 1.0
 
 
 def _except_users(record: Emit) -> str | None:
@@ -53,6 +62,7 @@ class EventLog:
         self.db = db
         self.writer: int | None = None    # this run's id in event_writers
         self.head_at_start = 0
+        self.newest_stored = 0            # this writer's newest offset known to be stored
         self._queue: list[_Pending] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task | None = None
@@ -104,29 +114,59 @@ class EventLog:
                 await self._write(batch)
 
     async def _write(self, batch: list[_Pending]) -> None:
-        try:
-            async with self.db.transaction() as tx:
-                rows = [(self.writer, p.record.event, dumps(p.record.payload).decode(), _except_users(p.record),
-                         p.record.audience.except_socket) for p in batch]
-                first = await event_log_queries.append(tx, rows, utcnow())
-                targets = [(first + i, kind, target)
-                           for i, p in enumerate(batch)
-                           for kind, ids in (("u", p.record.audience.users), ("g", p.record.audience.groups))
-                           for target in sorted(ids)]
-                if targets:
-                    await event_log_queries.add_targets(tx, targets)
-        except Exception:
-            # The change itself is committed: deliver it live all the same, without an
-            # offset (a client then cannot skip past it, and a replay cannot repeat it).
-            log.warning("event log: could not store %d events; delivered without offsets",
-                        len(batch), exc_info=True)
-            for pending in batch:
-                if not pending.done.done():
-                    pending.done.set_result(pending.record)
-            return
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + STORE_RETRY_S
+        delay = RETRY_FIRST_S
+        uncertain = False
+        while True:
+            try:
+                # A link that broke during COMMIT leaves it unknown whether the batch is stored:
+                # then the writer's newest offset tells (only this writer stores its rows).
+                first = await self._stored_already(len(batch)) if uncertain else None
+                if first is None:
+                    first = await self._store(batch)
+                break
+            except Exception as exc:
+                retry = (db_unreachable(exc) or is_contention(exc)) and loop.time() + delay < give_up_at
+                if not retry:
+                    # The change itself is committed: deliver it live all the same, without
+                    # an offset (a client then cannot skip past it, and a replay cannot
+                    # repeat it); it is missing from recovery and the REST catch-up.
+                    log.error("event log: could not store %d events; delivered without offsets",
+                              len(batch), exc_info=True)
+                    for pending in batch:
+                        if not pending.done.done():
+                            pending.done.set_result(pending.record)
+                    return
+                log.warning("event log: storing %d events failed (%s); retrying in %.2f s",
+                            len(batch), exc, delay)
+                uncertain = uncertain or db_unreachable(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+        self.newest_stored = first + len(batch) - 1
         for i, pending in enumerate(batch):
             if not pending.done.done():
                 pending.done.set_result(with_offset(pending.record, str(first + i), self.writer))
+
+    async def _store(self, batch: list[_Pending]) -> int:
+        """One transaction: the events and their targets. Returns the first offset."""
+        async with self.db.transaction() as tx:
+            rows = [(self.writer, p.record.event, dumps(p.record.payload).decode(), _except_users(p.record),
+                     p.record.audience.except_socket) for p in batch]
+            first = await event_log_queries.append(tx, rows, utcnow())
+            targets = [(first + i, kind, target)
+                       for i, p in enumerate(batch)
+                       for kind, ids in (("u", p.record.audience.users), ("g", p.record.audience.groups))
+                       for target in sorted(ids)]
+            if targets:
+                await event_log_queries.add_targets(tx, targets)
+        return first
+
+    async def _stored_already(self, count: int) -> int | None:
+        """The first offset of the last ``count`` events if a batch past ``newest_stored`` is
+        stored (its COMMIT went through before the link broke), else None."""
+        newest = await event_log_queries.writer_newest(self.db, self.writer)
+        return newest - count + 1 if newest > self.newest_stored else None
 
 
 # ---- reading ---------------------------------------------------------------------------------

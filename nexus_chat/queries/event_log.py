@@ -51,6 +51,13 @@ async def writer_heads(db: Executor, since: dt.datetime, other_than: int) -> lis
         (since, other_than))
 
 
+async def writer_newest(db: Executor, writer: int) -> int:
+    """``writer``'s newest stored offset (0 for none): one seek in ix_event_log_writer."""
+    row = await db.fetch_one("SELECT COALESCE(MAX(`offset`), 0) AS newest FROM event_log WHERE writer = %s",
+                             (writer,))
+    return int(row["newest"])
+
+
 async def first_after(db: Executor, writer: int, after: int) -> int | None:
     """The offset of ``writer``'s first event after ``after`` (None for none yet): one seek
     in ix_event_log_writer."""
