@@ -1,7 +1,9 @@
-"""The WebSocket framing the transport uses after the upgrade (nexus_chat/realtime/wsframes.py),
-over raw TCP against the conformance fixture server: what a client library would otherwise
-hide (frames sent before the 101 arrives, fragments, control frames, limits, the close
-handshake) and the upgrade's own refusals."""
+"""WebSocket framing as the server reads and writes it after the upgrade
+(nexus_chat/realtime/wsframes.py), over raw TCP against the conformance fixture server: what a
+client library would otherwise hide. The upgrade and its refusals, frames sent before the 101
+arrives, frames sharing one TCP write or split over many, fragmented messages with a control
+frame inside, the 16- and 64-bit lengths, the limits, protocol violations and the close
+handshake. Paths: `/socket.io/` for Socket.IO packets, `/engine.io/` (an echo) for frames."""
 
 import asyncio
 import base64
@@ -11,8 +13,11 @@ import struct
 
 import pytest
 
+from nexus_chat.realtime.conformance import MAX_PAYLOAD
+
 from .realtime_support import TIMEOUT
 
+TEXT, CONT, CLOSE, PING, PONG = 0x1, 0x0, 0x8, 0x9, 0xA
 KEY = base64.b64encode(os.urandom(16)).decode()
 ACCEPT = base64.b64encode(hashlib.sha1((KEY + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
 
@@ -25,11 +30,11 @@ def upgrade_request(path="/socket.io/", version="13", key=KEY) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def frame(payload: bytes | str, opcode=0x1, fin=True, length=None) -> bytes:
+def frame(payload: bytes | str, opcode=TEXT, *, fin=True, rsv=0, length=None) -> bytes:
     """A masked client frame (``length`` overrides the announced length)."""
     data = payload.encode() if isinstance(payload, str) else payload
     n = len(data) if length is None else length
-    head = bytes([(0x80 if fin else 0) | opcode])
+    head = bytes([(0x80 if fin else 0) | rsv | opcode])
     if n < 126:
         head += bytes([0x80 | n])
     elif n <= 0xFFFF:
@@ -55,27 +60,32 @@ async def read_frame(reader):
     return b0 & 0x0F, await reader.readexactly(n)
 
 
-async def upgraded(fx, first_bytes=b""):
+async def next_message(reader):
+    """The next frame that is not an Engine.IO ping, or None at EOF."""
+    while True:
+        got = await read_frame(reader)
+        if got is None or got != (TEXT, b"2"):
+            return got
+
+
+async def upgraded(fx, path="/socket.io/", first_bytes=b""):
     """A raw connection past the 101 (``first_bytes`` sent along with the request, before the
     answer), and the open packet."""
     reader, writer = await asyncio.open_connection("127.0.0.1", fx.port)
-    writer.write(upgrade_request() + first_bytes)
+    writer.write(upgrade_request(path) + first_bytes)
     head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)).decode()
     assert head.startswith("HTTP/1.1 101"), head
     assert f"sec-websocket-accept: {ACCEPT}".lower() in head.lower()
     opcode, opened = await read_frame(reader)
-    assert opcode == 0x1 and opened.startswith(b"0{")
+    assert opcode == TEXT and opened.startswith(b"0{")   # the Engine.IO open packet
     return reader, writer
 
 
-async def next_message(reader):
-    """The next text frame that is not a ping."""
-    while True:
-        got = await read_frame(reader)
-        if got is None or got[1] != b"2":
-            return got
+async def echo(fx):
+    return await upgraded(fx, "/engine.io/")
 
 
+# ---- the upgrade and Socket.IO packets ------------------------------------------------------
 @pytest.mark.gen_test(timeout=TIMEOUT)
 async def test_frames_sent_with_the_upgrade_request_are_read(fx):
     reader, writer = await upgraded(fx, first_bytes=frame("40"))
@@ -86,8 +96,8 @@ async def test_frames_sent_with_the_upgrade_request_are_read(fx):
 @pytest.mark.gen_test(timeout=TIMEOUT)
 async def test_a_fragmented_message_is_one_packet(fx):
     reader, writer = await upgraded(fx)
-    writer.write(frame("4", fin=False) + frame(b"", opcode=0x9) + frame("0", opcode=0x0))
-    assert await read_frame(reader) == (0xA, b"")   # the ping between the fragments
+    writer.write(frame("4", fin=False) + frame(b"", PING) + frame("0", CONT))
+    assert await read_frame(reader) == (PONG, b"")   # the ping between the fragments
     assert (await next_message(reader))[1].startswith(b'40{"sid":')
     writer.close()
 
@@ -95,8 +105,8 @@ async def test_a_fragmented_message_is_one_packet(fx):
 @pytest.mark.gen_test(timeout=TIMEOUT)
 async def test_a_ping_is_answered_with_its_payload(fx):
     reader, writer = await upgraded(fx)
-    writer.write(frame(b"hello", opcode=0x9))
-    assert await read_frame(reader) == (0xA, b"hello")
+    writer.write(frame(b"hello", PING))
+    assert await read_frame(reader) == (PONG, b"hello")
     writer.close()
 
 
@@ -105,7 +115,7 @@ async def test_a_message_over_max_payload_is_closed_with_1009(fx):
     reader, writer = await upgraded(fx)
     writer.write(frame(b"", length=fx.engine.max_payload + 1)[:14])   # the header says it all
     opcode, payload = await read_frame(reader)
-    assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 1009
+    assert opcode == CLOSE and struct.unpack("!H", payload[:2])[0] == 1009
     assert await read_frame(reader) is None
     writer.close()
 
@@ -113,8 +123,8 @@ async def test_a_message_over_max_payload_is_closed_with_1009(fx):
 @pytest.mark.gen_test(timeout=TIMEOUT)
 async def test_the_clients_close_is_echoed_and_the_connection_ends(fx):
     reader, writer = await upgraded(fx)
-    writer.write(frame(struct.pack("!H", 1000), opcode=0x8))
-    assert await read_frame(reader) == (0x8, struct.pack("!H", 1000))
+    writer.write(frame(struct.pack("!H", 1000), CLOSE))
+    assert await read_frame(reader) == (CLOSE, struct.pack("!H", 1000))
     assert await read_frame(reader) is None
     await asyncio.sleep(0.05)
     assert fx.engine.connection_count() == 0
@@ -132,7 +142,7 @@ async def test_text_that_is_not_utf8_ends_the_connection(fx):
 @pytest.mark.gen_test(timeout=TIMEOUT)
 async def test_a_continuation_with_nothing_to_continue_ends_the_connection(fx):
     reader, writer = await upgraded(fx)
-    writer.write(frame("40", opcode=0x0))
+    writer.write(frame("40", CONT))
     assert await next_message(reader) is None
     writer.close()
 
@@ -145,4 +155,72 @@ async def test_an_upgrade_without_a_version_or_key_we_speak_is_refused(fx, versi
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
     assert head.split(b" ")[1] == status, head
     assert fx.engine.connection_count() == 0
+    writer.close()
+
+
+# ---- frames (the Engine.IO echo) ------------------------------------------------------------
+@pytest.mark.gen_test(timeout=TIMEOUT)
+async def test_frames_in_one_write_are_each_handled_in_order(fx):
+    reader, writer = await echo(fx)
+    writer.write(b"".join(frame(f"4m{i}") for i in range(5)))
+    for i in range(5):
+        assert await next_message(reader) == (TEXT, f"4m{i}".encode())
+    writer.close()
+
+
+@pytest.mark.gen_test(timeout=TIMEOUT)
+async def test_a_frame_split_over_many_writes(fx):
+    reader, writer = await echo(fx)
+    data = frame(b"4" + b"x" * 300) + frame(b"4next")   # a 16-bit length, then another
+    for i in range(0, len(data), 7):
+        writer.write(data[i:i + 7])
+        await writer.drain()
+        await asyncio.sleep(0.001)
+    assert await next_message(reader) == (TEXT, b"4" + b"x" * 300)
+    assert await next_message(reader) == (TEXT, b"4next")
+    writer.close()
+
+
+@pytest.mark.gen_test(timeout=TIMEOUT)
+async def test_fragmented_message_with_a_ping_inside(fx):
+    reader, writer = await echo(fx)
+    writer.write(frame(b"4hel", fin=False) + frame(b"p", PING) + frame(b"l", CONT, fin=False)
+                 + frame(b"o", CONT))
+    assert await next_message(reader) == (PONG, b"p")
+    assert await next_message(reader) == (TEXT, b"4hello")
+    writer.close()
+
+
+@pytest.mark.gen_test(timeout=TIMEOUT)
+async def test_64_bit_length(fx):
+    reader, writer = await echo(fx)
+    big = b"4" + b"y" * 70_000
+    writer.write(frame(big))
+    assert await next_message(reader) == (TEXT, big)
+    writer.close()
+
+
+@pytest.mark.gen_test(timeout=TIMEOUT)
+async def test_fragments_adding_up_over_the_limit_close_with_1009(fx):
+    reader, writer = await echo(fx)
+    half = b"z" * (MAX_PAYLOAD // 2 + 1)
+    writer.write(frame(b"4" + half, fin=False))
+    await writer.drain()
+    await asyncio.sleep(0.2)   # all read by the server, so that its close resets nothing unread
+    writer.write(frame(b"", CONT, length=len(half)))   # the header is enough
+    assert await next_message(reader) == (CLOSE, struct.pack("!H", 1009) + b"message too big")
+    writer.close()
+
+
+@pytest.mark.gen_test(timeout=TIMEOUT)
+@pytest.mark.parametrize("bad", [
+    frame(b"4x", rsv=0x40),                 # an extension nobody negotiated
+    frame(b"p", PING, fin=False),                 # a fragmented control frame
+    frame(b"4a", fin=False) + frame(b"4b"),   # a new message inside a fragmented one
+    frame(b"p" * 126, PING),                      # a control frame too long
+], ids=["rsv", "fragmented-control", "interleaved", "long-control"])
+async def test_protocol_violations_drop_the_connection(fx, bad):
+    reader, writer = await echo(fx)
+    writer.write(bad + frame(b"4after"))
+    assert await next_message(reader) is None   # closed, and nothing after the bad frame handled
     writer.close()
