@@ -10,6 +10,16 @@ events in between are read from the event log, writer by writer in offset order,
 delivered here in order before the next Redis message is read; a later copy of any of them
 from Redis is dropped (`SocketDelivery.remote_event`), so each arrives once.
 
+The fill is bounded. Events are read `BATCH` at a time, and a gap of more than
+``redis.gap_fill_max_events`` events (one writer's, after a long outage under load) is not
+delivered at all: the process takes the gap as delivered and closes every connection it holds
+(`CloseReason.CATCH_UP`), as a lost network would. The official clients reconnect by
+themselves and recover the events each of them missed (connection-state recovery replays up to
+this process's progress, which now includes the gap), or, without recovery or past its cap,
+get a new session and catch up over `GET /api/chat/events?after=`. A gap that cannot be read
+(the database is away) is handled the same way: the clients are told to catch up rather than
+left connected without the events.
+
 A new process's announcement also says where its writer started (the log's head then): every
 process names the writer from then on, and what a position that does not name it owes is read
 from there, not by time (event_log.events_owed).
@@ -23,8 +33,9 @@ from dataclasses import replace
 from typing import Any
 
 from nexus_chat.context import AppContext
-from nexus_chat.event_log import writer_events
+from nexus_chat.event_log import writer_events, writer_events_exceed
 from nexus_chat.offsets import WriterMark
+from nexus_chat.realtime.reasons import CloseReason
 from nexus_chat.services import attachments
 
 from .socket_delivery import ORIGIN, SocketDelivery
@@ -41,6 +52,7 @@ class GapFill:
         self.progress = delivery.progress
         self.writer = writer
         self.head_at_start = head_at_start
+        self.max_events = ctx.settings.redis_gap_fill_max_events
 
     def attach(self, adapter) -> None:
         adapter.head_of = self.head_of
@@ -99,6 +111,9 @@ class GapFill:
     async def _fill(self, writer: int, after: int, up_to: int) -> None:
         delivered = 0
         try:
+            if await writer_events_exceed(self.ctx.db, writer, after=after, up_to=up_to, count=self.max_events):
+                self._catch_up(writer, after, up_to, f"more than {self.max_events} events")
+                return
             expires = attachments.url_expiry(self.ctx)
             while after < up_to:
                 events = await writer_events(self.ctx.db, writer, after=after, up_to=up_to, limit=BATCH)
@@ -110,9 +125,17 @@ class GapFill:
                     break
                 after = int(events[-1].offset)
         except Exception:
-            log.warning("gap fill: events of writer %s after %s not read; they reach this process's"
-                        " clients by recovery or REST only", writer, after, exc_info=True)
+            log.warning("gap fill: events of writer %s after %s not read", writer, after, exc_info=True)
+            self._catch_up(writer, after, up_to, "the event log could not be read")
+            return
         self.progress.advance(writer, up_to)
         log.info("gap fill: writer=%s delivered=%d from the event log (up to %s)", writer, delivered, up_to)
 
-
+    def _catch_up(self, writer: int, after: int, up_to: int, why: str) -> None:
+        """The rest of the gap is not delivered here: it counts as delivered (a recovery
+        replays it), and every client of this process reconnects to catch up."""
+        self.progress.advance(writer, up_to)
+        sockets = self.delivery.server.connection_count()
+        self.delivery.server.close_connections(CloseReason.CATCH_UP)
+        log.warning("gap fill: writer=%s after %s up to %s: %s; closed %d connections, their clients"
+                    " reconnect and catch up (recovery or REST)", writer, after, up_to, why, sockets)

@@ -304,6 +304,11 @@ SETTINGS: tuple[Setting, ...] = (
             "With realtime.adapter = redis, a membership change, deleted account or revoked session is "
             "answered once every other process has applied it; one that has not acknowledged it within "
             "this long is taken for dead (milliseconds).", ("NEXUS_REDIS_ACK_TIMEOUT_MS",)),
+    Setting("redis_gap_fill_max_events", 5000, _int(1, 1000000),
+            "With realtime.adapter = redis, when Redis is back after an outage, a process delivers from the "
+            "event log at most this many of one other process's events that Redis did not carry; with more it "
+            "closes its connections instead, and the clients reconnect and catch up (recovery or REST).",
+            ("NEXUS_REDIS_GAP_FILL_MAX_EVENTS",)),
 
     Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Log level.", ("NEXUS_LOG_LEVEL",)),
     Setting("log_format", "kv", _choice("kv", "json"), "Log line format: key=value or JSON.", ("NEXUS_LOG_FORMAT",)),

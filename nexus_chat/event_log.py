@@ -274,6 +274,12 @@ async def writer_events(db: Database, writer: int, *, after: int, up_to: int, li
     return events
 
 
+async def writer_events_exceed(db: Database, writer: int, *, after: int, up_to: int, count: int) -> bool:
+    """Whether ``writer`` stored more than ``count`` events with ``after`` < offset ≤ ``up_to``
+    (reads ``count`` index entries, no event)."""
+    return await event_log_queries.writer_offset_past(db, writer, after=after, up_to=up_to, skip=count) is not None
+
+
 async def _below(db: Database, position: Position, unnamed: bool) -> int:
     """An offset below every event ``position`` owes: its lowest named offset and, for the
     writers it does not name, the newest event stored a margin before their start (an event

@@ -97,6 +97,7 @@ class Settings:
     redis_lease_ttl_s: int
     redis_process_ttl_s: int
     redis_ack_timeout_ms: int
+    redis_gap_fill_max_events: int
 
     log_level: Literal["debug", "info", "warning", "error"]
     log_format: Literal["kv", "json"]

@@ -76,6 +76,15 @@ async def writer_events(db: Executor, writer: int, *, after: int, up_to: int, li
         (writer, after, up_to, limit))
 
 
+async def writer_offset_past(db: Executor, writer: int, *, after: int, up_to: int, skip: int) -> int | None:
+    """The offset of ``writer``'s event after the first ``skip`` with ``after`` < offset ≤
+    ``up_to`` (None: there are at most ``skip``): ``skip`` entries of ix_event_log_writer."""
+    row = await db.fetch_one(
+        "SELECT `offset` FROM event_log WHERE writer = %s AND `offset` > %s AND `offset` <= %s"
+        " ORDER BY `offset` LIMIT 1 OFFSET %s", (writer, after, up_to, skip))
+    return None if row is None else int(row["offset"])
+
+
 async def targets_of(db: Executor, offsets: list[int]) -> list[Row]:
     """The targets (``offset``, ``kind``, ``target_id``) of the events at ``offsets``."""
     if not offsets:

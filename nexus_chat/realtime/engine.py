@@ -419,9 +419,13 @@ class EngineServer:
     def connection_count(self) -> int:
         return len(self.sessions)
 
-    def close_all(self, reason: CloseReason = CloseReason.SERVER_SHUTTING_DOWN) -> None:
+    def close_sessions(self, reason: CloseReason) -> None:
+        """Closes every open session; the engine goes on serving (clients reconnect)."""
         for session in list(self.sessions.values()):
             session.close(reason)
+
+    def close_all(self, reason: CloseReason = CloseReason.SERVER_SHUTTING_DOWN) -> None:
+        self.close_sessions(reason)
         self._lingering.clear()
         self.ticks.close()   # every deadline left belonged to a session closed just now
 

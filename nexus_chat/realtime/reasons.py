@@ -23,6 +23,7 @@ class CloseReason(StrEnum):
     FORCED_SERVER_CLOSE = "forced server close"
     SERVER_NAMESPACE_DISCONNECT = "server namespace disconnect"
     RECOVERED_ELSEWHERE = "replaced by a recovered connection"   # its session moved on
+    CATCH_UP = "reconnect to catch up"     # the client reconnects and fetches what it missed
 
 
 # Reasons that point at a misbehaving client rather than a normal goodbye (logged as warnings).

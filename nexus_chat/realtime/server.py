@@ -446,6 +446,11 @@ class SocketServer:
     def close_all(self) -> None:
         self.engine.close_all()
 
+    def close_connections(self, reason: CloseReason) -> None:
+        """Closes every connection, as a lost network would: the official clients reconnect
+        (and recover), while the server goes on serving."""
+        self.engine.close_sessions(reason)
+
     def connection_count(self) -> int:
         return self.engine.connection_count()
 

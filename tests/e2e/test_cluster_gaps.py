@@ -2,7 +2,9 @@
 processes, a real Redis and real sockets:
 
 * events sent while Redis is down reach the live sockets of the other processes once Redis is
-  back, once each, in order, without a reconnection;
+  back, once each, in order, without a reconnection; more than the fill's cap
+  (redis.gap_fill_max_events): the other process's clients are made to reconnect, and recover
+  them;
 * a session that starts before a process's writer stored anything names that writer, so a
   recovery reads only what the client missed, not every event of the last minutes (counted
   in the database's own table statistics);
@@ -69,6 +71,50 @@ async def test_messages_sent_while_redis_is_down_reach_the_other_process_once_in
     assert texts(in_group) == ["group, during", "group, after"]
     for client in (receiver, in_group):       # delivered live: the sockets never reconnected
         assert client.connected_times == 1 and not client.disconnected.is_set()
+
+
+GAP_CAP = 3      # redis.gap_fill_max_events in the test of the cap
+
+
+@pytest.mark.gen_test(timeout=150)
+async def test_more_events_than_the_gap_fill_cap_make_the_other_process_s_clients_recover_them(
+        cluster, connect, apis, mail_sink, redis_server, node_client):  # noqa: F811
+    """A gap longer than the cap is not pushed to the sockets of B: B closes its connections,
+    and the official client reconnects by itself and recovers every event it missed, once, in
+    order."""
+    if redis_server is None:
+        pytest.skip("NEXUS_TEST_REDIS_URL: not our server to restart")
+    a, b = cluster(2, NEXUS_RECOVERY="1", NEXUS_REDIS_GAP_FILL_MAX_EVENTS=str(GAP_CAP))
+    api_a, api_b = apis(a), apis(b)
+    user, sender = await make_user(api_a, mail_sink, "u"), await make_user(api_a, mail_sink, "s")
+    client = await RecoveringClient.start(node_client, b.base_url, user.access, delay_ms=1000)
+    try:
+        first = await client.until(lambda i: i["type"] == "connect")
+        writer = await connect(a, sender, ignore=NO_PRESENCE)
+        await writer.send("before", recipientId=user.id)
+        await client.wait(lambda: len(client.messages()) == 1)
+
+        redis_server.stop()
+        try:
+            for api in (api_a, api_b):
+                await until(lambda: redis_is(api, "down"), "both processes see Redis down")
+            during = [f"during {i}" for i in range(GAP_CAP + 2)]
+            for text in during:
+                await writer.send(text, recipientId=user.id)      # stored, delivered on A only
+        finally:
+            redis_server.start()
+        dropped = await client.until(lambda i: i["type"] == "disconnect", timeout=30)
+        assert dropped["reason"] == "transport close"      # not the server's goodbye: it reconnects
+        again = await client.until(lambda i: i["type"] in ("connect", "connect_error"), timeout=15)
+        assert again["type"] == "connect" and again["recovered"] is True and again["id"] == first["id"]
+        await writer.send("after", recipientId=user.id)
+        await client.wait(lambda: "after" in [args[0]["content"] for args in client.messages()], timeout=15)
+        with contextlib.suppress(asyncio.TimeoutError):     # nothing else comes
+            await client.until(lambda i: i["type"] == "event" and i["event"] == "message", timeout=QUIET_S)
+        assert [args[0]["content"] for args in client.messages()] == ["before", *during, "after"]
+        assert writer.connected_times == 1 and not writer.disconnected.is_set()   # A had no gap
+    finally:
+        await client.close()
 
 
 @contextlib.asynccontextmanager
