@@ -115,9 +115,9 @@ class Position:
 
 @dataclass(frozen=True)
 class WriterMark:
-    """A writer's entry in Redis (realtime/redis_adapter.py, "Marks" and "Heads"): under the
-    writer's number, ``<offset>.<unix time>[.<where the writer started>]``, the start being
-    left out by processes of the version before it."""
+    """A writer's entry in Redis (realtime/redis_adapter.py, "Marks" and "Heads"; the wire:
+    realtime/redis_wire.py): under the writer's number, ``<offset>.<unix time>[.<where the
+    writer started>]``, the start being left out by processes of the version before it."""
     writer: int
     offset: int
     at: int
