@@ -53,6 +53,8 @@ class Presence:
         await self._sync(user_id)
 
     async def _sync(self, user_id: str) -> None:
+        """Brings the user's state in line with the sockets counted here, if it is not: one
+        change at a time per user, none once closing."""
         if self.closing:
             return
         self._busy += 1
@@ -61,18 +63,24 @@ class Presence:
                 if self.closing:
                     return
                 online = user_id in self._counts
-                if online == (user_id in self._online):
-                    return
-                status, now = ("online" if online else "offline"), utcnow()
-                if not await self._store(user_id, status, now):
-                    return
-                if online:
-                    self._online.add(user_id)
-                else:
-                    self._online.discard(user_id)
-                await self._tell(user_id, status, now)
+                if online != (user_id in self._online):
+                    await self._change(user_id, online)
         finally:
             self._busy -= 1
+
+    async def _change(self, user_id: str, online: bool) -> None:
+        """The user came online (or went offline) here: stored, then told."""
+        status, now = ("online" if online else "offline"), utcnow()
+        if not await self._store(user_id, status, now):
+            return
+        self._count_online(user_id, online)
+        await self._tell(user_id, status, now)
+
+    def _count_online(self, user_id: str, online: bool) -> None:
+        if online:
+            self._online.add(user_id)
+        else:
+            self._online.discard(user_id)
 
     async def _store(self, user_id: str, status: str, now) -> bool:
         """Stores the user's status; False (and remembered for ``repair``) while the
@@ -113,13 +121,17 @@ class Presence:
             except Exception:
                 log.exception("presence repair failed user_id=%s", user_id)
 
-    async def close(self, timeout_s: float = 5.0) -> None:
-        """Shutdown: stop publishing, let running writes finish, store everyone offline."""
+    async def _stop_changes(self, timeout_s: float) -> None:
+        """No change starts from now on; those running get up to ``timeout_s`` to finish."""
         self.closing = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while self._busy and loop.time() < deadline:
             await asyncio.sleep(0.01)
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Shutdown: stop publishing, let running writes finish, store everyone offline."""
+        await self._stop_changes(timeout_s)
         online, self._online = list(self._online), set()
         self._counts.clear()
         if online:

@@ -11,7 +11,6 @@ by ``reap`` (every live process runs it on its heartbeat) and go offline then, w
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Protocol
 
@@ -49,32 +48,19 @@ class SharedPresence(Presence):
             await self.ledger.reap()
             await users.set_all_offline(self.ctx.db)
 
-    async def _sync(self, user_id: str) -> None:
-        if self.closing:
-            return
-        self._busy += 1
+    async def _change(self, user_id: str, online: bool) -> None:
+        """Registered (or unregistered) in the ledger; stored and told only if that changed
+        the cluster's answer."""
         try:
-            async with self._locks.hold(user_id):
-                if self.closing:
-                    return
-                online = user_id in self._counts
-                if online == (user_id in self._online):
-                    return
-                try:
-                    changed = await (self.ledger.arrive if online else self.ledger.leave)(user_id)
-                except Exception:
-                    self._unregistered.add(user_id)
-                    log.warning("presence: the shared ledger is unreachable; user_id=%s waits", user_id)
-                    return
-                self._unregistered.discard(user_id)
-                if online:
-                    self._online.add(user_id)
-                else:
-                    self._online.discard(user_id)
-                if changed:
-                    await self._store_and_tell(user_id, "online" if online else "offline")
-        finally:
-            self._busy -= 1
+            changed = await (self.ledger.arrive if online else self.ledger.leave)(user_id)
+        except Exception:
+            self._unregistered.add(user_id)
+            log.warning("presence: the shared ledger is unreachable; user_id=%s waits", user_id)
+            return
+        self._unregistered.discard(user_id)
+        self._count_online(user_id, online)
+        if changed:
+            await self._store_and_tell(user_id, "online" if online else "offline")
 
     async def _store_and_tell(self, user_id: str, status: str) -> None:
         now = utcnow()
@@ -120,11 +106,7 @@ class SharedPresence(Presence):
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Shutdown: stop counting at once; the users nobody else holds go offline."""
-        self.closing = True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while self._busy and loop.time() < deadline:
-            await asyncio.sleep(0.01)
+        await self._stop_changes(timeout_s)
         self._online.clear()
         self._counts.clear()
         try:
