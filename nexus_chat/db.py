@@ -15,7 +15,6 @@ from typing import Any, AsyncIterator, Callable, Protocol, Sequence
 
 import aiomysql
 import pymysql
-from pymysql.constants import CLIENT
 
 
 log = logging.getLogger("nexus_chat.db")
@@ -178,84 +177,26 @@ class Availability:
                 await task
 
 
-INIT_COMMAND = "SET time_zone = '+00:00', NAMES utf8mb4 COLLATE utf8mb4_unicode_ci"
-
-
-def _dropped(conn: aiomysql.Connection) -> bool:
-    """The server closed this idle connection (a restart, a timeout): the checks aiomysql's
-    pool makes before it hands out a free connection."""
-    reader = conn._reader
-    return reader.at_eof() or reader.exception() is not None or getattr(reader, "eof_received", False)
-
-
-class Script:
-    """A dedicated connection that sends several statements in one round trip (the
-    MULTI_STATEMENTS capability, which the pool's connections do not have). For a hot writer
-    whose statements are fixed text with bound parameters: `BEGIN; INSERT …; INSERT …; COMMIT`
-    costs one round trip instead of four. A failure closes the connection (which rolls back
-    whatever the script had begun); the next run opens a new one."""
-
-    RECYCLE_S = 3600.0   # like the pool's: before MariaDB's wait_timeout (8 h) drops it
-
-    def __init__(self, database: "Database") -> None:
-        self._database = database
-        self._conn: aiomysql.Connection | None = None
-        self._used_at = 0.0
-
-    async def run(self, statements: Sequence[tuple[str, Args]]) -> list[int | None]:
-        """Runs the statements in order; returns each one's first AUTO_INCREMENT value (None
-        where it made none)."""
-        now = time.monotonic()
-        if self._conn is not None and (now - self._used_at > self.RECYCLE_S or _dropped(self._conn)):
-            self.close()
-        self._used_at = now
-        try:
-            if self._conn is None:
-                self._conn = await aiomysql.connect(**self._database.params, autocommit=True,
-                                                    client_flag=CLIENT.MULTI_STATEMENTS,
-                                                    cursorclass=QuietCursor)
-            async with self._conn.cursor() as cursor:
-                text = ";\n".join(cursor.mogrify(sql, args) for sql, args in statements)
-                await cursor.execute(text)
-                ids = [cursor.lastrowid or None]
-                while await cursor.nextset():
-                    ids.append(cursor.lastrowid or None)
-        except Exception as exc:
-            self.close()
-            self._database.availability.failed(exc)
-            raise
-        self._database.availability.answered()
-        return ids
-
-    def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
-
-
 class Database:
     """Owns the aiomysql pool. Connections speak utf8mb4 and UTC."""
 
-    def __init__(self, pool: aiomysql.Pool, params: dict[str, Any] | None = None) -> None:
+    def __init__(self, pool: aiomysql.Pool) -> None:
         self.pool = pool
-        self.params = params or {}     # how to open a connection of its own (Script)
         self._gate = FairGate(pool.maxsize)
         self.availability = Availability(self.ping)
 
     @classmethod
     async def connect(cls, *, host: str, port: int, user: str, password: str, db: str,
                       maxsize: int = 10, minsize: int = 1) -> "Database":
-        params = dict(host=host, port=port, user=user, password=password, db=db, charset="utf8mb4",
-                      init_command=INIT_COMMAND)
         pool = await aiomysql.create_pool(
-            **params, minsize=minsize, maxsize=maxsize, autocommit=True, cursorclass=QuietDictCursor,
+            host=host, port=port, user=user, password=password, db=db,
+            minsize=minsize, maxsize=maxsize, autocommit=True, charset="utf8mb4",
+            cursorclass=QuietDictCursor,
+            init_command="SET time_zone = '+00:00', NAMES utf8mb4 COLLATE utf8mb4_unicode_ci",
             # Recycle before MariaDB's default wait_timeout (8 h) drops an idle connection.
             pool_recycle=3600,
         )
-        return cls(pool, params)
-
-    def script(self) -> Script:
-        return Script(self)
+        return cls(pool)
 
     async def close(self) -> None:
         await self.availability.close()

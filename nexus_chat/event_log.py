@@ -66,7 +66,6 @@ class EventLog:
         self._queue: list[_Pending] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task | None = None
-        self._script = db.script()        # the writer's own connection: one round trip a batch
 
     async def start(self) -> "EventLog":
         async with self.db.transaction() as tx:
@@ -90,7 +89,6 @@ class EventLog:
             except asyncio.CancelledError:
                 pass
             self._writer = None
-        self._script.close()
         for pending in self._queue:   # still deliver what was published, without offsets
             if not pending.done.done():
                 pending.done.set_result(pending.record)
@@ -151,15 +149,18 @@ class EventLog:
                 pending.done.set_result(with_offset(pending.record, str(first + i), self.writer))
 
     async def _store(self, batch: list[_Pending]) -> int:
-        """The events and their targets, in one transaction and one round trip. Returns the
-        first offset."""
-        rows = [(self.writer, p.record.event, dumps(p.record.payload).decode(), _except_users(p.record),
-                 p.record.audience.except_socket) for p in batch]
-        targets = [(i, kind, target)
-                   for i, p in enumerate(batch)
-                   for kind, ids in (("u", p.record.audience.users), ("g", p.record.audience.groups))
-                   for target in sorted(ids)]
-        return await event_log_queries.append_with_targets(self._script, rows, targets, utcnow())
+        """One transaction: the events and their targets. Returns the first offset."""
+        async with self.db.transaction() as tx:
+            rows = [(self.writer, p.record.event, dumps(p.record.payload).decode(), _except_users(p.record),
+                     p.record.audience.except_socket) for p in batch]
+            first = await event_log_queries.append(tx, rows, utcnow())
+            targets = [(first + i, kind, target)
+                       for i, p in enumerate(batch)
+                       for kind, ids in (("u", p.record.audience.users), ("g", p.record.audience.groups))
+                       for target in sorted(ids)]
+            if targets:
+                await event_log_queries.add_targets(tx, targets)
+        return first
 
     async def _stored_already(self, count: int) -> int | None:
         """The first offset of the last ``count`` events if a batch past ``newest_stored`` is

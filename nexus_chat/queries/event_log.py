@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..db import Executor, Row, Script, Transaction
+from ..db import Executor, Row, Transaction
 
 
 async def new_writer(tx: Transaction, now: dt.datetime) -> int:
@@ -12,23 +12,21 @@ async def new_writer(tx: Transaction, now: dt.datetime) -> int:
     return await tx.insert("INSERT INTO event_writers (started_at) VALUES (%s)", (now,))
 
 
-async def append_with_targets(script: Script, rows: list[tuple], targets: list[tuple[int, str, str]],
-                              now: dt.datetime) -> int:
-    """One round trip and one transaction: the events (as ``append``) and their targets, each
-    target (index of its event in ``rows``, kind, id) numbered from the first event's offset
-    (``LAST_INSERT_ID()``: the first value the events' INSERT handed out). Returns that offset."""
-    event_marks = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
-    statements = [
-        ("BEGIN", None),
-        ("INSERT INTO event_log (writer, event, payload, except_users, except_socket, created_at)"
-         f" VALUES {event_marks}", tuple(value for row in rows for value in (*row, now))),
-    ]
-    if targets:
-        target_marks = ", ".join(["(LAST_INSERT_ID() + %s, %s, %s)"] * len(targets))
-        statements.append((f"INSERT INTO event_log_targets (`offset`, kind, target_id) VALUES {target_marks}",
-                           tuple(value for target in targets for value in target)))
-    statements.append(("COMMIT", None))
-    return (await script.run(statements))[1]
+async def append(tx: Transaction, rows: list[tuple], now: dt.datetime) -> int:
+    """Inserts events (writer, event, payload, except_users, except_socket) in one statement;
+    returns the offset of the first (InnoDB gives one multi-row INSERT consecutive values)."""
+    marks = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
+    args = [value for row in rows for value in (*row, now)]
+    return await tx.insert(
+        "INSERT INTO event_log (writer, event, payload, except_users, except_socket, created_at)"
+        f" VALUES {marks}", tuple(args))
+
+
+async def add_targets(db: Executor, targets: list[tuple[int, str, str]]) -> int:
+    marks = ", ".join(["(%s, %s, %s)"] * len(targets))
+    return await db.execute(
+        f"INSERT INTO event_log_targets (`offset`, kind, target_id) VALUES {marks}",
+        tuple(value for target in targets for value in target))
 
 
 async def head(db: Executor) -> int:

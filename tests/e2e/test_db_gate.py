@@ -5,7 +5,6 @@ import asyncio
 import warnings
 
 import aiomysql
-import pymysql
 import pytest
 
 from nexus_chat.db import FairGate
@@ -60,37 +59,3 @@ async def test_expected_server_warnings_neither_cost_a_round_trip_nor_raise(runt
             assert await tx.execute("INSERT IGNORE INTO warned VALUES (1)") == 0
         row = await tx.fetch_one("SHOW COUNT(*) WARNINGS")
     assert row["@@session.warning_count"] == 1     # the server did warn
-
-
-@pytest.mark.gen_test
-async def test_a_script_runs_in_one_transaction_and_survives_its_connection_being_dropped(runtime):
-    """db.Script (the event log's writer): several statements in one round trip, each one's
-    AUTO_INCREMENT value back; a failing statement leaves nothing of the script behind; a
-    connection the server dropped while idle is replaced without an error or an outage."""
-    db = runtime.db
-    await db.execute("CREATE TABLE script_probe (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(8) UNIQUE)")
-    script = db.script()
-    try:
-        ids = await script.run([("BEGIN", None), ("INSERT INTO script_probe (v) VALUES (%s), (%s)", ("a", "b")),
-                                ("INSERT INTO script_probe (v) VALUES (%s)", ("c",)), ("COMMIT", None)])
-        assert ids[1] is not None and ids[2] == ids[1] + 2 and ids[0] is None and ids[3] is None
-
-        with pytest.raises(pymysql.err.IntegrityError):
-            await script.run([("BEGIN", None), ("INSERT INTO script_probe (v) VALUES (%s)", ("d",)),
-                              ("INSERT INTO script_probe (v) VALUES (%s)", ("a",)), ("COMMIT", None)])
-        rows = await db.fetch_all("SELECT v FROM script_probe ORDER BY id")
-        assert [r["v"] for r in rows] == ["a", "b", "c"]          # "d" was rolled back
-
-        await script.run([("SELECT 1", None)])
-        own = (await script.run([("SELECT 1", None)]))             # the connection is open
-        assert own == [None]
-        ids = await db.fetch_all("SELECT id FROM information_schema.PROCESSLIST"
-                                 " WHERE db = DATABASE() AND command = 'Sleep'")
-        for row in ids:                                            # the server drops idle links
-            await db.execute(f"KILL CONNECTION {int(row['id'])}")
-        await asyncio.sleep(0.1)
-        assert (await script.run([("INSERT INTO script_probe (v) VALUES (%s)", ("e",))]))[0] is not None
-        assert db.availability.up
-    finally:
-        script.close()
-        await db.execute("DROP TABLE script_probe")
