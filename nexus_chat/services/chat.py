@@ -213,19 +213,27 @@ async def list_messages(ctx: AppContext, user_id: str, *, recipient_id: str | No
 
 async def recent_conversations(ctx: AppContext, user_id: str) -> list[dict[str, Any]]:
     """The user's 1-on-1 conversations, latest activity first, with the last message and
-    the number of messages from the other person still unread."""
+    the number of messages from the other person still unread. One statement; each user's
+    UserPublic is built once (the user is in every row, each partner twice: as a
+    participant and as the sender of the last message), from that statement's rows."""
     rows = await chat_queries.recent_conversations(ctx.db, user_id)
-    unread = await chat_queries.unread_by_conversation(ctx.db, user_id)
-    seqs = [row["last_seq"] for row in rows if row["last_seq"] is not None]
-    last_rows = await chat_queries.messages_by_seq(ctx.db, seqs)
-    last = {row["seq"]: message for row, message in
-            zip(last_rows, await message_details.detailed(ctx, last_rows, user_id))}
+    users: dict = {}
+
+    def user(row: dict, prefix: str) -> dict[str, Any] | None:
+        key = row[f"{prefix}id"]
+        found = users.get(key)
+        if found is None:
+            found = users[key] = user_public(row, prefix)
+        return found
+
+    last_rows = [row["last_message"] for row in rows if row["last_message"] is not None]
+    last = iter(await message_details.detailed(ctx, last_rows, user_id, users))
     return [{
         "id": row["id"],
-        "creator": user_public(row, "creator_"),
-        "recipient": user_public(row, "recipient_"),
-        "lastMessage": last.get(row["last_seq"]),
-        "unreadCount": unread.get(row["id"], 0),
+        "creator": user(row, "creator_"),
+        "recipient": user(row, "recipient_"),
+        "lastMessage": next(last) if row["last_message"] is not None else None,
+        "unreadCount": int(row["unread"]),
         "createdAt": iso(row["created_at"]),
         "updatedAt": iso(row["updated_at"]),
     } for row in rows]

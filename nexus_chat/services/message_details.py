@@ -53,15 +53,18 @@ def _reply(row: Row, senders: dict) -> dict[str, Any] | None:
             "snippet": row["reply_snippet"] or "", "deleted": bool(row["reply_deleted"])}
 
 
-async def detailed(ctx: AppContext, rows: list[Row], viewer_id: str | None) -> list[dict[str, Any]]:
+async def detailed(ctx: AppContext, rows: list[Row], viewer_id: str | None,
+                   senders: dict | None = None) -> list[dict[str, Any]]:
     """Messages of ``rows`` (MESSAGE_FIELDS), each with its reactions (``reactedByMe`` for
     ``viewer_id``), ``replyTo`` and attachments: one more query when some message has
     attachments, and one when the viewer may have reacted past the users a summary lists.
 
     A row's ``reactions`` are the summary kept on the message, already the Reactions the API
     answers (sql/013_reactions_wire.sql), decoded with the row: only ``reactedByMe`` is
-    set here, in place (every row is a fresh decode)."""
-    senders: dict = {}
+    set here, in place (every row is a fresh decode). ``senders``: UserPublic by id, shared
+    with the caller's other users of the same statement (so the same values)."""
+    if senders is None:
+        senders = {}
     shaped = shape_messages(rows, senders)
     unsure: list[tuple[int, dict[str, Any]]] = []   # (seq, reaction) the viewer may be behind
     with_files = []
