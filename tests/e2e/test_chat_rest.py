@@ -162,6 +162,34 @@ async def test_recent_conversations_order_last_message_and_unread_count(api, use
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_recent_conversations_show_the_last_message_as_history_does(api, user_factory, chat):
+    """The list reads each last message with the conversations (one statement): a reply with
+    the viewer's reaction and a deleted message come as the history shows them, to each viewer."""
+    a, b, c = await user_factory("a"), await user_factory("b"), await user_factory("c")
+    ca, cc = await chat(a, ["websocket"]), await chat(c, ["websocket"])
+    first = await ca.send("first", recipientId=b.id)
+    reply = await ca.send("a reply", recipientId=b.id, replyToId=first["id"])
+    reacted = await api.put(f"/api/chat/messages/{reply['id']}/reactions/%F0%9F%91%8D", token=b.access)
+    assert reacted.status in (200, 201), reacted.body
+    gone = await cc.send("soon deleted", recipientId=a.id)
+    await cc.call("deleteMessage", {"messageId": gone["id"]})
+
+    for viewer, partner in ((a, b), (b, a)):
+        recent = {conv["id"]: conv for conv in (await api.get("/api/chat/recent-messages",
+                                                              token=viewer.access)).data}
+        shown = recent[first["conversationId"]]["lastMessage"]
+        assert shown == (await history(api, viewer, recipientId=partner.id))[0]
+        assert shown["replyTo"]["id"] == first["id"] and shown["reactions"][0]["count"] == 1
+        assert shown["reactions"][0]["reactedByMe"] is (viewer is b)
+    recent = (await api.get("/api/chat/recent-messages", token=a.access)).data
+    assert [conv["id"] for conv in recent] == [gone["conversationId"], first["conversationId"]]
+    assert recent[0]["lastMessage"] == (await history(api, a, recipientId=c.id))[0]
+    assert recent[0]["lastMessage"]["deletedAt"] is not None and recent[0]["unreadCount"] == 0
+    assert [conv["unreadCount"] for conv in (await api.get("/api/chat/recent-messages",
+                                                            token=b.access)).data] == [2]
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_a_conversation_is_unique_when_both_write_first_at_once(api, user_factory, chat, runtime):
     a, b = await user_factory("a"), await user_factory("b")
     ca, cb = await chat(a, ["websocket"]), await chat(b, ["websocket"])
