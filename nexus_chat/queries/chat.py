@@ -122,15 +122,17 @@ _LAST_SEQ = "(SELECT MAX(lm.seq) FROM messages lm WHERE lm.conversation_id = c.i
 _UNREAD = ("(SELECT COUNT(*) FROM messages um FORCE INDEX (ix_messages_conversation)"
            " WHERE um.conversation_id = c.id AND um.seq > COALESCE(rp.last_read_seq, 0)"
            " AND um.sender_id <> %(me)s AND um.deleted_at IS NULL)")
-_MY_CONVERSATIONS = (
+_MY_CONVERSATIONS = (   # {part}: which ids (a str.format field, filled with SQL text only)
     f"SELECT c.id, c.creator_id, c.recipient_id, c.created_at, c.updated_at, {_LAST_SEQ} AS last_seq,"
     f" {_UNREAD} AS unread"
     " FROM conversations c LEFT JOIN read_pointers rp ON rp.chat_id = c.id AND rp.user_id = %(me)s"
-    " WHERE c.user_low_id = %(me)s"
+    " WHERE c.user_low_id = %(me)s AND c.id {part}"
     " UNION ALL"
     f" SELECT c.id, c.creator_id, c.recipient_id, c.created_at, c.updated_at, {_LAST_SEQ}, {_UNREAD}"
     " FROM conversations c LEFT JOIN read_pointers rp ON rp.chat_id = c.id AND rp.user_id = %(me)s"
-    " WHERE c.user_high_id = %(me)s AND c.user_low_id <> %(me)s")
+    " WHERE c.user_high_id = %(me)s AND c.user_low_id <> %(me)s AND c.id {part}")
+_MY_CONVERSATIONS_PART = {above: _MY_CONVERSATIONS.format(part=">= %(split)s" if above else "< %(split)s")
+                          for above in (False, True)}
 _RECENT_FIELDS = (("id", "t.id"), ("created_at", "CAST(t.created_at AS CHAR)"),
                   ("updated_at", "CAST(t.updated_at AS CHAR)"), ("last_seq", "t.last_seq"),
                   ("unread", "t.unread"), *_user_fields("cu", "creator_"), *_user_fields("pu", "recipient_"))
@@ -138,20 +140,23 @@ _RECENT_NAMES = tuple(name for name, _ in _RECENT_FIELDS)
 _RECENT_WIDTH = len(_RECENT_FIELDS)
 
 
-async def recent_conversations(db: Executor, user_id: str) -> list[Row]:
-    """The user's conversations, latest activity first: both users, the seq of the latest
+async def recent_conversations(db: Executor, user_id: str, *, split: str, above: bool) -> list[Row]:
+    """The user's conversations whose id sorts below ``split`` (``above``: the others), latest
+    activity first (the ORDER BY below; ``recent_order`` is its key): both users, the seq of the latest
     message (None without messages), ``unread`` (see _UNREAD) and ``last_message``, the
     latest message's row (MESSAGE_FIELDS) or None. One statement, read packed: one JSON array
     a row (three statements of 1,000 rows each cost the pure-Python driver three times the
-    rows, and the request three round trips one after the other)."""
+    rows, and the request three round trips one after the other). The two parts of a split
+    are disjoint and together every conversation, whatever the ids."""
     rows = await db.fetch_all(
         "SELECT CAST(JSON_ARRAY(" + ", ".join(expr for _, expr in _RECENT_FIELDS) + ", "
         + ", ".join(expr for _, expr in MESSAGE_FIELDS) + ") AS BINARY) AS packed"
-        f" FROM ({_MY_CONVERSATIONS}) t"
+        f" FROM ({_MY_CONVERSATIONS_PART[above]}) t"
         " JOIN users cu ON cu.id = t.creator_id JOIN users pu ON pu.id = t.recipient_id"
         " LEFT JOIN messages m ON m.seq = t.last_seq LEFT JOIN users u ON u.id = m.sender_id"
         " LEFT JOIN messages rm ON rm.id = m.reply_to_id LEFT JOIN users ru ON ru.id = rm.sender_id"
-        " ORDER BY t.last_seq IS NULL, t.last_seq DESC, t.created_at DESC", {"me": user_id})
+        " ORDER BY t.last_seq IS NULL, t.last_seq DESC, t.created_at DESC",
+        {"me": user_id, "split": split})
     out = []
     for row in rows:
         values = loads(row["packed"])
@@ -160,6 +165,12 @@ async def recent_conversations(db: Executor, user_id: str) -> list[Row]:
                                         if values[_RECENT_WIDTH] is not None else None)
         out.append(conversation)
     return out
+
+
+def recent_order(row: Row) -> tuple:
+    """The ORDER BY of ``recent_conversations`` as a key, descending: conversations with
+    messages first, newest message first, then the newest conversation."""
+    return row["last_seq"] is not None, row["last_seq"] or 0, row["created_at"]
 
 
 # ---- messages ------------------------------------------------------------------------------
