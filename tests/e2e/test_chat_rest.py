@@ -189,6 +189,31 @@ async def test_recent_conversations_show_the_last_message_as_history_does(api, u
                                                             token=b.access)).data] == [2]
 
 
+@pytest.mark.gen_test(timeout=90)
+async def test_recent_conversations_read_in_two_halves_keep_one_order(api, user_factory, chat, monkeypatch):
+    """The list is read as two statements, conversations split by id, and merged: wherever the
+    split falls, every conversation comes once, latest activity first, with its own counts."""
+    me = await user_factory("me")
+    partners = [await user_factory(f"p{i}") for i in range(6)]
+    clients = [await chat(p, ["websocket"]) for p in partners]
+    conversation_of = {}
+    for i, (partner, client) in enumerate(zip(partners, clients)):
+        for n in range(i + 1):     # partner i sends i + 1 messages: unread i + 1
+            sent = await client.send(f"{partner.id} {n}", recipientId=me.id)
+        conversation_of[partner.id] = sent["conversationId"]
+    for i in (3, 0, 4):            # then activity moves three of them up again: 4, 0, 3 lead
+        await clients[i].send("again", recipientId=me.id)
+    expected = [conversation_of[partners[i].id] for i in (4, 0, 3, 5, 2, 1)]
+    unread = {conversation_of[p.id]: i + 1 + (i in (3, 0, 4)) for i, p in enumerate(partners)}
+    ids = sorted(expected)
+    for split in (ids[3], ids[1], ids[0], ids[-1] + "~", chat_service.RECENT_SPLIT):
+        monkeypatch.setattr(chat_service, "RECENT_SPLIT", split)
+        recent = (await api.get("/api/chat/recent-messages", token=me.access)).data
+        assert [conv["id"] for conv in recent] == expected, split
+        assert {conv["id"]: conv["unreadCount"] for conv in recent} == unread
+        assert [conv["lastMessage"]["conversationId"] for conv in recent] == expected
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_a_conversation_is_unique_when_both_write_first_at_once(api, user_factory, chat, runtime):
     a, b = await user_factory("a"), await user_factory("b")
