@@ -332,11 +332,11 @@ class Bench:
                      if r["scenario"] == "dm-max" and r["target"] == "nexus"), None)
         await self.guarded("dm-max", lambda: self.dm_max("ceiling", first_rate=held or DM_RATES[0]),
                            target="ceiling")
-        # Half the server's: the bare Tornado WebSocket handler fans out less than the
+        # A quarter of the server's: the bare Tornado WebSocket handler fans out less than the
         # server's own transport (realtime/wsframes.py), so its ladder must start lower.
         held = next((r.get("held_sender_msg_s") for r in self.results
                      if r["scenario"] == "group-max" and r["target"] == "nexus"), None)
-        await self.guarded("group-max", lambda: self.group_max("ceiling", first_rate=(held or 0) // 2),
+        await self.guarded("group-max", lambda: self.group_max("ceiling", first_rate=(held or 0) // 4),
                            target="ceiling")
         # A fresh process: memory per idle socket is measured from a heap no earlier scenario grew.
         await self.stop_server()
