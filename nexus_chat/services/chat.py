@@ -27,7 +27,7 @@ from ..message_writer import NewMessage
 from ..queries import chat as chat_queries
 from ..queries import groups
 from ..rules import require_exactly_one
-from ..shapes import message_shape, user_public
+from ..shapes import message_shape, user_public, user_public_shared
 from . import attachments, message_details
 from ..metrics import MESSAGES_SENT
 
@@ -230,20 +230,12 @@ async def recent_conversations(ctx: AppContext, user_id: str) -> list[dict[str, 
           for above in (False, True)))
     rows = list(heapq.merge(*halves, key=chat_queries.recent_order, reverse=True))
     users: dict = {}
-
-    def user(row: dict, prefix: str) -> dict[str, Any] | None:
-        key = row[f"{prefix}id"]
-        found = users.get(key)
-        if found is None:
-            found = users[key] = user_public(row, prefix)
-        return found
-
     last_rows = [row["last_message"] for row in rows if row["last_message"] is not None]
     last = iter(await message_details.detailed(ctx, last_rows, user_id, users))
     return [{
         "id": row["id"],
-        "creator": user(row, "creator_"),
-        "recipient": user(row, "recipient_"),
+        "creator": user_public_shared(row, "creator_", users),
+        "recipient": user_public_shared(row, "recipient_", users),
         "lastMessage": next(last) if row["last_message"] is not None else None,
         "unreadCount": int(row["unread"]),
         "createdAt": iso(row["created_at"]),

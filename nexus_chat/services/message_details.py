@@ -13,7 +13,7 @@ from ..db import Row
 from ..queries import chat as chat_q
 from ..queries import reactions as reactions_q
 from ..queries import replies as replies_q
-from ..shapes import shape_messages, user_public
+from ..shapes import shape_messages, user_public, user_public_shared
 from . import attachments
 from .message_access import MESSAGE_NOT_FOUND
 from ..errors import not_found, validation_failed
@@ -28,13 +28,7 @@ def reaction_shape(emoji: str, count: int, user_ids: str | None, mine: bool) -> 
 def reply_shape(row: Row, senders: dict | None = None) -> dict[str, Any]:
     """``replyTo`` from a ``replies.snippets`` row. ``senders``: UserPublic already built,
     by id (one per sender, not per row)."""
-    key = row["sender_id"]
-    if senders is None or key not in senders:
-        sender = user_public(row, "sender_")
-        if senders is not None:
-            senders[key] = sender
-    else:
-        sender = senders[key]
+    sender = user_public(row, "sender_") if senders is None else user_public_shared(row, "sender_", senders)
     return {"id": row["id"], "senderId": sender["id"] if sender else None, "sender": sender,
             "snippet": row["snippet"] or "", "deleted": bool(row["deleted"])}
 
@@ -45,11 +39,8 @@ def _reply(row: Row, senders: dict) -> dict[str, Any] | None:
     read by the same statement, so the same values."""
     if not row["reply_found"]:
         return None
-    key = row["reply_sender_id"]
-    sender = senders.get(key) if key is not None else None
-    if sender is None and key is not None:
-        sender = senders[key] = user_public(row, "reply_sender_")
-    return {"id": row["reply_to_id"], "senderId": key, "sender": sender,
+    return {"id": row["reply_to_id"], "senderId": row["reply_sender_id"],
+            "sender": user_public_shared(row, "reply_sender_", senders),
             "snippet": row["reply_snippet"] or "", "deleted": bool(row["reply_deleted"])}
 
 
