@@ -57,6 +57,13 @@ class _Pending:
     done: asyncio.Future
 
 
+def _without_offsets(pending: list[_Pending]) -> None:
+    """Lets the events go on to delivery as published, with no offset."""
+    for one in pending:
+        if not one.done.done():
+            one.done.set_result(one.record)
+
+
 class EventLog:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -89,9 +96,7 @@ class EventLog:
             except asyncio.CancelledError:
                 pass
             self._writer = None
-        for pending in self._queue:   # still deliver what was published, without offsets
-            if not pending.done.done():
-                pending.done.set_result(pending.record)
+        _without_offsets(self._queue)   # still deliver what was published
         self._queue.clear()
 
     # ---- the events port ------------------------------------------------------------------
@@ -134,9 +139,7 @@ class EventLog:
                     # repeat it); it is missing from recovery and the REST catch-up.
                     log.error("event log: could not store %d events; delivered without offsets",
                               len(batch), exc_info=True)
-                    for pending in batch:
-                        if not pending.done.done():
-                            pending.done.set_result(pending.record)
+                    _without_offsets(batch)
                     return
                 log.warning("event log: storing %d events failed (%s); retrying in %.2f s",
                             len(batch), exc, delay)
